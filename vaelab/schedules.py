@@ -1,0 +1,103 @@
+"""Schedules own the weight in the one objective ``rec + weight * reg``.
+
+VAE's KL weight lambda (beta-VAE), HEBAE's and WAE's lambda, a linear KL warm-up, and later
+GECO's and REWO's Lagrange multiplier beta (chapter 04) are all schedules: the training loop
+asks ``schedule.weight`` before each step and calls ``schedule.update(terms)`` after it with the
+batch means of the terms, so a chapter swaps them without touching the loop.
+
+A schedule may freeze parameters for a while (REWO's initial phase trains only encoder and
+decoder): ``schedule.frozen`` is a tuple of parameter-name prefixes that the loop does not update.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = ["Schedule", "Constant", "LinearWarmup", "objective"]
+
+
+def objective(terms: dict[str, torch.Tensor], weight) -> torch.Tensor:
+    """The trained loss: mean(rec) + weight * mean(reg) (``reg`` may be per example or per batch)."""
+    return terms["rec"].mean() + weight * terms["reg"].mean()
+
+
+def _check_weight(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}: the regulariser's weight cannot be negative")
+    return float(value)
+
+
+class Schedule:
+    """Base class: a constant weight of 1 that never changes and freezes nothing."""
+
+    frozen: tuple[str, ...] = ()
+
+    @property
+    def weight(self):
+        return 1.0
+
+    def update(self, terms: dict[str, torch.Tensor], step: int) -> None:
+        """Called after every optimisation step with the batch means of the logged terms (detached)."""
+
+    def end_epoch(self, epoch: int) -> None:
+        """Called after every epoch (``epoch`` counts from 1)."""
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+class Constant(Schedule):
+    """weight = lam throughout (lam = 1: the ELBO; lam != 1: the beta-VAE / lambda-weighted objective)."""
+
+    def __init__(self, lam: float = 1.0):
+        self.lam = _check_weight("lam", lam)
+
+    @property
+    def weight(self):
+        return self.lam
+
+    def __repr__(self):
+        return f"Constant(lam={self.lam})"
+
+
+class LinearWarmup(Schedule):
+    """weight = initial + (final - initial) * min(1, t / length), t counted in steps or epochs.
+
+    The VampPrior paper's warm-up is ``LinearWarmup(100, unit="epoch")`` (beta = epoch / 100,
+    Tomczak & Welling 2018, Sec. 5); Klushyn et al.'s WU baselines are the same over 20 or 200 epochs.
+    """
+
+    def __init__(self, length: int, final: float = 1.0, initial: float = 0.0, unit: str = "step"):
+        if not isinstance(length, int) or length < 1:
+            raise ValueError(f"length must be a positive integer number of {unit}s, got {length!r}")
+        if unit not in ("step", "epoch"):
+            raise ValueError(f"unit={unit!r} is unknown: use 'step' or 'epoch'")
+        self.length, self.unit = length, unit
+        self.final = _check_weight("final", final)
+        self.initial = _check_weight("initial", initial)
+        self.t = 0
+
+    @property
+    def weight(self):
+        return self.initial + (self.final - self.initial) * min(1.0, self.t / self.length)
+
+    def update(self, terms, step):
+        if self.unit == "step":
+            self.t += 1
+
+    def end_epoch(self, epoch):
+        if self.unit == "epoch":
+            self.t += 1
+
+    def state_dict(self):
+        return {"t": self.t}
+
+    def load_state_dict(self, state):
+        self.t = int(state["t"])
+
+    def __repr__(self):
+        return f"LinearWarmup(length={self.length}, final={self.final}, initial={self.initial}, unit={self.unit!r})"

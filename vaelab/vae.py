@@ -1,0 +1,109 @@
+"""The VAE of Kingma & Welling (2014) in the book's one objective shape ``rec + weight * reg``.
+
+``forward(x)`` returns per-example terms (chapter 00):
+
+* ``rec`` = -log p(x | z) with one reparameterised sample z = mu + sigma * eps (HEBAE Eq. 3);
+* ``reg`` = KL(q(z | x) || p(z)): the closed form 1/2 sum(mu^2 + sigma^2 - 1 - log sigma^2) for the
+  standard normal prior (HEBAE Eq. 4 with its missing factor 1/2), else the one-sample estimate
+  log q(z | x) - log p(z);
+
+so that ``rec + reg`` is the negative ELBO and ``rec + lam * reg`` the beta/lambda-VAE objective.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from .densities import kl_std_normal_per_dim, log_bernoulli, log_normal_diag
+from .nets import mlp
+from .priors import StandardNormal
+
+__all__ = ["VAE", "mlp_vae", "LIKELIHOODS"]
+
+LIKELIHOODS = ("bernoulli", "gaussian")
+
+
+class VAE(nn.Module):
+    """Gaussian encoder q(z|x) = N(mu(x), diag sigma^2(x)), decoder p(x|z), a pluggable prior.
+
+    ``encoder`` maps flattened x to 2 * latent_dim numbers (mu, log sigma^2); ``decoder`` maps z to
+    prod(data_shape) numbers: Bernoulli logits, or Gaussian means with fixed ``obs_sigma``.
+    """
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, latent_dim: int, data_shape: Sequence[int],
+                 likelihood: str = "bernoulli", obs_sigma: float = 1.0, prior: nn.Module | None = None):
+        super().__init__()
+        if likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood={likelihood!r} is unknown: use one of {LIKELIHOODS}")
+        if not obs_sigma > 0:
+            raise ValueError(f"obs_sigma must be positive, got {obs_sigma}")
+        self.encoder, self.decoder = encoder, decoder
+        self.latent_dim = latent_dim
+        self.data_shape = tuple(data_shape)
+        self.likelihood = likelihood
+        self.obs_logvar = 2.0 * math.log(obs_sigma)
+        self.prior = prior if prior is not None else StandardNormal(latent_dim)
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if tuple(x.shape[1:]) != self.data_shape:
+            raise ValueError(f"x has shape {tuple(x.shape)}, expected (batch, {', '.join(map(str, self.data_shape))})")
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """mu, log sigma^2 of q(z | x), each (batch, latent)."""
+        h = self.encoder(x.flatten(1))
+        mu, logvar = h.split(self.latent_dim, dim=-1)
+        return mu, logvar
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Bernoulli logits or Gaussian means, shaped like the data."""
+        return self.decoder(z).view(z.shape[0], *self.data_shape)
+
+    def mean_image(self, z: torch.Tensor) -> torch.Tensor:
+        """E[x | z]: sigmoid of the logits (Bernoulli) or the mean (Gaussian)."""
+        out = self.decode(z)
+        return torch.sigmoid(out) if self.likelihood == "bernoulli" else out
+
+    def log_likelihood(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """log p(x | z) per example from the decoder output ``out``."""
+        dims = len(self.data_shape)
+        if self.likelihood == "bernoulli":
+            return log_bernoulli(x, out, event_dims=dims)
+        return log_normal_diag(x, out, torch.tensor(self.obs_logvar), event_dims=dims)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        self._check_input(x)
+        mu, logvar = self.encode(x)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        rec = -self.log_likelihood(x, self.decode(z))
+        if isinstance(self.prior, StandardNormal):
+            kl_dim = kl_std_normal_per_dim(mu, logvar)
+            reg = kl_dim.sum(-1)
+        else:
+            kl_dim = None
+            reg = log_normal_diag(z, mu, logvar) - self.prior.log_prob(z)
+        out = {"rec": rec, "reg": reg, "z": z, "mu": mu, "logvar": logvar}
+        if kl_dim is not None:
+            out["kl_per_dim"] = kl_dim
+        return out
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """E[x | z = mu(x)]: the decoded posterior mean."""
+        return self.mean_image(self.encode(x)[0])
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """E[x | z] for n draws z ~ p(z)."""
+        return self.mean_image(self.prior.sample(n, generator=generator))
+
+
+def mlp_vae(latent_dim: int = 20, data_shape: Sequence[int] = (1, 28, 28), enc_hidden: Sequence[int] = (784, 800),
+            dec_hidden: Sequence[int] = (800, 800), likelihood: str = "bernoulli", **kwargs) -> VAE:
+    """The HEBAE App. B.1 MLP VAE: encoder D-784-800-2k, decoder k-800-800-D (ReLU)."""
+    d = math.prod(data_shape)
+    enc = mlp([d, *enc_hidden, 2 * latent_dim])
+    dec = mlp([latent_dim, *dec_hidden, d])
+    return VAE(enc, dec, latent_dim, data_shape, likelihood=likelihood, **kwargs)

@@ -68,6 +68,21 @@ class ImageData:
         if self.binarize == "dynamic":
             self._generator = torch.Generator(device=self.images.device).manual_seed(self.seed)
 
+    @classmethod
+    def from_float(cls, images: torch.Tensor, targets: torch.Tensor | None = None, **kwargs) -> "ImageData":
+        """Build from float images in [0, 1] of shape (N, C, H, W), quantised to uint8 (1/255 steps)."""
+        images = torch.as_tensor(images)
+        if not images.is_floating_point():
+            raise ValueError(f"images must be floating point in [0, 1], got dtype {images.dtype}: "
+                             "pass uint8 images to ImageData(...) directly")
+        if torch.isnan(images).any():
+            raise ValueError(f"images contain {int(torch.isnan(images).sum())} NaN values: clean the data first")
+        lo, hi = images.min().item(), images.max().item()
+        if lo < 0 or hi > 1:
+            raise ValueError(f"images must lie in [0, 1], found values in [{lo:.3g}, {hi:.3g}]: rescale them "
+                             "(e.g. (x + 1) / 2 for images in [-1, 1])")
+        return cls((images * 255).round().to(torch.uint8), targets, **kwargs)
+
     def __len__(self) -> int:
         return self.images.shape[0]
 

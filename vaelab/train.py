@@ -248,12 +248,13 @@ def fit(model: nn.Module, train: ImageData, *, epochs: int, batch_size: int, sch
             values = torch.stack([torch.stack([row[k] for k in keys]) for row in pending]).cpu()
             finite = torch.isfinite(values)
             if not bool(finite.all()):
-                bad_row, bad_col = (~finite).nonzero()[0].tolist()
+                bad_row = int((~finite).any(1).nonzero()[0])
                 bad_step = step - len(pending) + bad_row + 1
+                bad = ", ".join(f"{k}={values[bad_row, j].item()}" for j, k in enumerate(keys) if not finite[bad_row, j])
                 where = f"checkpoint {ckpt_path} (end of epoch {last_saved})" if last_saved is not None \
                     else "no checkpoint (pass out_dir=... to keep one)"
                 raise NonFiniteLossError(
-                    f"{keys[bad_col]} became {values[bad_row, bad_col].item()} at epoch {epoch}, step {bad_step}; "
+                    f"non-finite values ({bad}) at epoch {epoch}, step {bad_step}; "
                     f"training stopped. Last good state: {where}. Lower lr, check the data for NaN, or clip gradients.")
             for row in values.tolist():
                 for k, v in zip(keys, row):

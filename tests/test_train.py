@@ -1,0 +1,197 @@
+"""The training loop: resume bit-identical, NaN stop, checkpoints, schedules, bad input."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import vaelab
+from vaelab.data import ImageData
+from vaelab.schedules import Constant, LinearWarmup, Schedule
+from vaelab.train import CheckpointError, NonFiniteLossError, exponential_lr, fit, load_checkpoint, step_lr
+
+
+def toy_data(n=300, binarize="none", seed=0):
+    """Images that are a smooth function of two latent numbers: a VAE can learn them."""
+    g = torch.Generator().manual_seed(seed)
+    a, w = torch.randn(n, 2, generator=g), 2 * torch.randn(2, 36, generator=torch.Generator().manual_seed(99))
+    images = torch.sigmoid(a @ w).view(n, 1, 6, 6)
+    return ImageData((images * 255).round().to(torch.uint8), binarize=binarize, seed=seed)
+
+
+def toy_model(seed=0, k=3):
+    torch.manual_seed(seed)
+    return vaelab.mlp_vae(latent_dim=k, data_shape=(1, 6, 6), enc_hidden=(16,), dec_hidden=(16,))
+
+
+def run(tmp, epochs, binarize="dynamic", schedule=None, **kw):
+    model = toy_model()
+    hist = fit(model, toy_data(binarize=binarize), epochs=epochs, batch_size=64, out_dir=tmp, progress=False,
+               schedule=schedule or LinearWarmup(7), lr_factor=exponential_lr(0.9), **kw)
+    return model, hist
+
+
+def test_resume_is_bit_identical(tmp_path):
+    full_model, full_hist = run(tmp_path / "full", 4)
+    run(tmp_path / "part", 2)  # "killed" after epoch 2
+    part_model, part_hist = run(tmp_path / "part", 4)  # same call again resumes
+    for (n, a), (_, b) in zip(full_model.state_dict().items(), part_model.state_dict().items()):
+        assert torch.equal(a, b), n
+    assert full_hist.steps == part_hist.steps
+    assert full_hist.epochs["loss"] == part_hist.epochs["loss"]
+
+
+def test_completed_run_is_not_trained_again(tmp_path):
+    model, hist = run(tmp_path, 2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    model2, hist2 = run(tmp_path, 2)
+    assert all(torch.equal(before[k], v) for k, v in model2.state_dict().items())
+    assert hist2.epochs["epoch"] == [1.0, 2.0]
+
+
+def test_history_records_every_term_and_weight(tmp_path):
+    _, hist = run(tmp_path, 2, valid=toy_data(100, "fixed", 5))
+    steps_per_epoch = math.ceil(300 / 64)
+    for key in ("loss", "rec", "reg", "weight"):
+        assert len(hist.steps[key]) == 2 * steps_per_epoch
+    # linear warm-up over 7 steps: the weight used at step t is t/7 (t = 0, 1, ...), then 1
+    assert hist.steps["weight"][:9] == pytest.approx([0, 1 / 7, 2 / 7, 3 / 7, 4 / 7, 5 / 7, 6 / 7, 1, 1])
+    loss = torch.tensor(hist.steps["loss"])
+    expected = torch.tensor(hist.steps["rec"]) + torch.tensor(hist.steps["weight"]) * torch.tensor(hist.steps["reg"])
+    torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-3)
+    assert "valid_rec" in hist.epochs and len(hist.epochs["valid_rec"]) == 2
+    assert hist.epochs["lr"] == pytest.approx([1e-3, 0.9e-3])
+
+
+class NaNAfter(nn.Module):
+    """Wraps a VAE and makes rec NaN from the ``after``-th forward call on."""
+
+    def __init__(self, inner, after):
+        super().__init__()
+        self.inner, self.after, self.calls = inner, after, 0
+
+    def forward(self, x):
+        self.calls += 1
+        out = self.inner(x)
+        if self.calls > self.after:
+            out["rec"] = out["rec"] * float("nan")
+        return out
+
+
+def test_nan_stops_with_clear_message_and_keeps_last_good_checkpoint(tmp_path):
+    model = NaNAfter(toy_model(), after=12)  # 5 steps per epoch: NaN in epoch 3
+    with pytest.raises(NonFiniteLossError, match=r"loss=nan, rec=nan\) at epoch 3, step 13.*end of epoch 2"):
+        fit(model, toy_data(), epochs=5, batch_size=64, out_dir=tmp_path, progress=False)
+    ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert ckpt["epoch"] == 2
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
+
+
+def test_nan_detected_with_delayed_sync(tmp_path):
+    model = NaNAfter(toy_model(), after=3)
+    with pytest.raises(NonFiniteLossError, match="step 4"):
+        fit(model, toy_data(), epochs=2, batch_size=64, progress=False, sync_every=10)
+
+
+def test_corrupt_checkpoint_gives_clear_error(tmp_path):
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="corrupt.*resume=False"):
+        run(tmp_path, 1)
+    run(tmp_path, 1, resume=False)  # the way out that the message names works
+
+
+def test_truncated_checkpoint_gives_clear_error(tmp_path):
+    run(tmp_path, 1)
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        run(tmp_path, 2)
+
+
+def test_checkpoint_from_other_settings_is_refused(tmp_path):
+    run(tmp_path, 1)
+    with pytest.raises(CheckpointError, match="batch_size=64.*another out_dir"):
+        fit(toy_model(), toy_data(binarize="dynamic"), epochs=2, batch_size=32, out_dir=tmp_path, progress=False)
+
+
+def test_checkpoint_loads_with_weights_only(tmp_path):
+    run(tmp_path, 1)
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert ckpt["format"] == "vaelab-checkpoint-1" and ckpt["epoch"] == 1
+
+
+class FreezePrior(Schedule):
+    frozen = ("decoder",)
+
+
+def test_schedule_can_freeze_parameters():
+    model = toy_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fit(model, toy_data(), epochs=1, batch_size=64, schedule=FreezePrior(), progress=False)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("decoder"))
+    assert not all(torch.equal(before[k], after[k]) for k in before if k.startswith("encoder"))
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_training_lowers_the_loss():
+    model = toy_model()
+    hist = fit(model, toy_data(600), epochs=8, batch_size=64, progress=False, lr=3e-3)
+    assert hist.epochs["loss"][-1] < hist.epochs["loss"][0] - 2.0
+
+
+def test_lr_factors():
+    f = step_lr({30: 2, 50: 5, 70: 10})
+    assert [f(e) for e in (1, 30, 31, 50, 51, 70, 71, 100)] == [1, 1, 0.5, 0.5, 0.2, 0.2, 0.1, 0.1]
+    assert exponential_lr(0.995)(3) == pytest.approx(0.995**2)
+
+
+def test_constant_and_warmup_schedules():
+    assert Constant(0.3).weight == 0.3
+    w = LinearWarmup(4, final=2.0, unit="epoch")
+    seen = []
+    for epoch in range(1, 7):
+        seen.append(w.weight)
+        w.update({}, 0)
+        w.end_epoch(epoch)
+    assert seen == pytest.approx([0, 0.5, 1.0, 1.5, 2.0, 2.0])
+
+
+# ---- bad input: each gives a clear error that names the argument and the fix ----
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"epochs": 0}, "epochs must be a positive integer"),
+    ({"batch_size": 0}, "batch_size must be a positive integer"),
+    ({"batch_size": 10_000}, "batch_size=10000 is larger than the training set"),
+    ({"lr": -1.0}, "lr must be a positive number"),
+    ({"schedule": 0.5}, "schedule must be a vaelab.schedules.Schedule"),
+    ({"checkpoint_every": 0}, "checkpoint_every must be a positive integer"),
+])
+def test_fit_bad_arguments(kwargs, match):
+    args = {"epochs": 1, "batch_size": 64, "progress": False, **kwargs}
+    with pytest.raises((ValueError, TypeError), match=match):
+        fit(toy_model(), toy_data(), **args)
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda: Constant(-1.0), "lam must be a finite number >= 0.*cannot be negative"),
+    (lambda: Constant(float("nan")), "lam must be a finite number"),
+    (lambda: LinearWarmup(10, final=-2.0), "final must be a finite number >= 0"),
+    (lambda: LinearWarmup(0), "length must be a positive integer"),
+    (lambda: LinearWarmup(5, unit="minute"), "unit='minute' is unknown"),
+])
+def test_schedule_bad_arguments(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_wrong_input_shape_names_the_expected_shape():
+    with pytest.raises(ValueError, match=r"expected \(batch, 1, 6, 6\)"):
+        toy_model()(torch.rand(4, 1, 28, 28))
+
+
+def test_unknown_likelihood_and_bad_sizes():
+    with pytest.raises(ValueError, match="likelihood='poisson' is unknown"):
+        vaelab.mlp_vae(2, likelihood="poisson")
+    with pytest.raises(ValueError, match="sizes must be at least two positive integers"):
+        vaelab.nets.mlp([784, 0, 10])

@@ -1,5 +1,5 @@
 """Frechet Inception Distance (FID; Heusel et al. 2017, "GANs Trained by a Two Time-Scale Update
-Rule Converge to a Local Nash Equilibrium", NeurIPS, Eq. 6 / Sec. "FID").
+Rule Converge to a Local Nash Equilibrium", NeurIPS).
 
 FID compares two sets of images through the pool3 features (2048 numbers per image) of the
 2015-12-05 TensorFlow Inception network: each set is summarised by the mean ``mu`` and the
@@ -52,7 +52,7 @@ __all__ = [
     "fid_from_features",
 ]
 
-#: pytorch-fid's file name; the hex digits are the first digits of the sha256 of its published file
+#: pytorch-fid's file name; by torch hub's naming convention its hex digits start the sha256 of the published file
 WEIGHTS_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
 #: the dimension of the pool3 features
 FEATURE_DIM = 2048
@@ -76,26 +76,37 @@ def weights_path(root: str | os.PathLike | None = None) -> Path:
     return data_root(root) / "fid" / WEIGHTS_FILENAME
 
 
-def fid_inception_v3_structure() -> nn.Module:
+def fid_inception_v3_structure(*, meta: bool = False) -> nn.Module:
     """pytorch-fid's FID Inception v3 (``pytorch_fid.inception.fid_inception_v3``) without its weights.
 
     The same construction as pytorch-fid's function: torchvision's Inception v3 with 1008 classes
     and no auxiliary head, whose Mixed_5b-d, Mixed_6b-e, Mixed_7b and Mixed_7c blocks are replaced
     by pytorch-fid's patched blocks (TensorFlow's average pooling that ignores the zero padding,
     and the max pooling of the last block); only the download of the state dict is left out.
-    Parameters are uninitialised (``init_weights=False``): load a state dict before use.
+
+    ``meta=True`` gives the structure on PyTorch's "meta" device (shapes only, no memory).
+    Otherwise every floating-point parameter and buffer is NaN (and the BatchNorm counters 0)
+    until a state dict is loaded, so that a network used without its weights cannot go unnoticed;
+    building it this way also skips the random initialisation (seconds on a small CPU).
     """
     inception = _pytorch_fid_inception()
-    net = inception._inception_v3(num_classes=1008, aux_logits=False, weights=None)
-    net.Mixed_5b = inception.FIDInceptionA(192, pool_features=32)
-    net.Mixed_5c = inception.FIDInceptionA(256, pool_features=64)
-    net.Mixed_5d = inception.FIDInceptionA(288, pool_features=64)
-    net.Mixed_6b = inception.FIDInceptionC(768, channels_7x7=128)
-    net.Mixed_6c = inception.FIDInceptionC(768, channels_7x7=160)
-    net.Mixed_6d = inception.FIDInceptionC(768, channels_7x7=160)
-    net.Mixed_6e = inception.FIDInceptionC(768, channels_7x7=192)
-    net.Mixed_7b = inception.FIDInceptionE_1(1280)
-    net.Mixed_7c = inception.FIDInceptionE_2(2048)
+    with torch.device("meta"):
+        net = inception._inception_v3(num_classes=1008, aux_logits=False, weights=None)
+        net.Mixed_5b = inception.FIDInceptionA(192, pool_features=32)
+        net.Mixed_5c = inception.FIDInceptionA(256, pool_features=64)
+        net.Mixed_5d = inception.FIDInceptionA(288, pool_features=64)
+        net.Mixed_6b = inception.FIDInceptionC(768, channels_7x7=128)
+        net.Mixed_6c = inception.FIDInceptionC(768, channels_7x7=160)
+        net.Mixed_6d = inception.FIDInceptionC(768, channels_7x7=160)
+        net.Mixed_6e = inception.FIDInceptionC(768, channels_7x7=192)
+        net.Mixed_7b = inception.FIDInceptionE_1(1280)
+        net.Mixed_7c = inception.FIDInceptionE_2(2048)
+    if meta:
+        return net
+    net = net.to_empty(device="cpu")
+    with torch.no_grad():
+        for tensor in list(net.parameters()) + list(net.buffers()):
+            tensor.fill_(float("nan") if tensor.is_floating_point() else 0)
     return net
 
 
@@ -105,7 +116,7 @@ _EXPECTED_SHAPES: dict[str, tuple[int, ...]] | None = None
 def _expected_shapes() -> dict[str, tuple[int, ...]]:
     global _EXPECTED_SHAPES
     if _EXPECTED_SHAPES is None:
-        net = fid_inception_v3_structure()
+        net = fid_inception_v3_structure(meta=True)
         _EXPECTED_SHAPES = {k: tuple(v.shape) for k, v in net.state_dict().items()}
     return _EXPECTED_SHAPES
 
@@ -135,7 +146,8 @@ def check_state_dict(state_dict, what: str = "state dict") -> None:
             problems.append(f"{key} is a {type(value).__name__}, not a tensor")
         elif tuple(value.shape) != shape:
             problems.append(f"{key} has shape {tuple(value.shape)}, expected {shape}")
-        elif value.is_floating_point() and not torch.isfinite(value).all():
+        elif value.is_floating_point() and not torch.isfinite(value.sum(dtype=torch.float64)):
+            # one cheap reduction per tensor: NaN or Inf anywhere makes the sum non-finite
             problems.append(f"{key} holds NaN or Inf")
         if len(problems) > 8:
             break
@@ -150,13 +162,18 @@ def load_fid_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     read or does not fit the architecture; both name the command that (re-)creates it.
     """
     path = Path(path)
-    fix = f"run `{PREPARE_COMMAND}` (it replaces an invalid file), or data_scripts.fid_inception.prepare(root)"
+    fix = (
+        f"run `{PREPARE_COMMAND} --root {path.parent.parent}` (it replaces an invalid file), "
+        "or call fid_inception(..., prepare=True)"
+    )
     if not path.is_file():
         raise FileNotFoundError(f"the FID Inception weights {str(path)!r} do not exist: {fix}")
     try:
         state_dict = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated zip, pickle errors, wrong format
-        raise RuntimeError(f"the FID Inception weights {str(path)!r} cannot be read ({type(err).__name__}: {err}); {fix}") from None
+        raise RuntimeError(
+            f"the FID Inception weights {str(path)!r} cannot be read ({type(err).__name__}: {err}); {fix}"
+        ) from None
     try:
         check_state_dict(state_dict, what=str(path))
     except ValueError as err:
@@ -183,7 +200,9 @@ def _inception_v3_pool3(state_dict) -> nn.Module:
     return model.eval()
 
 
-def fid_inception(root: str | os.PathLike | None = None, device: str | torch.device = "cpu", *, prepare: bool = False) -> nn.Module:
+def fid_inception(
+    root: str | os.PathLike | None = None, device: str | torch.device = "cpu", *, prepare: bool = False
+) -> nn.Module:
     """The FID feature extractor: pytorch-fid's ``InceptionV3([3], use_fid_inception=True)``.
 
     Its weights are read from :func:`weights_path` (``root``: the data root, see
@@ -262,15 +281,18 @@ def inception_features(
     with values in [0, 1] or uint8 in [0, 255]; any H, W (resized to 299x299 as pytorch-fid does).
     batch_size: images per forward pass (moved to ``device`` one batch at a time).
     device: "auto" (cuda, mps, cpu), "cuda", "cpu", ...; root: the data root of the weights file.
-    model: a network from :func:`fid_inception` to reuse; by default one is built once per
-    weights file and device and kept for later calls.
+    model: a network from :func:`fid_inception` to use (then ``device`` and ``root`` are ignored and
+    the batches go to the model's device); by default one is built once per weights file and
+    device and kept for later calls.
     """
     images = _check_images(images)
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    device = get_device(device)
     if model is None:
+        device = get_device(device)
         model = _cached_model(root, device)
+    else:
+        device = next(model.parameters()).device
     n = images.shape[0]
     out = np.empty((n, FEATURE_DIM), dtype=np.float32)
     starts = range(0, n, batch_size)
@@ -286,7 +308,9 @@ def inception_features(
                 batch = batch.expand(-1, 3, -1, -1)
             features = model(batch)[0]
             if features.ndim != 4 or features.shape[1:] != (FEATURE_DIM, 1, 1):
-                raise RuntimeError(f"the model returned features of shape {tuple(features.shape)}, expected (B, 2048, 1, 1)")
+                raise RuntimeError(
+                    f"the model returned features of shape {tuple(features.shape)}, expected (B, 2048, 1, 1)"
+                )
             out[start : start + batch.shape[0]] = features.flatten(1).cpu().numpy()
     return out
 
@@ -327,8 +351,10 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     mu: (d,), sigma: (d, d) symmetric positive semi-definite (singular is fine, e.g. fewer samples
     than dimensions). ``tr((sigma1 sigma2)^{1/2})`` is computed as the sum of the square roots of
     the eigenvalues of the symmetric matrix ``sigma1^{1/2} sigma2 sigma1^{1/2}`` (the same
-    eigenvalues as ``sigma1 sigma2``), which needs no complex arithmetic and no diagonal offset;
-    pytorch-fid's ``calculate_frechet_distance`` (``scipy.linalg.sqrtm``) agrees with it (tests).
+    eigenvalues as ``sigma1 sigma2``), which needs no complex arithmetic and no diagonal offset.
+    pytorch-fid's ``calculate_frechet_distance`` agrees with it (tests) but is not called: it uses
+    ``scipy.linalg.sqrtm(..., disp=False)``, deprecated in SciPy 1.16 and removed in 1.18, prints
+    instead of warning, and is several times slower for d = 2048.
     """
     mu1, mu2 = _as_float64("mu1", mu1, 1), _as_float64("mu2", mu2, 1)
     sigma1, sigma2 = _as_float64("sigma1", sigma1, 2), _as_float64("sigma2", sigma2, 2)
@@ -362,7 +388,17 @@ def activation_statistics(features) -> tuple[np.ndarray, np.ndarray]:
 
 def fid_from_features(features1, features2) -> float:
     """FID (Heusel et al. 2017) between two sets of features (N1, d) and (N2, d), e.g. from
-    :func:`inception_features`: :func:`frechet_distance` of their means and covariances."""
+    :func:`inception_features`: :func:`frechet_distance` of their means and covariances
+    (``np.cov``, divided by N - 1, as pytorch-fid does).
+
+    With fewer samples than dimensions (``max(N1, N2) < d``, e.g. a few hundred images against
+    2048 features) the covariances are singular and the same number is computed without them:
+    with centred, scaled features ``A = (F1 - mu1) / sqrt(N1 - 1)`` and ``B`` likewise,
+    ``Sigma1 Sigma2 = A^T A B^T B`` has the same non-zero eigenvalues as ``(A B^T)(A B^T)^T``, so
+    ``tr((Sigma1 Sigma2)^{1/2})`` is the sum of the singular values of the small ``N1 x N2``
+    matrix ``A B^T``. This is faster and exact up to round-off (a set against itself gives 0 to
+    about 1e-15 relative instead of about 1e-6).
+    """
     f1 = _as_float64("features1", features1, 2)
     f2 = _as_float64("features2", features2, 2)
     if f1.shape[1] != f2.shape[1]:
@@ -370,4 +406,12 @@ def fid_from_features(features1, features2) -> float:
     for name, f in (("features1", f1), ("features2", f2)):
         if f.shape[0] < 2:
             raise ValueError(f"{name} must hold at least 2 rows (samples), got shape {f.shape}")
-    return frechet_distance(*activation_statistics(f1), *activation_statistics(f2))
+    d = f1.shape[1]
+    if max(f1.shape[0], f2.shape[0]) >= d:
+        return frechet_distance(*activation_statistics(f1), *activation_statistics(f2))
+    mu1, mu2 = f1.mean(axis=0), f2.mean(axis=0)
+    a = (f1 - mu1) / np.sqrt(f1.shape[0] - 1)
+    b = (f2 - mu2) / np.sqrt(f2.shape[0] - 1)
+    tr_covmean = float(np.linalg.svd(a @ b.T, compute_uv=False).sum())
+    diff = mu1 - mu2
+    return float(diff @ diff + np.sum(a * a) + np.sum(b * b) - 2.0 * tr_covmean)

@@ -7,6 +7,7 @@
 # regenerate mine.c with Cython 3) and builds it without build isolation.
 set -euo pipefail
 PY=${1:-python}
+case "$PY" in */*) PY="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")" ;; esac  # absolute: we cd below
 if "$PY" -c "import minepy" 2>/dev/null; then exit 0; fi
 if "$PY" -m pip install -q --no-deps --only-binary :all: minepy==1.2.6 2>/dev/null; then exit 0; fi
 work=$(mktemp -d)

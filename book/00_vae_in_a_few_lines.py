@@ -31,13 +31,14 @@ import sys
 import subprocess
 
 if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "vaelab @ git+https://github.com/vaelab/vaelab"],
-                   check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "vaelab @ git+https://github.com/vaelab/vaelab"], check=True)
 
 # %% tags=["parameters"]
-# Parameters (papermill: -p name value). Default scale: the book build, about 2 minutes on 2 CPU cores.
+# Parameters (papermill: -p name value). Default scale: the book build,
+# about 2 minutes on 2 CPU cores.
 epochs = 10            # full scale: 100
-train_size = 50_000    # training images (of the 50,000 left after the 10,000 validation images)
+train_size = 50_000    # training images (50,000 remain after 10,000 validation images)
 latent_dim = 20
 batch_size = 128
 lr = 1e-3
@@ -46,12 +47,12 @@ seed = 0
 device = "auto"        # "cuda", "mps" or "cpu"
 data_root = None       # None: $VAELAB_DATA or ~/.cache/vaelab
 out_dir = "runs/00_vae_in_a_few_lines"
-resume = True          # an interrupted run continues from out_dir/checkpoint.pt
+resume = True          # continue an interrupted run from out_dir/checkpoint.pt
 
 # %%
 import vaelab
 
-if vaelab.is_smoke():  # VAELAB_SMOKE=1 (CI, nbval): seconds of work, meaningless numbers, never resumed
+if vaelab.is_smoke():  # VAELAB_SMOKE=1 (CI, nbval): seconds of work, meaningless numbers
     epochs, train_size, out_dir, resume = 1, 2_000, out_dir + "/smoke", False
 
 # %%
@@ -113,7 +114,7 @@ log_ratio = (q.log_prob(z) - Normal(0.0, 1.0).log_prob(z)).sum(-1)
 kl_mc, kl_se = log_ratio.mean(0), log_ratio.std(0) / len(z) ** 0.5
 print("closed form:", kl_closed.numpy().round(4))
 print("Monte Carlo:", kl_mc.numpy().round(4), "+/-", kl_se.numpy().round(4))
-assert ((kl_closed - kl_mc).abs() < 4 * kl_se).all(), "closed-form KL disagrees with Monte Carlo"
+assert ((kl_closed - kl_mc).abs() < 4 * kl_se).all(), "closed form disagrees with Monte Carlo"
 
 # %% [markdown]
 # **Check 2.** The Bernoulli log-likelihood for grey values equals the explicit sum above.
@@ -132,8 +133,10 @@ torch.testing.assert_close(log_bernoulli(x, logits), explicit, rtol=1e-5, atol=1
 # validation images from the official training set. Batches are random index permutations.
 
 # %%
-data = vaelab.load_dataset("mnist", root=data_root, device=dev, train_size=train_size, seed=seed)
-print(f"train {len(data.train)}, valid {len(data.valid)}, test {len(data.test)} images of shape {data.train.shape}")
+data = vaelab.load_dataset("mnist", root=data_root, device=dev, train_size=train_size,
+                           seed=seed)
+print(f"train {len(data.train)}, valid {len(data.valid)}, test {len(data.test)} images, "
+      f"shape {data.train.shape}")
 model = vaelab.mlp_vae(latent_dim=latent_dim).to(dev)
 print(model)
 
@@ -150,12 +153,14 @@ torch.manual_seed(123)
 eps = torch.randn_like(mu_b)
 z_b = mu_b + torch.exp(0.5 * logvar_b) * eps
 q_b = Normal(mu_b, torch.exp(0.5 * logvar_b))
-bern = torch.distributions.Bernoulli(logits=model.decode(z_b).flatten(1), validate_args=False)  # grey x in [0, 1]
+# validate_args=False: x holds grey values in [0, 1], not only {0, 1}
+bern = torch.distributions.Bernoulli(logits=model.decode(z_b).flatten(1), validate_args=False)
 rec_ref = -bern.log_prob(xb.flatten(1)).sum(-1)
 kl_ref = kl_divergence(q_b, Normal(0.0, 1.0)).sum(-1)
 torch.testing.assert_close(terms["rec"], rec_ref, rtol=1e-5, atol=1e-3)
 torch.testing.assert_close(terms["reg"], kl_ref, rtol=1e-5, atol=1e-4)
-elbo_init = -evaluate(model, data.test)["rec"] - evaluate(model, data.test)["reg"]
+init = evaluate(model, data.test)
+elbo_init = -(init["rec"] + init["reg"])
 print(f"test ELBO before training: {elbo_init:.1f} nats")
 
 # %% [markdown]
@@ -168,7 +173,8 @@ print(f"test ELBO before training: {elbo_init:.1f} nats")
 # %%
 t0 = time.perf_counter()
 history = vaelab.fit(model, data.train, epochs=epochs, batch_size=batch_size, lr=lr,
-                     lr_factor=exponential_lr(lr_decay), valid=data.valid, out_dir=out_dir, resume=resume, seed=seed)
+                     lr_factor=exponential_lr(lr_decay), valid=data.valid,
+                     out_dir=out_dir, resume=resume, seed=seed)
 train_time = time.perf_counter() - t0
 test = evaluate(model, data.test)
 elbo_test = -(test["rec"] + test["reg"])
@@ -212,7 +218,8 @@ plt.show()
 
 # %%
 results = {
-    "scale": "smoke" if vaelab.is_smoke() else {"epochs": epochs, "train_size": len(data.train)},
+    "scale": "smoke" if vaelab.is_smoke() else {"epochs": epochs,
+                                                 "train_size": len(data.train)},
     "test_elbo": elbo_test, "test_rec": test["rec"], "test_kl": test["reg"],
     "valid_elbo": -(history.epochs["valid_rec"][-1] + history.epochs["valid_reg"][-1]),
     "train_time_s": train_time, "device": str(dev),

@@ -17,18 +17,14 @@ bytes and the class counts of both splits (:data:`CHECKS`).
 """
 from __future__ import annotations
 
-import argparse
-import sys
 import importlib.util
-import time
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 
 from data_scripts.common import (
-    DataMissingError,
-    DataVerificationError,
+    labelled_main,
     SourceUnavailable,
     SplitCheck,
     idx_folder_source,
@@ -119,21 +115,7 @@ def load(root=None, split: str = "train", **kwargs) -> tuple[np.ndarray, np.ndar
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m data_scripts.mnist", description=__doc__.split("\n")[0])
-    parser.add_argument("--root", default=None, help="data root (default: $VAELAB_DATA or ~/.cache/vaelab)")
-    parser.add_argument("--no-download", action="store_true", help="never try the internet download")
-    args = parser.parse_args(argv)
-    start = time.perf_counter()
-    try:
-        directory = prepare(args.root, download=not args.no_download)
-    except (DataMissingError, DataVerificationError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    for split in CHECKS:
-        images, labels = load_split(directory, split, mmap=True)
-        print(f"  {directory / f'{split}_images.npy'}: {images.dtype} {images.shape}; labels {labels.dtype} {labels.shape}")
-    print(f"MNIST ready in {directory} ({time.perf_counter() - start:.1f} s)")
-    return 0
+    return labelled_main('mnist', 'MNIST', __doc__, prepare, CHECKS, argv)
 
 
 if __name__ == "__main__":

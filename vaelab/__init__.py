@@ -3,15 +3,17 @@
 Modules (one idea each): ``config`` (data root, device, smoke switch), ``data`` (device-resident
 data sets, index batches, binarisation), ``densities`` (log-densities, Gaussian KLs), ``nets``
 (network builders), ``priors``, ``vae``, ``schedules`` (the weight in ``rec + weight * reg``),
-``train`` (the one training loop), ``plots``, ``results``, ``fid``.
+``train`` (the one training loop), ``mmd`` and ``wae`` (WAE-MMD), ``diagnostics`` (active units,
+KL per dimension, ELBO surgery, MIC/TIC, latent covariance), ``plots``, ``results``, ``fid``.
 """
 from .config import data_root, get_device, is_smoke
 from .data import ImageData, Splits, load_dataset
 from .schedules import Constant, LinearWarmup, Schedule, objective
 from .train import History, NonFiniteLossError, evaluate, fit
 from .vae import VAE, mlp_vae
+from .wae import WAE, mlp_wae
 
 __version__ = "0.1.0"
 __all__ = ["data_root", "get_device", "is_smoke", "ImageData", "Splits", "load_dataset", "Constant",
            "LinearWarmup", "Schedule", "objective", "History", "NonFiniteLossError", "evaluate", "fit", "VAE",
-           "mlp_vae", "__version__"]
+           "mlp_vae", "WAE", "mlp_wae", "__version__"]

@@ -456,6 +456,17 @@ if not smoke:  # the effect itself, asserted at the scales where it is meant to 
     assert sweep[-1]["inactive_mean_var"] > 0.9 and sweep[-1]["inactive_mean_abs_mu"] < 0.1
 
 # %% [markdown]
+# **What the sweep shows.** In the default-scale run of this book (10,000 training images, 20 epochs,
+# 2-core CPU) all 20 units were active up to $\lambda \approx 0.2$, 17 at $\lambda = 1$, 5 at
+# $\lambda = 4.6$, 1 at $\lambda = 21.5$ and none at $\lambda = 100$, where the KL of every dimension is
+# below $10^{-4}$ nats and the posteriors are the prior: means at 0, variances at 1 (the table above). The
+# true ELBO peaks at $\lambda = 1$, as it must for the objective that *is* the ELBO. ELBO surgery shows
+# where the KL goes: for $\lambda \le 1$ the mutual information sits at its ceiling $\log N$ (every test
+# image is identifiable from its code) and the rest of the KL, the part that is reducible, is the mismatch
+# between aggregate posterior and prior. Raising $\lambda$ first removes that mismatch and then, past
+# $\lambda \approx 1$, starts eating the information itself: that is over-regularisation, and in the limit
+# collapse. The same two phases as in the linear toy, with the weak directions of the data going first.
+#
 # ## 7. VAE against WAE at $\lambda = 1$: covariance, correlation, MIC
 #
 # HEBAE's Fig. 2 compares the latent codes of the two models trained with $\lambda = 1$, $k = 20$. For the
@@ -511,13 +522,26 @@ fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
 for ax, key in zip(axes, ("mic", "tic")):
     for off, name in ((-0.2, "VAE"), (0.2, "WAE")):
         ax.bar(np.arange(latent_dim) + off, mic_res[name][key], width=0.4, label=name)
-    ax.set(xlabel="latent dimension", title=f"{key.upper()}(index, $z_j$)")
-    ax.legend()
+    top = max(max(mic_res["VAE"][key]), max(mic_res["WAE"][key]))
+    ax.set(xlabel="latent dimension", title=f"{key.upper()}(index, $z_j$)", ylim=(0, 1.3 * top))
+    ax.legend(loc="upper right", ncol=2)
 fig.tight_layout()
 save_figure(fig, out_dir, "mic_tic")
 plt.show()
 if not smoke:
     assert mic_res["WAE"]["mean_mic"] > mic_res["VAE"]["mean_mic"], "paper's ordering VAE < WAE not found"
+
+# %% [markdown]
+# **Beside the paper.** HEBAE's Fig. 2 shows (as pictures, without a table of numbers) a nearly diagonal
+# covariance for the VAE, visible off-diagonal structure for the WAE, and MIC/TIC between index and latents
+# lower for the VAE than for the WAE. The default-scale run here reproduces all three: mean absolute
+# off-diagonal correlation 0.03 (VAE) against 0.11 (WAE), mean MIC 0.27 against 0.56 and mean TIC 25 against
+# 78 (300 test images x 10 samples). The VAE's MIC is high on about half of its dimensions and at the noise
+# floor (about 0.09) on the rest: the low-KL dimensions of the table above carry almost nothing about which
+# image they encode. The WAE has no such dimensions, and no noise at all, so its codes depend on the index in
+# every coordinate; what it pays is correlated codes whose aggregate fits the prior less well: with
+# $\lambda = 1$ the MMD term is small against about 90 nats of reconstruction, and its prior samples below are
+# worse than the VAE's (HEBAE's code uses $\lambda = 10$ for the WAE's samples; chapter 02 uses that).
 
 # %% [markdown]
 # ## 8. Pictures: reconstructions, samples, a latent traversal

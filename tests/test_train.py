@@ -140,6 +140,11 @@ def test_training_lowers_the_loss():
     assert hist.epochs["loss"][-1] < hist.epochs["loss"][0] - 2.0
 
 
+def test_drop_last_skips_the_short_batch():
+    hist = fit(toy_model(), toy_data(), epochs=1, batch_size=64, progress=False, drop_last=True)
+    assert len(hist.steps["loss"]) == 300 // 64
+
+
 def test_lr_factors():
     f = step_lr({30: 2, 50: 5, 70: 10})
     assert [f(e) for e in (1, 30, 31, 50, 51, 70, 71, 100)] == [1, 1, 0.5, 0.5, 0.2, 0.2, 0.1, 0.1]

@@ -155,13 +155,16 @@ def _save_atomic(obj: dict, path: Path) -> None:
 def fit(model: nn.Module, train: ImageData, *, epochs: int, batch_size: int, schedule: Schedule | None = None,
         lr: float = 1e-3, lr_factor: Callable[[int], float] | None = None, valid: ImageData | None = None,
         out_dir: str | os.PathLike | None = None, checkpoint_every: int = 1, resume: bool = True, seed: int = 0,
-        progress: bool = True, sync_every: int | None = None, grad_clip: float | None = None) -> History:
+        progress: bool = True, sync_every: int | None = None, grad_clip: float | None = None,
+        drop_last: bool = False) -> History:
     """Train ``model`` on ``train`` for ``epochs`` epochs; returns the ``History``.
 
     ``schedule`` supplies the regulariser weight (default ``Constant(1.0)``: the ELBO). Adam with
     learning rate ``lr * lr_factor(epoch)``. The model is moved to the data's device. ``sync_every``
     steps the recorded terms are copied to the host and checked for NaN/Inf (default: every step on
-    CPU, every 50 on a GPU, where each copy stalls the queue).
+    CPU, every 50 on a GPU, where each copy stalls the queue). ``drop_last`` skips the last, smaller
+    batch of each epoch (batch-level regularisers such as the MMD or HEBAE's batch covariance need
+    enough images per batch).
     """
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
@@ -263,7 +266,7 @@ def fit(model: nn.Module, train: ImageData, *, epochs: int, batch_size: int, sch
             n_steps += len(pending)
             pending.clear()
 
-        for idx in batch_indices(len(train), batch_size, generator=gen, device=device):
+        for idx in batch_indices(len(train), batch_size, generator=gen, device=device, drop_last=drop_last):
             if schedule.frozen != applied_frozen:
                 applied_frozen = schedule.frozen
                 for name, p in named:

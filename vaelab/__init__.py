@@ -4,7 +4,9 @@ Modules (one idea each): ``config`` (data root, device, smoke switch), ``data`` 
 data sets, index batches, binarisation), ``densities`` (log-densities, Gaussian KLs), ``nets``
 (network builders), ``priors``, ``vae``, ``schedules`` (the weight in ``rec + weight * reg``),
 ``train`` (the one training loop), ``mmd`` and ``wae`` (WAE-MMD), ``diagnostics`` (active units,
-KL per dimension, ELBO surgery, MIC/TIC, latent covariance), ``plots``, ``results``, ``fid``.
+KL per dimension, ELBO surgery, MIC/TIC, latent covariance), ``hebae`` (the hierarchical empirical
+Bayes autoencoder), ``likelihood`` (importance-sampled log-likelihood), ``classifier`` (a small MNIST
+classifier for Frechet distances of digits), ``plots``, ``results``, ``fid``.
 """
 from .config import data_root, get_device, is_smoke
 from .data import ImageData, Splits, load_dataset

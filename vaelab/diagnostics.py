@@ -63,6 +63,8 @@ def _eval_mode(model: nn.Module):
 def encode_stats(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(mu, logvar) of q(z|x) for any encoder: ``model.encode`` returning (mu, logvar) (the VAE) or a
     code z (a deterministic encoder such as the WAE, a Dirac posterior at z: logvar is None)."""
+    if callable(getattr(model, "encode_stats", None)):  # models whose encode() is not (mu, logvar), e.g. HEBAE
+        return model.encode_stats(x)
     out = model.encode(x)
     if isinstance(out, torch.Tensor):
         return out, None

@@ -1,0 +1,270 @@
+"""HEBAE, the Hierarchical Empirical Bayes Autoencoder (Cheng et al. 2020), in the objective ``rec + weight * reg``.
+
+Chapter 02 (``book/02_hebae``) derives it. The posterior mean mu(x) gets a hierarchical prior
+mu(x_i) ~ N(beta, Sigma) and the posterior is q(z_i | x_i) = N(mu(x_i), sigma_i^2 Sigma). Theorem 1
+turns the KL term into one KL per batch, with beta and Sigma estimated from the batch's means:
+
+* beta = (1/N) sum_n mu_n,   Sigma = (1/N) sum_n (mu_n - beta)(mu_n - beta)^T + jitter * I
+  (divided by N as in the official code, ``torch.cov(mu.T, correction=0)``);
+* ``reg`` = KL(N(beta, Sigma) || N(0, I)) = 1/2 (tr Sigma - k - log|Sigma| + beta^T beta), shape ()
+  (HEBAE Eq. 7 / Theorem 1; the official code's KL term);
+* ``rec`` = -log p(x | z) with one sample z of the posterior (the VAE's decoder, Bernoulli or Gaussian).
+
+The sampling has two forms (``form``), because the paper and its official code differ:
+
+* ``"exact"`` (HEBAE Eq. 8): z = mu + sigma_i * (L eps) with L the lower Cholesky factor of Sigma.
+  With rows as data points this is ``z = mu + sigma * (eps @ L.T)``: the rows of eps @ L.T have
+  covariance L L^T = Sigma (those of eps @ L have L^T L, which is not Sigma; the commented-out
+  Cholesky version of the official code has that error). Gradients flow through L and Sigma to
+  every mu_m of the batch: z_n depends on the whole batch.
+* ``"code"`` (the official TensorFlow code, used for its results): the diagonal approximation
+  z = mu + eps * sqrt(diag Sigma) * sigma with Sigma a constant (``detach``): no gradient through
+  Sigma, each z_n depends only on x_n.
+
+sigma_i. The paper writes sigma_i^2 Sigma with a scalar sigma_i; the official code's sigma is a
+k-vector from its own head (exp of the output). ``sigma="vector"`` (default, the code's) uses
+z = mu + sigma ⊙ (L eps), i.e. q(z|x) = N(mu, diag(sigma) Sigma diag(sigma)), which is the paper's
+posterior whenever all entries of sigma are equal; ``sigma="scalar"`` gives the paper's scalar
+sigma_i (an encoder head of 1 number). Either way sigma appears in **no** term of the objective
+except through the noise it adds to ``rec``: no term holds it near 1 (as the VAE's KL holds its
+posterior variance), so it drifts wherever the reconstruction pushes it (``sigma_mean`` tracks it).
+
+Jitter. A batch of N < k + 1 means has a singular Sigma (rank at most N - 1); this raises a
+``ValueError``. Near-singular Sigma is guarded by a fixed ``jitter`` (default 1e-6) added to the
+diagonal of every Sigma, batch or population, before the Cholesky factor and the log-determinant,
+in both forms. It is part of the model's definition (the KL is that of Sigma + jitter * I), not a
+fallback; if the Cholesky factorisation still fails a ``RuntimeError`` says so.
+
+``encode(x)`` returns ``HebaeCode(mu, log_sigma)`` (a named pair; log_sigma is log sigma, not a log
+variance). ``encode_stats(x)`` gives (mu, logvar) of the diagonal of the population posterior
+N(mu, diag(sigma) Sigma_pop diag(sigma)) for the per-dimension diagnostics (after
+``population_stats``); ``posterior(x)`` gives its mean and Cholesky factor.
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple, Sequence
+
+import torch
+from torch import nn
+
+from .data import ImageData, batch_indices
+from .densities import kl_normal_full
+from .nets import mlp
+from .vae import VAE
+
+__all__ = ["HEBAE", "HebaeCode", "mlp_hebae", "batch_moments", "hebae_kl", "hebae_elbo_std_prior", "FORMS",
+           "SIGMAS", "JITTER"]
+
+FORMS = ("exact", "code")
+SIGMAS = ("vector", "scalar")
+JITTER = 1e-6
+
+
+class HebaeCode(NamedTuple):
+    """The encoder's output: posterior means ``mu`` (batch, k) and ``log_sigma`` (batch, k) or (batch, 1)."""
+
+    mu: torch.Tensor
+    log_sigma: torch.Tensor
+
+
+def batch_moments(mu: torch.Tensor, jitter: float = JITTER) -> tuple[torch.Tensor, torch.Tensor]:
+    """beta = mean of the rows of ``mu`` (N, k) and Sigma = their covariance divided by N, plus jitter * I.
+
+    The empirical Bayes estimates of HEBAE Theorem 1 (chapter 02). Raises ``ValueError`` when
+    N < k + 1: Sigma then has rank at most N - 1 < k and is singular.
+    """
+    if mu.ndim != 2:
+        raise ValueError(f"mu must have shape (batch, latent), got {tuple(mu.shape)}")
+    n, k = mu.shape
+    if n < k + 1:
+        raise ValueError(f"a batch of {n} image(s) with latent_dim k={k}: HEBAE's batch covariance Sigma has rank at "
+                         f"most {max(n - 1, 0)} < k and is singular; use batches of at least k + 1 = {k + 1} images "
+                         "(raise batch_size, or change the number of images so that the last batch is not this small)")
+    beta = mu.mean(0)
+    centred = mu - beta
+    sigma = centred.T @ centred / n
+    sigma = sigma + jitter * torch.eye(k, dtype=mu.dtype, device=mu.device)
+    return beta, sigma
+
+
+def _cholesky(sigma: torch.Tensor, what: str) -> torch.Tensor:
+    chol, info = torch.linalg.cholesky_ex(sigma)
+    if bool(info.any()):
+        raise RuntimeError(f"the Cholesky factorisation of {what} failed even with the jitter on its diagonal "
+                           "(it is not positive definite in this precision): the encoder's means are degenerate or "
+                           "non-finite; lower lr, check the data, or build the model with a larger jitter")
+    return chol
+
+
+def hebae_kl(beta: torch.Tensor, scale_tril: torch.Tensor) -> torch.Tensor:
+    """KL(N(beta, L L^T) || N(0, I)) = 1/2 (tr Sigma - k - log|Sigma| + beta^T beta) (HEBAE Theorem 1)."""
+    return kl_normal_full(beta, scale_tril)
+
+
+class HEBAE(VAE):
+    """HEBAE: the VAE's decoder side, an encoder for (mu, log sigma), the batch KL of Theorem 1.
+
+    Arguments are those of ``VAE`` (the prior is always N(0, I) and cannot be replaced), except that
+    ``encoder`` maps flattened x to k + k numbers (``sigma="vector"``) or k + 1 (``sigma="scalar"``):
+    mu, then log sigma. ``form``: ``"exact"`` (Eq. 8, Cholesky, gradients through Sigma) or ``"code"``
+    (the official code's diagonal approximation without gradient through Sigma). ``jitter``: added to
+    the diagonal of every Sigma (module docstring).
+    """
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, latent_dim: int, data_shape: Sequence[int],
+                 likelihood: str = "bernoulli", obs_sigma: float = 1.0, form: str = "exact", sigma: str = "vector",
+                 jitter: float = JITTER):
+        super().__init__(encoder, decoder, latent_dim, data_shape, likelihood=likelihood, obs_sigma=obs_sigma)
+        if form not in FORMS:
+            raise ValueError(f"form={form!r} is unknown: use 'exact' (the paper's Eq. 8) or 'code' (the official code)")
+        if sigma not in SIGMAS:
+            raise ValueError(f"sigma={sigma!r} is unknown: use 'vector' (a k-vector per image, the official code) or "
+                             "'scalar' (one number per image, the paper)")
+        if isinstance(jitter, bool) or not isinstance(jitter, (int, float)) \
+                or not (jitter >= 0 and math.isfinite(jitter)):
+            raise ValueError(f"jitter must be a finite number >= 0 (default {JITTER}), got {jitter!r}")
+        self.form, self.sigma_kind, self.jitter = form, sigma, float(jitter)
+        k = latent_dim
+        # population estimates for evaluation (population_stats); pop_n = 0 until computed
+        self.register_buffer("pop_beta", torch.zeros(k))
+        self.register_buffer("pop_sigma", torch.eye(k))
+        self.register_buffer("pop_scale_tril", torch.eye(k))
+        self.register_buffer("pop_n", torch.zeros((), dtype=torch.long))
+
+    @property
+    def sigma_dim(self) -> int:
+        return self.latent_dim if self.sigma_kind == "vector" else 1
+
+    def encode(self, x: torch.Tensor) -> HebaeCode:
+        """``HebaeCode(mu (batch, k), log_sigma (batch, k) or (batch, 1))``: log sigma, not a log variance."""
+        h = self.encoder(x.flatten(1))
+        if h.shape[-1] != self.latent_dim + self.sigma_dim:
+            head = "latent_dim" if self.sigma_kind == "vector" else "1"
+            raise ValueError(f"the encoder returned {h.shape[-1]} numbers per image, expected latent_dim + {head} = "
+                             f"{self.latent_dim + self.sigma_dim} (mu, then log sigma) for sigma={self.sigma_kind!r}")
+        mu, log_sigma = h.split([self.latent_dim, self.sigma_dim], dim=-1)
+        return HebaeCode(mu, log_sigma)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        self._check_input(x)
+        mu, log_sigma = self.encode(x)
+        beta, cov = batch_moments(mu, self.jitter)
+        chol = _cholesky(cov, "the batch covariance Sigma")
+        sigma = torch.exp(log_sigma)
+        eps = torch.randn_like(mu)
+        if self.form == "exact":
+            z = mu + sigma * (eps @ chol.T)  # rows: sigma ⊙ (L eps), covariance diag(sigma) Sigma diag(sigma)
+        else:
+            z = mu + eps * torch.sqrt(torch.diagonal(cov)).detach() * sigma
+        rec = -self.log_likelihood(x, self.decode(z))
+        reg = hebae_kl(beta, chol)
+        logdet = 2.0 * torch.log(torch.diagonal(chol)).sum()
+        return {"rec": rec, "reg": reg, "z": z, "mu": mu, "log_sigma": log_sigma,
+                "sigma_mean": sigma.mean(-1).detach(), "beta_norm2": (beta**2).sum().detach(),
+                "logdet_sigma": logdet.detach()}
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """E[x | z = mu(x)]: the decoded posterior mean."""
+        return self.mean_image(self.encode(x).mu)
+
+    # ------------------------------------------------------------ population estimates, evaluation
+    @torch.no_grad()
+    def population_stats(self, data: ImageData | torch.Tensor, batch_size: int = 1000
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+        """beta and Sigma (divided by N, plus jitter * I) of mu(x) over a whole data set; stored as buffers.
+
+        ``data``: an ``ImageData`` or a float tensor (N, *data_shape). Computed in eval mode, in float64,
+        then stored in the model's dtype as ``pop_beta`` (k,), ``pop_sigma`` (k, k), ``pop_scale_tril``
+        (its Cholesky factor) and ``pop_n``. They define the evaluation posterior of ``posterior``.
+        Returns (beta, Sigma).
+        """
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if isinstance(data, ImageData):
+            n, get = len(data), data.batch
+        elif isinstance(data, torch.Tensor):
+            n, get = data.shape[0], (lambda idx: data[idx])
+        else:
+            raise TypeError(f"data must be a vaelab.data.ImageData or a tensor of images, got {type(data).__name__}")
+        was_training = self.training
+        self.eval()
+        try:
+            mus = [self.encode(get(idx).to(self.pop_beta)).mu.double()
+                   for idx in batch_indices(n, batch_size, shuffle=False)]
+        finally:
+            self.train(was_training)
+        mu = torch.cat(mus)
+        if not bool(torch.isfinite(mu).all()):
+            raise ValueError("the encoder's means over data contain NaN or Inf: the model has diverged")
+        beta, cov = batch_moments(mu, self.jitter)
+        chol = _cholesky(cov, "the population covariance Sigma")
+        dtype = self.pop_beta.dtype
+        self.pop_beta.copy_(beta.to(dtype))
+        self.pop_sigma.copy_(cov.to(dtype))
+        self.pop_scale_tril.copy_(chol.to(dtype))
+        self.pop_n.fill_(n)
+        return self.pop_beta.clone(), self.pop_sigma.clone()
+
+    def _check_population(self) -> None:
+        if int(self.pop_n) == 0:
+            raise RuntimeError("the population estimates of beta and Sigma are not set: call "
+                               "model.population_stats(train_data) after training (they are saved with the model)")
+
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu (batch, k), scale_tril (batch, k, k)) of q(z|x) = N(mu(x), diag(sigma) Sigma_pop diag(sigma)).
+
+        scale_tril = diag(sigma_i) L_pop with L_pop the Cholesky factor of the population Sigma
+        (``population_stats``); for ``sigma="scalar"`` this is sigma_i L_pop, the paper's
+        N(mu, sigma_i^2 Sigma). The covariance used by the exact form, with Sigma from the population.
+        """
+        self._check_population()
+        self._check_input(x)
+        mu, log_sigma = self.encode(x)
+        return mu, torch.exp(log_sigma).unsqueeze(-1) * self.pop_scale_tril
+
+    def encode_stats(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu, logvar) of the marginals of ``posterior``: logvar_j = 2 log sigma_j + log Sigma_pop,jj.
+
+        For per-dimension diagnostics (KL per dimension, MIC per latent); the correlations of the
+        full posterior are not in it.
+        """
+        self._check_population()
+        mu, log_sigma = self.encode(x)
+        return mu, 2.0 * log_sigma + torch.log(torch.diagonal(self.pop_sigma))
+
+
+def hebae_elbo_std_prior(model: HEBAE, x: torch.Tensor, n_samples: int = 1,
+                         generator: torch.Generator | None = None) -> torch.Tensor:
+    """The standard ELBO with prior N(0, I) for HEBAE's population posterior, per image (batch,).
+
+    E_q[log p(x|z)] (``n_samples`` reparameterised draws z = mu + S_tril eps, averaged)
+    - KL(N(mu, S) || N(0, I)) with S = diag(sigma) Sigma_pop diag(sigma) (``kl_normal_full``).
+    A lower bound on log p(x) that makes HEBAE comparable with the VAE (chapter 02).
+    Gradients are kept (wrap in ``torch.no_grad()`` to evaluate); call ``population_stats`` first.
+    """
+    if not isinstance(n_samples, int) or isinstance(n_samples, bool) or n_samples < 1:
+        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+    mu, tril = model.posterior(x)
+    b, k = mu.shape
+    device = generator.device if generator is not None else mu.device
+    eps = torch.randn((n_samples, b, k), generator=generator, dtype=mu.dtype, device=device).to(mu.device)
+    z = mu + (tril @ eps.unsqueeze(-1)).squeeze(-1)                            # (S, B, k)
+    out = model.decode(z.reshape(n_samples * b, k))
+    xs = x.unsqueeze(0).expand(n_samples, *x.shape).reshape(n_samples * b, *x.shape[1:])
+    loglik = model.log_likelihood(xs, out).view(n_samples, b).mean(0)
+    return loglik - kl_normal_full(mu, tril)
+
+
+def mlp_hebae(latent_dim: int = 20, data_shape: Sequence[int] = (1, 28, 28), enc_hidden: Sequence[int] = (784, 800),
+              dec_hidden: Sequence[int] = (800, 800), likelihood: str = "bernoulli", form: str = "exact",
+              sigma: str = "vector", **kwargs) -> HEBAE:
+    """The HEBAE App. B.1 MLP: encoder D-784-800-(k + k) (mu, log sigma; k + 1 for a scalar sigma),
+    decoder k-800-800-D (ReLU)."""
+    if sigma not in SIGMAS:
+        raise ValueError(f"sigma={sigma!r} is unknown: use one of {SIGMAS}")
+    d = math.prod(data_shape)
+    enc = mlp([d, *enc_hidden, latent_dim + (latent_dim if sigma == "vector" else 1)])
+    dec = mlp([latent_dim, *dec_hidden, d])
+    return HEBAE(enc, dec, latent_dim, data_shape, likelihood=likelihood, form=form, sigma=sigma, **kwargs)

@@ -5,7 +5,7 @@ GECO's and REWO's Lagrange multiplier beta (chapter 04) are all schedules: the t
 asks ``schedule.weight`` before each step and calls ``schedule.update(terms)`` after it with the
 batch means of the terms, so a chapter swaps them without touching the loop.
 
-A schedule may freeze parameters for a while (REWO's initial phase trains only encoder and
+GECO and REWO live in ``vaelab.constrained``. A schedule may freeze parameters for a while (REWO's initial phase trains only encoder and
 decoder): ``schedule.frozen`` is a tuple of parameter-name prefixes that the loop does not update.
 """
 from __future__ import annotations

@@ -1,0 +1,112 @@
+"""The variational hierarchical prior (VHP) of Klushyn et al. (2019, Eqs. 7-9), derived in chapter 04.
+
+p(z) = int p(z | zeta) p(zeta) dzeta with p(zeta) = N(0, I) and p(z | zeta) = N(mu(zeta), diag sigma^2(zeta))
+from an MLP; a variational q(zeta | z) = N(m(z), diag s^2(z)) from a second MLP. ``log p(z)`` has no
+closed form; ``VHPPrior.log_prob`` returns the importance-weighted lower bound with K samples
+zeta_k ~ q(zeta | z):
+
+    log p(z) >= log (1/K) sum_k p(z | zeta_k) p(zeta_k) / q(zeta_k | z),
+
+which rises with K towards log p(z) (Burda et al. 2016) and equals it for every K when q(zeta | z)
+is the exact posterior p(zeta | z). Inside ``VAE`` the KL term becomes the one-sample estimate
+log q(z | x) - log_prob(z), an estimate of an *upper* bound on KL(q(z|x) || p(z)).
+
+Parameters are named ``p_net.*`` and ``q_net.*``; in a ``VAE(prior=VHPPrior(...))`` they are
+``prior.p_net.*`` and ``prior.q_net.*``, the prefix ``"prior."`` that ``REWO`` freezes in its initial phase.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from .densities import log_normal_diag, log_standard_normal
+from .nets import mlp
+
+__all__ = ["VHPPrior", "vhp_prior"]
+
+
+class VHPPrior(nn.Module):
+    """Hierarchical prior p(z) = int p(z|zeta) N(zeta; 0, I) dzeta with variational posterior q(zeta|z).
+
+    ``p_net`` maps zeta (.., zeta_dim) to 2 * latent_dim numbers (mean, log-variance of p(z | zeta));
+    ``q_net`` maps z (.., latent_dim) to 2 * zeta_dim numbers (mean, log-variance of q(zeta | z)).
+    ``n_samples`` is the default K of ``log_prob`` (the value a ``VAE`` uses); K = 1 is the plain
+    variational bound E_q[log p(z|zeta) + log p(zeta) - log q(zeta|z)].
+    """
+
+    def __init__(self, p_net: nn.Module, q_net: nn.Module, latent_dim: int, zeta_dim: int, n_samples: int = 1):
+        super().__init__()
+        for name, value in (("latent_dim", latent_dim), ("zeta_dim", zeta_dim), ("n_samples", n_samples)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self.p_net, self.q_net = p_net, q_net
+        self.latent_dim, self.zeta_dim, self.n_samples = latent_dim, zeta_dim, n_samples
+        self.register_buffer("_anchor", torch.zeros(()), persistent=False)  # device for sample()
+
+    def _check_z(self, z: torch.Tensor) -> None:
+        if z.ndim != 2 or z.shape[-1] != self.latent_dim:
+            raise ValueError(f"z has shape {tuple(z.shape)}, expected (batch, {self.latent_dim})")
+
+    def conditional(self, zeta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and log-variance of p(z | zeta), each (..., latent_dim)."""
+        mean, logvar = self.p_net(zeta).split(self.latent_dim, dim=-1)
+        return mean, logvar
+
+    def posterior(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and log-variance of q(zeta | z), each (..., zeta_dim)."""
+        mean, logvar = self.q_net(z).split(self.zeta_dim, dim=-1)
+        return mean, logvar
+
+    def log_weights(self, z: torch.Tensor, n_samples: int | None = None,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+        """log w_k = log p(z | zeta_k) + log p(zeta_k) - log q(zeta_k | z), zeta_k ~ q(zeta | z): shape (K, batch).
+
+        The samples are reparameterised, so gradients reach z, ``p_net`` and ``q_net``.
+        """
+        self._check_z(z)
+        k = self.n_samples if n_samples is None else n_samples
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"n_samples must be a positive integer, got {k!r}")
+        q_mean, q_logvar = self.posterior(z)  # (batch, zeta_dim)
+        eps = torch.randn((k, *q_mean.shape), generator=generator, device=z.device, dtype=z.dtype)
+        zeta = q_mean + torch.exp(0.5 * q_logvar) * eps  # (K, batch, zeta_dim)
+        p_mean, p_logvar = self.conditional(zeta)  # (K, batch, latent_dim)
+        return (log_normal_diag(z, p_mean, p_logvar) + log_standard_normal(zeta)
+                - log_normal_diag(zeta, q_mean, q_logvar))
+
+    def log_prob(self, z: torch.Tensor, n_samples: int | None = None,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+        """A **lower bound** on log p(z), shape (batch,): log (1/K) sum_k w_k (Klushyn et al. Eq. 9; Burda et al. 2016).
+
+        K = ``n_samples`` (default: the constructor's). The bound's expectation rises with K to log p(z);
+        it is a random number (fix ``generator`` to repeat it).
+        """
+        log_w = self.log_weights(z, n_samples, generator)
+        return torch.logsumexp(log_w, dim=0) - math.log(log_w.shape[0])
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """z ~ p(z): zeta ~ N(0, I), then z ~ p(z | zeta); shape (n, latent_dim)."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be a positive integer, got {n!r}")
+        device, dtype = self._anchor.device, self._anchor.dtype  # follow .to(device) and .double()
+        zeta = torch.randn(n, self.zeta_dim, generator=generator, device=device, dtype=dtype)
+        mean, logvar = self.conditional(zeta)
+        return mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=generator, device=device, dtype=dtype)
+
+    def extra_repr(self) -> str:
+        return f"latent_dim={self.latent_dim}, zeta_dim={self.zeta_dim}, n_samples={self.n_samples}"
+
+
+def vhp_prior(latent_dim: int = 2, zeta_dim: int = 2, hidden: Sequence[int] = (256, 256, 256, 256),
+              n_samples: int = 1) -> VHPPrior:
+    """A VHP prior with Klushyn et al.'s Table 3 networks: p(z|zeta) and q(zeta|z) as MLPs of four 256-unit ReLU layers.
+
+    ``p_net``: zeta_dim -> hidden -> 2 * latent_dim; ``q_net``: latent_dim -> hidden -> 2 * zeta_dim.
+    """
+    hidden = list(hidden)
+    p_net = mlp([zeta_dim, *hidden, 2 * latent_dim])
+    q_net = mlp([latent_dim, *hidden, 2 * zeta_dim])
+    return VHPPrior(p_net, q_net, latent_dim, zeta_dim, n_samples=n_samples)

@@ -87,6 +87,7 @@ def load(root=None, split: str = "train", **kwargs) -> tuple[np.ndarray, np.ndar
     """
     if split not in CHECKS:
         raise ValueError(f"split={split!r} is unknown for Fashion-MNIST: use 'train' or 'test'")
+    kwargs.setdefault("verbose", False)
     directory = prepare(root, **kwargs)
     return load_split(directory, split)
 

@@ -106,10 +106,12 @@ def prepare(
 def load(root=None, split: str = "train", **kwargs) -> tuple[np.ndarray, np.ndarray]:
     """``(images, labels)`` of ``split`` ("train" or "test"): uint8 (N, 1, 28, 28) and int64 (N,).
 
-    Calls :func:`prepare` first (keyword arguments go to it), so the first call may build the cache.
+    Calls :func:`prepare` first (keyword arguments go to it; quiet unless verbose=True), so the first
+    call may build the cache.
     """
     if split not in CHECKS:
         raise ValueError(f"split={split!r} is unknown for MNIST: use 'train' or 'test'")
+    kwargs.setdefault("verbose", False)
     directory = prepare(root, **kwargs)
     return load_split(directory, split)
 

@@ -21,6 +21,7 @@ The model must also offer ``decode(z)``, ``log_likelihood(x, decoder_output)`` a
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import NamedTuple
 
@@ -109,6 +110,8 @@ def log_importance_weights(model: nn.Module, x: torch.Tensor, n_samples: int = 5
     5,000 decoded images per chunk, B * chunk; larger chunks were slower on CPU). Run without gradients.
     """
     n_samples = _check_int("n_samples", n_samples)
+    if callable(getattr(model, "log_importance_weights", None)):  # models with a joint proposal (the HVAE)
+        return model.log_importance_weights(x, n_samples, chunk=chunk, generator=generator)
     b = x.shape[0]
     if chunk is None:
         chunk = max(1, min(n_samples, 5000 // max(b, 1)))
@@ -161,21 +164,25 @@ def importance_log_likelihood(model: nn.Module, data: ImageData | torch.Tensor, 
     elbo = torch.empty(n, dtype=torch.float64)
     starts = range(0, n, batch_size)
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         starts = tqdm(starts, desc="log-likelihood", unit="batch")
     was_training = model.training
     model.eval()
+    prior = getattr(model, "prior", None)
+    # the VampPrior's pseudo-input posteriors do not change during evaluation: compute them once
+    cache = prior.cache_components() if callable(getattr(prior, "cache_components", None)) else contextlib.nullcontext()
     try:
-        for start in starts:
-            idx = torch.arange(start, min(start + batch_size, n))
-            x = get(idx.to(data.device)).to(device)
-            lw = log_importance_weights(model, x, n_samples, chunk, generator)
-            if not bool(torch.isfinite(lw).all()):
-                raise ValueError(f"non-finite log importance weights for data points {start}..{start + len(idx) - 1}: "
-                                 "check the model (a diverged run) and the data (range, NaN)")
-            ll[start:start + len(idx)] = (torch.logsumexp(lw, dim=1) - math.log(n_samples)).cpu()
-            elbo[start:start + len(idx)] = lw.mean(1).cpu()
+        with cache, torch.no_grad():
+            for start in starts:
+                idx = torch.arange(start, min(start + batch_size, n))
+                x = get(idx.to(data.device)).to(device)
+                lw = log_importance_weights(model, x, n_samples, chunk, generator)
+                if not bool(torch.isfinite(lw).all()):
+                    raise ValueError(f"non-finite log importance weights for data points {start}..{start + len(idx) - 1}: "
+                                     "check the model (a diverged run) and the data (range, NaN)")
+                ll[start:start + len(idx)] = (torch.logsumexp(lw, dim=1) - math.log(n_samples)).cpu()
+                elbo[start:start + len(idx)] = lw.mean(1).cpu()
     finally:
         model.train(was_training)
     return ISResult(ll, elbo) if return_elbo else ll

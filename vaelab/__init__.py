@@ -5,8 +5,9 @@ data sets, index batches, binarisation), ``densities`` (log-densities, Gaussian 
 (network builders), ``priors``, ``vae``, ``schedules`` (the weight in ``rec + weight * reg``),
 ``train`` (the one training loop), ``mmd`` and ``wae`` (WAE-MMD), ``diagnostics`` (active units,
 KL per dimension, ELBO surgery, MIC/TIC, latent covariance), ``hebae`` (the hierarchical empirical
-Bayes autoencoder), ``likelihood`` (importance-sampled log-likelihood), ``classifier`` (a small MNIST
-classifier for Frechet distances of digits), ``constrained`` (GECO and REWO schedules), ``vhp`` (the
+Bayes autoencoder), ``likelihood`` (importance-sampled log-likelihood), ``classifier`` (a small
+MNIST classifier for Frechet distances of digits), ``vamp`` (mixture-of-Gaussians prior and
+VampPrior), ``hvae`` (the two-level VAE), ``constrained`` (GECO and REWO schedules), ``vhp`` (the
 learned hierarchical prior of Klushyn et al.), ``plots``, ``results``, ``fid``.
 """
 from .config import data_root, get_device, is_smoke

@@ -145,6 +145,62 @@ def test_drop_last_skips_the_short_batch():
     assert len(hist.steps["loss"]) == 300 // 64
 
 
+class FixedValidLoss(nn.Module):
+    """Wraps a VAE; in eval mode its terms follow a scripted validation curve (one value per epoch)."""
+
+    def __init__(self, inner, curve):
+        super().__init__()
+        self.inner, self.curve, self.evals = inner, curve, 0
+
+    def forward(self, x):
+        out = self.inner(x)
+        if not self.training:
+            value = self.curve[min(self.evals, len(self.curve) - 1)]
+            out = {"rec": torch.full_like(out["rec"], value), "reg": torch.zeros_like(out["reg"])}
+        return out
+
+
+def test_early_stopping_keeps_the_best_epoch_and_resumes(tmp_path):
+    curve = [10, 9, 8, 8.5, 7, 7.5, 7.2, 7.9, 8.0, 6.0]  # best 7 at epoch 5, no improvement for 3 after it
+
+    def make():
+        model = FixedValidLoss(toy_model(), curve)
+        valid = toy_data(64, seed=3)
+        original = vaelab.train.evaluate
+
+        def counting_evaluate(m, data, batch_size=1000):
+            res = original(m, data, batch_size)
+            m.evals += 1
+            return res
+        return model, valid, counting_evaluate
+
+    model, valid, counting = make()
+    import unittest.mock as mock
+    with mock.patch.object(vaelab.train, "evaluate", counting):
+        hist = fit(model, toy_data(), epochs=10, batch_size=64, valid=valid, patience=3, patience_after=1,
+                   out_dir=tmp_path, progress=False)
+    assert hist.epochs["epoch"][-1] == 8 and hist.epochs["best_epoch"][-1] == 5
+    ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert ckpt["best"]["stopped"] and ckpt["best"]["epoch"] == 5
+    for k, v in model.state_dict().items():  # the model is left at the best epoch's weights
+        assert torch.equal(v, ckpt["best"]["state"][k])
+    # calling fit again does not train on after the stop
+    model2, _, counting2 = make()
+    with mock.patch.object(vaelab.train, "evaluate", counting2):
+        hist2 = fit(model2, toy_data(), epochs=10, batch_size=64, valid=valid, patience=3, patience_after=1,
+                    out_dir=tmp_path, progress=False)
+    assert hist2.epochs["epoch"][-1] == 8
+    for k, v in model2.state_dict().items():
+        assert torch.equal(v, ckpt["best"]["state"][k])
+
+
+def test_early_stopping_needs_a_validation_set():
+    with pytest.raises(ValueError, match="needs a validation set"):
+        fit(toy_model(), toy_data(), epochs=2, batch_size=64, patience=2, progress=False)
+    with pytest.raises(ValueError, match="patience must be a positive integer"):
+        fit(toy_model(), toy_data(), epochs=2, batch_size=64, patience=0, valid=toy_data(64), progress=False)
+
+
 def test_lr_factors():
     f = step_lr({30: 2, 50: 5, 70: 10})
     assert [f(e) for e in (1, 30, 31, 50, 51, 70, 71, 100)] == [1, 1, 0.5, 0.5, 0.2, 0.2, 0.1, 0.1]

@@ -156,7 +156,7 @@ def fit(model: nn.Module, train: ImageData, *, epochs: int, batch_size: int, sch
         lr: float = 1e-3, lr_factor: Callable[[int], float] | None = None, valid: ImageData | None = None,
         out_dir: str | os.PathLike | None = None, checkpoint_every: int = 1, resume: bool = True, seed: int = 0,
         progress: bool = True, sync_every: int | None = None, grad_clip: float | None = None,
-        drop_last: bool = False) -> History:
+        drop_last: bool = False, patience: int | None = None, patience_after: int = 0) -> History:
     """Train ``model`` on ``train`` for ``epochs`` epochs; returns the ``History``.
 
     ``schedule`` supplies the regulariser weight (default ``Constant(1.0)``: the ELBO). Adam with
@@ -165,6 +165,11 @@ def fit(model: nn.Module, train: ImageData, *, epochs: int, batch_size: int, sch
     CPU, every 50 on a GPU, where each copy stalls the queue). ``drop_last`` skips the last, smaller
     batch of each epoch (batch-level regularisers such as the MMD or HEBAE's batch covariance need
     enough images per batch).
+
+    Early stopping (the VampPrior paper's look-ahead): with ``patience`` and ``valid``, training stops
+    once the validation negative ELBO (``valid_rec + valid_reg``, weight 1) has not improved for
+    ``patience`` epochs, counting only epochs after ``patience_after`` (e.g. the warm-up); the model is
+    then left at the weights of its best validation epoch (``history.epochs["best_epoch"]``).
     """
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
@@ -176,6 +181,11 @@ def fit(model: nn.Module, train: ImageData, *, epochs: int, batch_size: int, sch
         raise ValueError(f"lr must be a positive number, got {lr!r}")
     if not isinstance(checkpoint_every, int) or checkpoint_every < 1:
         raise ValueError(f"checkpoint_every must be a positive integer, got {checkpoint_every!r}")
+    if patience is not None:
+        if not isinstance(patience, int) or patience < 1:
+            raise ValueError(f"patience must be a positive integer number of epochs (or None), got {patience!r}")
+        if valid is None:
+            raise ValueError("patience (early stopping) needs a validation set: pass valid=...")
     schedule = Constant(1.0) if schedule is None else schedule
     if not isinstance(schedule, Schedule):
         raise TypeError(f"schedule must be a vaelab.schedules.Schedule (e.g. Constant(1.0)), got {type(schedule).__name__}")
@@ -194,6 +204,8 @@ def fit(model: nn.Module, train: ImageData, *, epochs: int, batch_size: int, sch
     start_epoch, step = 0, 0
     config = {"batch_size": batch_size, "lr": float(lr), "seed": seed, "n_train": len(train)}
 
+    # early stopping: the best validation loss so far, its epoch and weights, and whether we stopped
+    best = {"loss": math.inf, "epoch": 0, "state": None, "stopped": False}
     ckpt_path = None
     if out_dir is not None:
         out = Path(out_dir)
@@ -215,7 +227,10 @@ def fit(model: nn.Module, train: ImageData, *, epochs: int, batch_size: int, sch
             history = History.from_state_dict(ckpt["history"])
             start_epoch, step = int(ckpt["epoch"]), int(ckpt["step"])
             _set_rng_state(ckpt["rng"], gen, train)
-            if start_epoch >= epochs:
+            best = ckpt.get("best", best)
+            if start_epoch >= epochs or best["stopped"]:
+                if best["state"] is not None:
+                    model.load_state_dict(best["state"])
                 return history
 
     last_saved = start_epoch if start_epoch > 0 else None
@@ -228,7 +243,7 @@ def fit(model: nn.Module, train: ImageData, *, epochs: int, batch_size: int, sch
         _save_atomic({"format": FORMAT, "epoch": epoch, "step": step, "config": config,
                       "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                       "schedule": schedule.state_dict(), "history": history.state_dict(),
-                      "rng": _rng_state(gen, train)}, ckpt_path)
+                      "rng": _rng_state(gen, train), "best": best}, ckpt_path)
 
     named = list(model.named_parameters())
     applied_frozen: tuple[str, ...] | None = None
@@ -296,11 +311,23 @@ def fit(model: nn.Module, train: ImageData, *, epochs: int, batch_size: int, sch
         row.update({k: v / max(n_steps, 1) for k, v in sums.items()})
         if valid is not None:
             row.update({f"valid_{k}": v for k, v in evaluate(model, valid).items()})
+        if patience is not None:
+            vloss = row["valid_rec"] + row["valid_reg"]
+            if epoch > patience_after and vloss < best["loss"]:
+                best.update(loss=vloss, epoch=epoch,
+                            state={k: v.detach().clone() for k, v in model.state_dict().items()})
+            counted_from = max(best["epoch"], patience_after)
+            best["stopped"] = epoch - counted_from >= patience
+            row["best_epoch"] = best["epoch"]
         history.add_epoch(row)
         bar.set_postfix(loss=f"{row.get('loss', math.nan):.2f}", refresh=False)
-        if epoch % checkpoint_every == 0 or epoch == epochs:
+        if epoch % checkpoint_every == 0 or epoch == epochs or best["stopped"]:
             save(epoch)
+        if best["stopped"]:
+            break
     bar.close()
+    if best["state"] is not None:
+        model.load_state_dict(best["state"])
     for _, p in named:
         p.requires_grad_(True)
     return history

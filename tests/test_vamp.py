@@ -271,3 +271,17 @@ def test_importance_log_likelihood_runs_with_the_vampprior():
     res = importance_log_likelihood(model, x, n_samples=50, batch_size=3,
                                     generator=torch.Generator().manual_seed(0), return_elbo=True)
     assert torch.isfinite(res.log_likelihood).all() and (res.log_likelihood >= res.elbo).all()
+
+
+def test_vae_binds_an_unbound_vampprior_to_its_own_encoder():
+    from vaelab.nets import mlp
+    from vaelab.vae import VAE
+
+    torch.manual_seed(0)
+    prior = VampPrior(None, n_pseudo=3, data_shape=(1, 2, 2))
+    vae = VAE(mlp([4, 6]), mlp([3, 4]), 3, (1, 2, 2), prior=prior)
+    assert prior.is_bound
+    mu, logvar = vae.encode(prior.pseudo_inputs())
+    torch.testing.assert_close(prior.components()[0], mu)
+    out = vae(torch.rand(5, 1, 2, 2))
+    assert torch.isfinite(out["reg"]).all()

@@ -5,7 +5,7 @@
 * ``rec`` = -log p(x | z) with one reparameterised sample z = mu + sigma * eps (HEBAE Eq. 3);
 * ``reg`` = KL(q(z | x) || p(z)): the closed form 1/2 sum(mu^2 + sigma^2 - 1 - log sigma^2) for the
   standard normal prior (HEBAE Eq. 4 with its missing factor 1/2), else the one-sample estimate
-  log q(z | x) - log p(z);
+  log q(z | x) - log p(z) (with the VHP prior, whose log_prob is a lower bound, an upper bound on it);
 
 so that ``rec + reg`` is the negative ELBO and ``rec + lam * reg`` the beta/lambda-VAE objective.
 """
@@ -46,6 +46,8 @@ class VAE(nn.Module):
         self.likelihood = likelihood
         self.obs_logvar = 2.0 * math.log(obs_sigma)
         self.prior = prior if prior is not None else StandardNormal(latent_dim)
+        if callable(getattr(self.prior, "bind", None)) and not self.prior.is_bound:
+            self.prior.bind(self)  # a VampPrior is a mixture of this encoder's posteriors (chapter 03)
 
     def _check_input(self, x: torch.Tensor) -> None:
         if tuple(x.shape[1:]) != self.data_shape:

@@ -44,14 +44,13 @@ import multiprocessing
 import os
 import re
 import shutil
-import sys
 import time
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from data_scripts.common import DataMissingError, DataVerificationError, load_npy, save_npy
+from data_scripts.common import DataMissingError, DataVerificationError, load_npy, run_prepare, save_npy
 
 __all__ = ["OFFICIAL_COUNTS", "SPLITS", "crop_resize", "read_partition", "prepare", "load", "main"]
 
@@ -328,14 +327,8 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: up to 2)")
     parser.add_argument("--no-verify", action="store_true", help="accept a partition file that is not the official one")
     args = parser.parse_args(argv)
-    start = time.perf_counter()
-    try:
-        directory = prepare(args.root, args.size, args.crop, args.resample, verify=not args.no_verify, workers=args.workers)
-    except (DataMissingError, DataVerificationError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    print(f"CelebA ready in {directory} ({time.perf_counter() - start:.1f} s)")
-    return 0
+    return run_prepare("CelebA", lambda: prepare(args.root, args.size, args.crop, args.resample,
+                                                 verify=not args.no_verify, workers=args.workers))
 
 
 if __name__ == "__main__":

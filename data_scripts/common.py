@@ -437,22 +437,33 @@ def torchvision_source(dataset: str, download: bool, image_shape: tuple[int, ...
 def labelled_main(name: str, title: str, doc: str, prepare, splits, argv=None) -> int:
     """The command line of a labelled image data set (``python -m data_scripts.<name>``)."""
     import argparse
-    import sys
-    import time
 
     parser = argparse.ArgumentParser(prog=f"python -m data_scripts.{name}", description=doc.split("\n")[0])
     parser.add_argument("--root", default=None, help="data root (default: $VAELAB_DATA or ~/.cache/vaelab)")
     parser.add_argument("--no-download", action="store_true", help="never try the internet download")
     args = parser.parse_args(argv)
+
+    def describe(directory):
+        for split in splits:
+            images, labels = load_split(directory, split, mmap=True)
+            print(f"  {directory / f'{split}_images.npy'}: {images.dtype} {images.shape}; "
+                  f"labels {labels.dtype} {labels.shape}")
+
+    return run_prepare(title, lambda: prepare(args.root, download=not args.no_download), describe)
+
+
+def run_prepare(title: str, call, describe=None) -> int:
+    """Run a data script's ``prepare`` for its command line: 0 on success, 1 with the error's instructions."""
+    import sys
+    import time
+
     start = time.perf_counter()
     try:
-        directory = prepare(args.root, download=not args.no_download)
+        directory = call()
     except (DataMissingError, DataVerificationError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    for split in splits:
-        images, labels = load_split(directory, split, mmap=True)
-        print(f"  {directory / f'{split}_images.npy'}: {images.dtype} {images.shape}; "
-              f"labels {labels.dtype} {labels.shape}")
+    if describe is not None:
+        describe(directory)
     print(f"{title} ready in {directory} ({time.perf_counter() - start:.1f} s)")
     return 0

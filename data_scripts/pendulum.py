@@ -24,14 +24,13 @@ data set in ``<root>/pendulum/n{N}_size{S}_seed{K}_{images,angles}.npy``.
 from __future__ import annotations
 
 import argparse
-import sys
 import math
 import time
 from pathlib import Path
 
 import numpy as np
 
-from data_scripts.common import DataMissingError, DataVerificationError, load_split, save_split
+from data_scripts.common import DataVerificationError, load_split, run_prepare, save_split
 
 __all__ = ["sample_angles", "render", "generate", "prepare", "load", "main"]
 
@@ -170,14 +169,7 @@ def main(argv=None) -> int:
     parser.add_argument("--size", type=int, default=16, help="image side in pixels (default 16)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the angles (default 0)")
     args = parser.parse_args(argv)
-    start = time.perf_counter()
-    try:
-        directory = prepare(args.root, n=args.n, size=args.size, seed=args.seed)
-    except (DataMissingError, DataVerificationError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    print(f"pendulum ready in {directory} ({time.perf_counter() - start:.1f} s)")
-    return 0
+    return run_prepare("pendulum", lambda: prepare(args.root, n=args.n, size=args.size, seed=args.seed))
 
 
 if __name__ == "__main__":

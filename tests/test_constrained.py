@@ -8,9 +8,9 @@ import torch
 import vaelab
 from vaelab.constrained import (GECO, REWO, f_beta, geco_delta_beta, geco_delta_lambda, heaviside,
                                 mse_from_gaussian_rec, rewo_delta_beta)
-from vaelab.data import ImageData
 from vaelab.schedules import Schedule
 from vaelab.train import fit
+from toys import smooth_images
 
 
 def terms(c, **extra):
@@ -231,9 +231,7 @@ def test_bad_inputs():
 
 # ------------------------------------------------------------------ through vaelab.fit
 def toy_data(n=200, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    a, w = torch.randn(n, 2, generator=g), 2 * torch.randn(2, 36, generator=torch.Generator().manual_seed(99))
-    return ImageData.from_float(torch.sigmoid(a @ w).view(n, 1, 6, 6))
+    return smooth_images(n, seed=seed)
 
 
 def toy_vae():

@@ -6,17 +6,13 @@ import torch
 from torch import nn
 
 import vaelab
-from vaelab.data import ImageData
+from toys import smooth_images
 from vaelab.schedules import Constant, LinearWarmup, Schedule
 from vaelab.train import CheckpointError, NonFiniteLossError, exponential_lr, fit, load_checkpoint, step_lr
 
 
 def toy_data(n=300, binarize="none", seed=0):
-    """Images that are a smooth function of two latent numbers: a VAE can learn them."""
-    g = torch.Generator().manual_seed(seed)
-    a, w = torch.randn(n, 2, generator=g), 2 * torch.randn(2, 36, generator=torch.Generator().manual_seed(99))
-    images = torch.sigmoid(a @ w).view(n, 1, 6, 6)
-    return ImageData((images * 255).round().to(torch.uint8), binarize=binarize, seed=seed)
+    return smooth_images(n, binarize, seed)
 
 
 def toy_model(seed=0, k=3):

@@ -7,10 +7,10 @@ from torch import nn
 
 import vaelab
 from vaelab.constrained import REWO
-from vaelab.data import ImageData
 from vaelab.densities import log_normal_full
 from vaelab.train import fit
 from vaelab.vhp import VHPPrior, vhp_prior
+from toys import smooth_images
 
 
 class LinearGaussian(nn.Module):
@@ -142,9 +142,7 @@ def test_shapes_builder_and_gradients():
 
 
 def toy_data(n=200, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    a, w = torch.randn(n, 2, generator=g), 2 * torch.randn(2, 36, generator=torch.Generator().manual_seed(99))
-    return ImageData.from_float(torch.sigmoid(a @ w).view(n, 1, 6, 6))
+    return smooth_images(n, seed=seed)
 
 
 def vhp_vae():

@@ -37,6 +37,28 @@ def test_resume_is_bit_identical(tmp_path):
     assert full_hist.epochs["loss"] == part_hist.epochs["loss"]
 
 
+def test_on_epoch_joins_the_history_and_does_not_change_training(tmp_path):
+    seen = []
+
+    def probe(epoch, model):
+        seen.append(epoch)
+        torch.randn(1000)  # draws random numbers: training must not notice
+        model.eval()       # and changes the mode: fit restores it
+        return {"probe": 10.0 * epoch}
+
+    plain_model, plain_hist = run(tmp_path / "plain", 3)
+    probed_model, probed_hist = run(tmp_path / "probed", 3, on_epoch=probe)
+    assert seen == [1, 2, 3]
+    assert probed_hist.epochs["probe"] == [10.0, 20.0, 30.0]
+    assert probed_hist.steps == plain_hist.steps
+    for (n, a), (_, b) in zip(plain_model.state_dict().items(), probed_model.state_dict().items()):
+        assert torch.equal(a, b), n
+    with pytest.raises(TypeError, match="on_epoch returned list"):
+        run(tmp_path / "bad", 1, on_epoch=lambda e, m: [1.0])
+    with pytest.raises(TypeError, match="on_epoch must be a function"):
+        run(tmp_path / "bad2", 1, on_epoch=3)
+
+
 def test_completed_run_is_not_trained_again(tmp_path):
     model, hist = run(tmp_path, 2)
     before = {k: v.clone() for k, v in model.state_dict().items()}

@@ -156,7 +156,8 @@ def fit(model: nn.Module, train: ImageData, *, epochs: int, batch_size: int, sch
         lr: float = 1e-3, lr_factor: Callable[[int], float] | None = None, valid: ImageData | None = None,
         out_dir: str | os.PathLike | None = None, checkpoint_every: int = 1, resume: bool = True, seed: int = 0,
         progress: bool = True, sync_every: int | None = None, grad_clip: float | None = None,
-        drop_last: bool = False, patience: int | None = None, patience_after: int = 0) -> History:
+        drop_last: bool = False, patience: int | None = None, patience_after: int = 0,
+        on_epoch: Callable[[int, nn.Module], dict[str, float] | None] | None = None) -> History:
     """Train ``model`` on ``train`` for ``epochs`` epochs; returns the ``History``.
 
     ``schedule`` supplies the regulariser weight (default ``Constant(1.0)``: the ELBO). Adam with
@@ -170,6 +171,11 @@ def fit(model: nn.Module, train: ImageData, *, epochs: int, batch_size: int, sch
     once the validation negative ELBO (``valid_rec + valid_reg``, weight 1) has not improved for
     ``patience`` epochs, counting only epochs after ``patience_after`` (e.g. the warm-up); the model is
     then left at the weights of its best validation epoch (``history.epochs["best_epoch"]``).
+
+    ``on_epoch(epoch, model)``, when given, runs after each epoch (and its validation) and may return
+    a dict of numbers that joins that epoch's row of the history (e.g. a test log-likelihood per
+    epoch, chapter 02). It runs under ``torch.random.fork_rng``: whatever random numbers it draws,
+    training continues exactly as without it. It must leave the model's weights unchanged.
     """
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
@@ -181,6 +187,8 @@ def fit(model: nn.Module, train: ImageData, *, epochs: int, batch_size: int, sch
         raise ValueError(f"lr must be a positive number, got {lr!r}")
     if not isinstance(checkpoint_every, int) or checkpoint_every < 1:
         raise ValueError(f"checkpoint_every must be a positive integer, got {checkpoint_every!r}")
+    if on_epoch is not None and not callable(on_epoch):
+        raise TypeError(f"on_epoch must be a function (epoch, model) -> dict or None, got {type(on_epoch).__name__}")
     if patience is not None:
         if not isinstance(patience, int) or patience < 1:
             raise ValueError(f"patience must be a positive integer number of epochs (or None), got {patience!r}")
@@ -311,6 +319,15 @@ def fit(model: nn.Module, train: ImageData, *, epochs: int, batch_size: int, sch
         row.update({k: v / max(n_steps, 1) for k, v in sums.items()})
         if valid is not None:
             row.update({f"valid_{k}": v for k, v in evaluate(model, valid).items()})
+        if on_epoch is not None:
+            was_training = model.training
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                extra = on_epoch(epoch, model)
+            model.train(was_training)
+            if extra is not None:
+                if not isinstance(extra, dict):
+                    raise TypeError(f"on_epoch returned {type(extra).__name__}; it must return a dict of numbers or None")
+                row.update({k: float(v) for k, v in extra.items()})
         if patience is not None:
             vloss = row["valid_rec"] + row["valid_reg"]
             if epoch > patience_after and vloss < best["loss"]:

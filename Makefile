@@ -23,6 +23,7 @@ $(STAMP): pyproject.toml constraints.txt tools/install_minepy.sh
 data: $(STAMP)
 	$(BIN)/python -m data_scripts.mnist
 	$(BIN)/python -m data_scripts.pendulum
+	bash tools/ensure_fashion_mnist.sh $(BIN)/python
 	$(BIN)/python -m data_scripts.fid_inception
 
 # The HTML book with every chapter executed at its default scale: _build/html/index.html

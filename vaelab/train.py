@@ -9,9 +9,15 @@ Robustness: with ``out_dir`` set, a checkpoint is written atomically after every
 CPU, ends bit-identical to an uninterrupted run (model, optimiser, schedule, history and every
 random number generator are restored). A non-finite loss stops training with
 ``NonFiniteLossError``; the checkpoint on disk is then the last good one.
+
+Speed switches (each off by default, chapter ``book/celeba``): ``precision="bf16"`` (the training
+forward pass under ``torch.autocast`` with bfloat16), ``channels_last=True`` (convolution weights
+and activations in NHWC) and ``compile=True`` (``torch.compile`` of the training forward pass).
+A switch that the device cannot honour raises an error naming the argument; none falls back.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -27,9 +33,10 @@ from .data import ImageData, batch_indices
 from .schedules import Constant, Schedule, objective
 
 __all__ = ["fit", "History", "NonFiniteLossError", "CheckpointError", "load_checkpoint", "logged_terms",
-           "evaluate", "exponential_lr", "step_lr"]
+           "evaluate", "exponential_lr", "step_lr", "PRECISIONS", "autocast_context", "check_precision"]
 
 CHECKPOINT = "checkpoint.pt"
+PRECISIONS = ("fp32", "bf16")
 FORMAT = "vaelab-checkpoint-1"
 
 
@@ -106,6 +113,27 @@ def step_lr(divisors: dict[int, float]) -> Callable[[int], float]:
     return factor
 
 
+def check_precision(precision: str, device: torch.device) -> None:
+    """Raise unless ``precision`` ("fp32" or "bf16") can run on ``device``; the message names the fix."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r} is unknown: use one of {PRECISIONS}")
+    if precision == "bf16":
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=False):
+            raise ValueError(f"precision='bf16' needs a GPU with native bfloat16 (compute capability 8.0 or newer); "
+                             f"{torch.cuda.get_device_name(device)} has none: use precision='fp32'")
+        if device.type not in ("cuda", "cpu"):
+            raise ValueError(f"precision='bf16' is supported on 'cuda' and 'cpu' devices, not {device.type!r}: "
+                             "use precision='fp32'")
+
+
+def autocast_context(precision: str, device: torch.device):
+    """``torch.autocast`` with bfloat16 for ``precision="bf16"``, a no-op context for ``"fp32"``."""
+    check_precision(precision, device)
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def _make_optimizer(params, lr: float) -> torch.optim.Optimizer:
     try:  # fused Adam: the same update in one kernel (1.3-1.4x faster steps on CPU, PERFORMANCE.md)
         return torch.optim.Adam(params, lr=lr, fused=True)
@@ -157,7 +185,8 @@ def fit(model: nn.Module, train: ImageData, *, epochs: int, batch_size: int, sch
         out_dir: str | os.PathLike | None = None, checkpoint_every: int = 1, resume: bool = True, seed: int = 0,
         progress: bool = True, sync_every: int | None = None, grad_clip: float | None = None,
         drop_last: bool = False, patience: int | None = None, patience_after: int = 0,
-        on_epoch: Callable[[int, nn.Module], dict[str, float] | None] | None = None) -> History:
+        on_epoch: Callable[[int, nn.Module], dict[str, float] | None] | None = None,
+        precision: str = "fp32", channels_last: bool = False, compile: bool = False) -> History:
     """Train ``model`` on ``train`` for ``epochs`` epochs; returns the ``History``.
 
     ``schedule`` supplies the regulariser weight (default ``Constant(1.0)``: the ELBO). Adam with
@@ -176,6 +205,20 @@ def fit(model: nn.Module, train: ImageData, *, epochs: int, batch_size: int, sch
     a dict of numbers that joins that epoch's row of the history (e.g. a test log-likelihood per
     epoch, chapter 02). It runs under ``torch.random.fork_rng``: whatever random numbers it draws,
     training continues exactly as without it. It must leave the model's weights unchanged.
+
+    Speed switches (all off by default; the results agree with the default up to rounding):
+
+    * ``precision``: ``"fp32"`` (default) or ``"bf16"``: the training forward pass runs under
+      ``torch.autocast(dtype=torch.bfloat16)`` (matrix products and convolutions in bfloat16,
+      float32 master weights and optimiser state, no loss scaling needed). Networks should return
+      float32 so that the model's terms are computed in float32 (``vaelab.conv`` does). Supported on
+      CUDA GPUs with native bfloat16 (Ampere, Hopper and newer) and on CPU; elsewhere a
+      ``ValueError`` names the fix. Validation (``evaluate``) runs in float32.
+    * ``channels_last``: move the model to ``torch.channels_last`` (NHWC convolutions; the weights
+      in the checkpoint keep that layout, values are unchanged).
+    * ``compile``: train through ``torch.compile(model)`` (the same parameters; checkpoints hold the
+      plain model's state dict). It pays off on a GPU for long runs; on CPU the first steps compile
+      for a minute or more.
     """
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
@@ -194,11 +237,24 @@ def fit(model: nn.Module, train: ImageData, *, epochs: int, batch_size: int, sch
             raise ValueError(f"patience must be a positive integer number of epochs (or None), got {patience!r}")
         if valid is None:
             raise ValueError("patience (early stopping) needs a validation set: pass valid=...")
+    for name, flag in (("channels_last", channels_last), ("compile", compile)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name} must be True or False, got {flag!r}")
     schedule = Constant(1.0) if schedule is None else schedule
     if not isinstance(schedule, Schedule):
         raise TypeError(f"schedule must be a vaelab.schedules.Schedule (e.g. Constant(1.0)), got {type(schedule).__name__}")
     device = train.device
+    check_precision(precision, device)
     model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    amp = (lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)) if precision == "bf16" \
+        else contextlib.nullcontext
+    forward = model
+    if compile:
+        if not hasattr(torch, "compile"):
+            raise RuntimeError("compile=True needs torch.compile (PyTorch 2.0 or newer): upgrade torch or pass compile=False")
+        forward = torch.compile(model)
     if valid is not None and valid.device != device:
         raise ValueError(f"valid is on {valid.device} but train is on {device}: load both with the same device")
     if sync_every is None:
@@ -295,7 +351,8 @@ def fit(model: nn.Module, train: ImageData, *, epochs: int, batch_size: int, sch
                 for name, p in named:
                     p.requires_grad_(not name.startswith(applied_frozen) if applied_frozen else True)
             weight = schedule.weight
-            terms = model(train.batch(idx))
+            with amp():
+                terms = forward(train.batch(idx))
             loss = objective(terms, weight)
             optimizer.zero_grad(set_to_none=True)
             if sync_every == 1 and not torch.isfinite(loss):

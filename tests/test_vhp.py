@@ -207,3 +207,25 @@ def test_rewo_freezes_the_prior_in_the_initial_phase():
     w = hist.steps["weight"]
     assert w[:i + 1] == [pytest.approx(1e-2)] * (i + 1) and w[i + 1] != w[i]  # beta moves from then on
     assert all(p.requires_grad for p in model.parameters())  # fit leaves everything trainable
+
+
+def test_vhp_vae_is_klushyns_table3_model():
+    """vhp_vae: four 256-unit ReLU layers in all four MLPs, 2 latents, Gaussian decoder, K = 16; 'standard' swaps the prior."""
+    from vaelab.priors import StandardNormal
+    from vaelab.vhp import vhp_vae
+
+    m = vhp_vae()
+    for net in (m.encoder, m.decoder, m.prior.p_net, m.prior.q_net):
+        linears = [l for l in net if isinstance(l, nn.Linear)]
+        assert [l.out_features for l in linears[:-1]] == [256] * 4
+        assert sum(isinstance(l, nn.ReLU) for l in net) == 4
+    assert (m.encoder[0].in_features, m.encoder[-1].out_features, m.decoder[-1].out_features) == (256, 4, 256)
+    assert m.likelihood == "gaussian" and m.prior.n_samples == 16 and m.latent_dim == 2
+    assert m.obs_logvar == pytest.approx(2 * math.log(0.02))
+    x = torch.rand(5, 1, 16, 16)
+    out = m(x)
+    assert out["rec"].shape == out["reg"].shape == (5,)
+    s = vhp_vae(prior="standard", hidden=(32,))
+    assert isinstance(s.prior, StandardNormal) and s.encoder[0].out_features == 32
+    with pytest.raises(ValueError, match="unknown"):
+        vhp_vae(prior="vamp")

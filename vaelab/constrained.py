@@ -32,7 +32,9 @@ Cost. The state lives in 0-dim tensors on the terms' device (float64, float32 on
 never copies to the host; REWO reads one boolean per step only during its initial phase.
 
 Not implemented: the alternative update of Klushyn et al. App. B.1 (Eqs. 14-15), whose text
-was not available when this module was written (see chapter 04).
+was not available when this module was written nor when chapter 04 was (searched again then, without
+finding the appendix); no update rule is guessed in its place. Linear warm-up (the WU baselines) is
+``vaelab.schedules.LinearWarmup``.
 """
 from __future__ import annotations
 

@@ -24,8 +24,9 @@ from torch import nn
 
 from .densities import log_normal_diag, log_standard_normal
 from .nets import mlp
+from .vae import VAE
 
-__all__ = ["VHPPrior", "vhp_prior"]
+__all__ = ["VHPPrior", "vhp_prior", "vhp_vae"]
 
 
 class VHPPrior(nn.Module):
@@ -110,3 +111,29 @@ def vhp_prior(latent_dim: int = 2, zeta_dim: int = 2, hidden: Sequence[int] = (2
     p_net = mlp([zeta_dim, *hidden, 2 * latent_dim])
     q_net = mlp([latent_dim, *hidden, 2 * zeta_dim])
     return VHPPrior(p_net, q_net, latent_dim, zeta_dim, n_samples=n_samples)
+
+
+def vhp_vae(data_shape: Sequence[int] = (1, 16, 16), latent_dim: int = 2, hidden: Sequence[int] = (256, 256, 256, 256),
+            likelihood: str = "gaussian", obs_sigma: float = 0.02, prior: str = "vhp", zeta_dim: int | None = None,
+            prior_hidden: Sequence[int] | None = None, n_samples: int = 16) -> VAE:
+    """Klushyn et al.'s Table 3 model: MLP encoder and decoder with ReLU layers ``hidden``, and a VHP prior.
+
+    The pendulum defaults are Table 3's: 2 latents, four 256-unit ReLU layers in q(z|x), p(x|z), q(zeta|z)
+    and p(z|zeta), zeta of the latents' size, K = 16 importance samples in the prior's bound, and a
+    Gaussian decoder N(x | mean(z), obs_sigma^2 I) with fixed ``obs_sigma`` (0.02 here: our choice, equal
+    to the paper's kappa; the decoder's variance is not given in the parts of the paper we could read).
+    ``prior="standard"`` gives the same encoder and decoder with p(z) = N(0, I) (the IWAE/VAE baseline).
+    ``prior_hidden`` (default ``hidden``) sizes the prior's two MLPs. Chapter 04.
+    """
+    d = math.prod(data_shape)
+    hidden = list(hidden)
+    enc = mlp([d, *hidden, 2 * latent_dim])
+    dec = mlp([latent_dim, *hidden, d])
+    if prior == "vhp":
+        p = vhp_prior(latent_dim, zeta_dim or latent_dim, hidden if prior_hidden is None else prior_hidden,
+                      n_samples=n_samples)
+    elif prior == "standard":
+        p = None
+    else:
+        raise ValueError(f"prior={prior!r} is unknown: use 'vhp' or 'standard'")
+    return VAE(enc, dec, latent_dim, data_shape, likelihood=likelihood, obs_sigma=obs_sigma, prior=p)

@@ -1,0 +1,708 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # GECO vs REWO: constrained optimisation and a learned hierarchical prior
+#
+# Chapter 01 showed that the weight of the KL term decides whether a VAE's codes carry information, and
+# chapter 03 that a prior learned from the encoder's own posteriors fits the codes better than
+# $\mathcal N(0, I)$. Rezende and Viola {cite:p}`rezende2018taming` turn the weight into a Lagrange multiplier:
+# ask for a *reconstruction good enough* and make the KL as small as possible under that constraint
+# (GECO). Klushyn et al. {cite:p}`klushyn2019learning` combine this with a prior that is itself a latent
+# variable model, the variational hierarchical prior (VHP), and change the multiplier's update so that it is
+# pulled back to the ELBO once the constraint holds (REWO). This chapter derives both updates and the VHP's
+# importance-weighted bound and checks each numerically, then reproduces, at a reduced scale, the paper's
+# pendulum experiment (Table 1: how well a 2-D latent space represents the pendulum's angle), its
+# graph-based interpolation, and its Fashion-MNIST log-likelihoods (Table 2).
+#
+# There is no public implementation of REWO or the VHP; the one in `vaelab.constrained` and `vaelab.vhp` is
+# written from the paper's equations.
+
+# %% tags=["remove-cell"]
+# Colab: install vaelab (the package this book is built on) when it is missing.
+import sys
+import subprocess
+
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "vaelab @ git+https://github.com/vaelab/vaelab"], check=True)
+
+# %% tags=["parameters"]
+# Parameters (papermill: -p name value). Default scale: the book build, about 10 minutes on 2 CPU cores.
+# Full scale (the paper's Table 3 settings, on a GPU): -p epochs 400 -p width 256 -p depth 4 -p lr 1e-4
+# -p kappa 0.02 -p nu 5 -p seeds 5 -p fm_epochs 200 -p fm_train_size 50000 -p fm_width 512
+# -p fm_ll_samples 5000 -p fm_ll_images 10000
+# Pendulum (Table 1)
+epochs = 8             # epochs per run (12,000 training images, batch 64: 188 steps each)
+full_epochs = 400      # the full-scale length; the warm-up lengths (20 and 200 epochs) scale by epochs / full_epochs
+seeds = 3              # independent runs per method
+width = 128            # hidden units per layer; Table 3: 256
+depth = 3              # hidden layers per MLP; Table 3: 4
+zeta_samples = 16      # K of the VHP's importance-weighted bound (Table 3: 16)
+obs_sigma = 0.02       # standard deviation of the Gaussian decoder (fixed)
+kappa = 0.03           # tolerance: per-pixel RMSE; the paper: 0.02
+nu = 100.0             # step size of the multiplier updates; the paper: 5 (see Section 4 for the scaling)
+tau = 3.0              # REWO's tau
+alpha = 0.99           # moving-average factor of C_hat
+lr = 1e-3              # Adam; Table 3: 1e-4
+batch_size = 64
+pend_train_size = None  # None: all 12,000 training images
+# Graph-based interpolation (Figs. 3-4)
+graph_samples = 1000   # prior samples in the k-NN graph (the paper: 1,000)
+graph_k = 18           # neighbours (the paper: 18)
+interp_pairs = 10      # pairs of test images to interpolate between
+interp_points = 16     # decoded images per path
+# Fashion-MNIST (Table 2)
+fm_train_size = 10_000
+fm_epochs = 10
+fm_latent = 16
+fm_width = 256
+fm_depth = 2
+fm_kappa2 = 250.0      # constraint on the Bernoulli negative log-likelihood, nats per image
+fm_nu = 0.01
+fm_ll_samples = 2000   # importance samples per test image; the paper: 5,000
+fm_ll_images = 100     # test images; the paper: all 10,000
+seed = 0
+device = "auto"
+data_root = None
+out_dir = "runs/04_geco_rewo"
+resume = True
+
+# %%
+import vaelab
+
+smoke = vaelab.is_smoke()
+if smoke:  # VAELAB_SMOKE=1 (CI, nbval): seconds of work, meaningless numbers
+    epochs, seeds, width, depth, zeta_samples, pend_train_size = 1, 2, 32, 2, 4, 640
+    graph_samples, interp_pairs, interp_points = 200, 2, 8
+    fm_train_size, fm_epochs, fm_width, fm_depth, fm_ll_samples, fm_ll_images = 500, 1, 64, 1, 20, 10
+    out_dir, resume = out_dir + "/smoke", False
+
+# %%
+import math
+import time
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.colors import TwoSlopeNorm
+
+from vaelab.angle import angle_regression, circular_abs_error, max_angle_jump, read_pendulum_angles
+from vaelab.constrained import (GECO, REWO, f_beta, geco_delta_beta, mse_from_gaussian_rec,
+                                rewo_delta_beta)
+from vaelab.densities import log_normal_diag, log_standard_normal
+from vaelab.graph_interp import graph_interpolation, resample_polyline, straight_line
+from vaelab.likelihood import importance_log_likelihood
+from vaelab.plots import save_figure, show_images
+from vaelab.results import save_results
+from vaelab.schedules import Constant, LinearWarmup
+from vaelab.vhp import vhp_prior, vhp_vae
+
+torch.manual_seed(seed)
+dev = vaelab.get_device(device)
+t_start = time.perf_counter()
+print(f"device {dev}, {torch.get_num_threads()} threads")
+
+# %% [markdown]
+# ## 1. The VAE as a constrained problem (GECO)
+#
+# Let $C(x, z) \ge 0$ be a reconstruction cost, e.g. the squared error of the decoded image. Instead of
+# maximising the ELBO, Rezende and Viola ask for the least informative posterior that still reconstructs
+# to a tolerance $\kappa$ (Klushyn et al., Eq. 4):
+#
+# $$
+# \min_{\phi,\theta}\; \mathbb E_{p(x)}\big[\mathrm{KL}(q_\phi(z\mid x)\,\|\,p(z))\big]
+# \quad\text{subject to}\quad \mathbb E_{p(x)}\,\mathbb E_{q_\phi(z\mid x)}[C(x, z)] \le \kappa^2 .
+# $$
+#
+# Its Lagrangian, with multiplier $\lambda \ge 0$, is
+#
+# $$
+# \mathcal L(\phi,\theta;\lambda) = \mathbb E\big[\mathrm{KL}(q_\phi(z\mid x)\,\|\,p(z))\big]
+#   + \lambda\,\big(\mathbb E[C(x, z)] - \kappa^2\big),
+# $$
+#
+# and the problem is the saddle point $\min_{\phi,\theta}\max_{\lambda\ge0}\mathcal L$. GECO takes gradient
+# steps on the network parameters and a multiplicative step on $\lambda$ (Eq. 5), with a moving average
+# $\hat C_t = \alpha\hat C_{t-1} + (1-\alpha) C_t$ of the batch cost:
+#
+# $$
+# \lambda_t = \lambda_{t-1}\,\exp\!\big(\nu\,(\hat C_t - \kappa^2)\big):
+# $$
+#
+# $\lambda$ grows while the constraint is violated and shrinks while it holds. Dividing $\mathcal L$ by
+# $\lambda$ does not move its minimiser in $(\phi,\theta)$, so the networks see $C + \beta\,\mathrm{KL}$ with
+# $\beta = 1/\lambda$, the book's one objective `rec + weight * reg` with `weight` $=\beta$. With a Gaussian
+# decoder of fixed $\sigma$, $-\log p(x\mid z) = \frac{1}{2\sigma^2}\lVert x - \mu(z)\rVert^2 + \text{const}$, so
+# $C$ (the per-pixel squared error) is an affine function of `rec`; `mse_from_gaussian_rec` gives the two
+# numbers. When the prior is learned too (Eq. 6), the problem becomes
+# $\min_{\phi,\theta}\max_\lambda\min_{p}$: the prior only appears in the KL term.
+#
+# Only at $\beta = 1$ is the objective the negative ELBO, when `rec` is the negative log-likelihood.
+# For $\beta < 1$, $C + \beta\,\mathrm{KL} \le C + \mathrm{KL}$: its negative is an *upper* bound on the ELBO,
+# not a lower bound on $\log p(x)$, so the value GECO optimises says nothing about the likelihood.
+#
+# **Checks.** (i) `vaelab.constrained.GECO` against the update done by hand; (ii) with
+# $C = s\cdot\mathrm{rec} + c$ the gradient of $\mathrm{rec} + \beta\,\mathrm{KL}$ is $\beta$ times the gradient of
+# the Lagrangian with $\lambda' = 1/(\beta s)$ (autograd); (iii) for $\beta < 1$ the weighted objective
+# lies below the negative ELBO.
+
+# %%
+g = GECO(kappa=1.0, nu=0.5, alpha=0.5, lambda_init=2.0, clamp=None)
+lam, c_hat = 2.0, None
+for step, c in enumerate([3.0, 0.2, 1.5, 0.4], start=1):
+    g.update({"rec": torch.tensor(c, dtype=torch.float64)}, step)
+    c_hat = c if c_hat is None else 0.5 * c_hat + 0.5 * c
+    lam = lam * math.exp(0.5 * (c_hat - 1.0))
+    assert abs(float(g.lam) - lam) < 1e-9 * lam and abs(float(g.weight) - 1 / lam) < 1e-6 / lam
+print(f"GECO by hand: lambda = {lam:.4f}, vaelab: {float(g.lam):.4f}")
+
+torch.manual_seed(1)
+toy = vhp_vae(data_shape=(1, 4, 4), latent_dim=2, hidden=(8,), obs_sigma=0.1, n_samples=4).double()
+x_toy = torch.rand(6, 1, 4, 4, dtype=torch.float64)
+aff = mse_from_gaussian_rec(0.1, 16)
+beta_toy = 0.3
+params = [p for p in toy.parameters()]
+
+
+def grads(loss):
+    return torch.autograd.grad(loss, params)
+
+
+torch.manual_seed(2)
+terms = toy(x_toy)
+g_obj = grads(terms["rec"].mean() + beta_toy * terms["reg"].mean())
+torch.manual_seed(2)   # the same samples z and zeta
+terms = toy(x_toy)
+lam_prime = 1 / (beta_toy * aff["scale"])
+g_lag = grads(terms["reg"].mean() + lam_prime * (aff["scale"] * terms["rec"].mean() + aff["shift"] - 0.01))
+for a, b in zip(g_obj, g_lag):
+    torch.testing.assert_close(a, beta_toy * b)
+with torch.no_grad():
+    t = toy(x_toy)
+    assert (t["rec"] + beta_toy * t["reg"].clamp_min(0) <= t["rec"] + t["reg"].clamp_min(0)).all()
+print("gradient of rec + beta KL = beta x gradient of the Lagrangian with lambda' = 1/(beta s): checked")
+
+# %% [markdown]
+# ## 2. The variational hierarchical prior (VHP)
+#
+# Chapter 03 showed that the optimal prior is the aggregate posterior. Klushyn et al. approximate it by a
+# continuous mixture (Eq. 7), a second latent layer:
+#
+# $$
+# p(z) = \int p_\Theta(z\mid\zeta)\,p(\zeta)\,d\zeta,\qquad p(\zeta) = \mathcal N(0, I),\quad
+# p_\Theta(z\mid\zeta) = \mathcal N\big(\mu_\Theta(\zeta), \mathrm{diag}\,\sigma^2_\Theta(\zeta)\big).
+# $$
+#
+# $\log p(z)$ has no closed form. With a variational $q_\Phi(\zeta\mid z)$ and $K$ samples
+# $\zeta_k\sim q_\Phi(\zeta\mid z)$, Jensen's inequality gives the importance-weighted bound
+# (Eqs. 8-9, {cite:p}`burda2016iwae`)
+#
+# $$
+# \log p(z) \ge \mathbb E\Big[\log\frac1K\sum_{k=1}^K\frac{p_\Theta(z\mid\zeta_k)\,p(\zeta_k)}{q_\Phi(\zeta_k\mid z)}\Big]
+#   =: \mathcal L_K(z),
+# $$
+#
+# which rises with $K$ towards $\log p(z)$. Inserted into the KL term,
+# $\mathrm{KL}(q(z\mid x)\,\|\,p(z)) \le \mathbb E_{q(z\mid x)}[\log q(z\mid x) - \mathcal L_K(z)]$: the trained
+# regulariser is an upper bound on the KL, so the objective stays a bound on the ELBO.
+#
+# **Check** on a 2-D example: a random $p_\Theta(z\mid\zeta)$ (MLP, scaled so that the prior is curved and far
+# from Gaussian), a $q_\Phi(\zeta\mid z)$ fitted for a few
+# hundred steps, and $\log p(z)$ by brute force on a $401\times401$ grid over $\zeta$. The bound must rise
+# with $K$ (within Monte Carlo error), stay below the brute-force value, and come close to it.
+
+# %%
+torch.manual_seed(3)
+prior2 = vhp_prior(latent_dim=2, zeta_dim=2, hidden=(16, 16)).double()
+with torch.no_grad():   # a curved, narrow p(z | zeta): a prior far from Gaussian, where K matters
+    prior2.p_net[-1].weight[:2] *= 6
+    prior2.p_net[-1].weight[2:] *= 0.2
+    prior2.p_net[-1].bias[2:] = -3.0
+    z_eval = prior2.sample(4, generator=torch.Generator().manual_seed(4))      # points where p(z) has mass
+opt = torch.optim.Adam(prior2.q_net.parameters(), lr=1e-2)                      # fit q(zeta | z) only
+for _ in range(300 if not smoke else 100):
+    with torch.no_grad():
+        zb = prior2.sample(256)
+    loss = -prior2.log_prob(zb, n_samples=1).mean()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+
+with torch.no_grad():
+    grid = torch.linspace(-7, 7, 401, dtype=torch.float64)
+    zeta = torch.cartesian_prod(grid, grid)
+    mean, logvar = prior2.conditional(zeta)
+    log_cell = 2 * math.log(float(grid[1] - grid[0]))
+    brute = torch.stack([torch.logsumexp(log_normal_diag(z, mean, logvar) + log_standard_normal(zeta), 0)
+                         for z in z_eval]) + log_cell
+    reps = 400
+    gk = torch.Generator().manual_seed(5)
+    bound_rows = []
+    for K in (1, 4, 16, 64, 256):
+        vals = prior2.log_prob(z_eval.repeat(reps, 1), n_samples=K, generator=gk).view(reps, -1)
+        bound_rows.append((K, vals.mean(0), vals.std(0) / math.sqrt(reps)))
+print("log p(z) brute force:", brute.numpy().round(3))
+for K, m, se in bound_rows:
+    print(f"K = {K:4d}: bound {m.numpy().round(3)}  (s.e. {se.max():.3f})")
+for (k1, m1, s1), (k2, m2, s2) in zip(bound_rows[:-1], bound_rows[1:]):
+    assert (m2 > m1 - 4 * (s1 + s2)).all(), f"the bound fell from K={k1} to K={k2}"
+for K, m, se in bound_rows:
+    assert (m < brute + 4 * se + 1e-6).all(), f"the bound exceeds log p(z) at K={K}"
+gap_first, gap_last = (brute - bound_rows[0][1]).mean(), (brute - bound_rows[-1][1]).mean()
+assert gap_last < 0.02 + gap_first / 5, (gap_first, gap_last)
+vhp_bound_check = {"brute_force": brute.mean().item(),
+                   "bound_by_K": {K: m.mean().item() for K, m, _ in bound_rows}}
+
+# %% [markdown]
+# ## 3. REWO: reconstruction first, then back to the ELBO
+#
+# GECO's $\beta = 1/\lambda$ keeps growing as long as the constraint holds, without bound; the learned prior
+# can then fit the codes so well that it pulls them together again. Klushyn et al.'s REWO
+# (Algorithm 1) has two phases.
+#
+# 1. **Initial phase**: $\beta \ll 1$ (here $10^{-6}$) and only encoder and decoder are trained, the prior's
+#    parameters frozen, until $\hat C_t < \kappa^2$: the codes are first spread out by reconstruction alone.
+# 2. **Then** all parameters are trained and (Eqs. 11-12), with $\delta_t = \hat C_t - \kappa^2$,
+#
+# $$
+# \beta_t = \beta_{t-1}\exp\!\big(\nu\,f_\beta(\beta_{t-1}, \delta_t;\tau)\,\delta_t\big),\qquad
+# f_\beta(\beta, \delta;\tau) = \big(1 - H(\delta)\big)\tanh\!\big(\tau(\beta - 1)\big) - H(\delta),
+# $$
+#
+# with $H$ the Heaviside step. If the constraint is violated ($\delta > 0$), $f_\beta = -1$ and
+# $\beta_t = \beta_{t-1}e^{-\nu\delta_t}$: exactly GECO's step on $1/\lambda$. If it holds ($\delta < 0$),
+# $f_\beta = \tanh(\tau(\beta - 1))$, negative for $\beta < 1$, so $f_\beta\delta > 0$ and $\beta$ grows; for
+# $\beta > 1$ it shrinks. $\beta = 1$, the ELBO, attracts; $\tau$ sets how sharply. So REWO optimises the
+# ELBO whenever it can afford to, and falls back to GECO's behaviour when reconstruction is too poor.
+#
+# **Checks.** `vaelab.constrained.rewo_delta_beta` against the equations written out again below on a grid of
+# $(\beta, \hat C - \kappa^2)$; the signs derived above on that grid; and one step of the `REWO`
+# schedule (leaving the initial phase, then a violated step) against the formula.
+# Then Klushyn et al.'s Fig. 1 / Fig. 9: $\Delta\beta$ over the grid for REWO and GECO, $\nu = 1$, $\tau = 3$.
+#
+# *The alternative update of the paper's App. B.1 (Eqs. 14-15) is not implemented here: its text could not be
+# retrieved while this chapter was written, and we do not guess an update rule.* The warm-up baselines
+# (WU) use `vaelab.schedules.LinearWarmup`: $\beta$ rises linearly from 0 to 1.
+
+# %%
+B, D = np.meshgrid(np.linspace(0.02, 2.0, 100), np.linspace(-1.0, 1.0, 101))
+H = (D > 0).astype(float)
+f_np = (1 - H) * np.tanh(3.0 * (B - 1)) - H
+rewo_np = B * (np.exp(1.0 * f_np * D) - 1)
+geco_np = B * (np.exp(-1.0 * D) - 1)
+rewo_grid = rewo_delta_beta(torch.tensor(B), torch.tensor(D), nu=1.0, tau=3.0).numpy()
+geco_grid = geco_delta_beta(torch.tensor(B), torch.tensor(D), nu=1.0).numpy()
+np.testing.assert_allclose(rewo_grid, rewo_np, rtol=1e-12, atol=1e-15)
+np.testing.assert_allclose(geco_grid, geco_np, rtol=1e-12, atol=1e-15)
+np.testing.assert_allclose(f_beta(torch.tensor(B), torch.tensor(D), 3.0).numpy(), f_np, atol=1e-15)
+viol, sat = D > 0, D < 0
+assert (rewo_grid[viol] < 0).all() and (geco_grid[viol] < 0).all()               # violated: beta falls
+assert (rewo_grid[sat & (B < 1)] > 0).all() and (rewo_grid[sat & (B > 1)] < 0).all()  # satisfied: towards 1
+assert (geco_grid[sat] > 0).all()                                                 # GECO: grows regardless
+np.testing.assert_allclose(rewo_grid[viol], geco_grid[viol], rtol=1e-12)          # identical when violated
+
+r = REWO(kappa=1.0, nu=2.0, tau=3.0, alpha=0.0, beta_init=0.5, frozen=("prior.",))
+r.update({"rec": torch.tensor(1.2, dtype=torch.float64)}, 1)                     # C_hat > kappa^2: still in the initial phase
+assert r.initial_phase and r.weight == 0.5 and r.frozen == ("prior.",)
+r.update({"rec": torch.tensor(0.6, dtype=torch.float64)}, 2)                     # C_hat < kappa^2: the phase ends, beta updates
+expect = 0.5 * math.exp(2.0 * math.tanh(3.0 * (0.5 - 1)) * (0.6 - 1.0))
+assert not r.initial_phase and r.frozen == () and abs(float(r.beta) - expect) < 1e-12
+r.update({"rec": torch.tensor(1.3, dtype=torch.float64)}, 3)                     # violated: GECO's step
+assert abs(float(r.beta) - expect * math.exp(-2.0 * 0.3)) < 1e-12
+print("REWO and GECO updates = the equations on a 100 x 101 grid; schedule steps checked")
+
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+for ax, (name, grid_vals) in zip(axes, (("REWO", rewo_grid), ("GECO", geco_grid))):
+    lim = np.abs(grid_vals).max()
+    im = ax.pcolormesh(B, D, grid_vals, cmap="RdBu_r", norm=TwoSlopeNorm(0, -lim, lim), shading="auto")
+    ax.contour(B, D, grid_vals, levels=[0], colors="k", linewidths=0.8)
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.axvline(1, color="grey", lw=0.5, ls="--")
+    ax.set(title=f"{name}: $\\Delta\\beta$ ($\\nu$ = 1, $\\tau$ = 3)", xlabel=r"$\beta$")
+    fig.colorbar(im, ax=ax)
+axes[0].set_ylabel(r"$\hat C - \kappa^2$")
+save_figure(fig, out_dir, "fig1_delta_beta")
+plt.show()
+
+# %% [markdown]
+# The maps reproduce the shape of the paper's Fig. 1: below the line $\hat C = \kappa^2$ (constraint
+# met) REWO's $\Delta\beta$ changes sign at $\beta = 1$, GECO's is positive everywhere; above it the two
+# are identical.
+#
+# ## 4. The pendulum: how well does a 2-D latent space capture the angle? (Table 1)
+#
+# Klushyn et al.'s pendulum data set has 15,000 grey $16\times16$ images of a pendulum at angles uniform in
+# $[0, 2\pi)$ (here: 12,000 for training, 1,500 for validation and 1,500 for testing, rendered by
+# `data_scripts/pendulum.py`). One degree of freedom, a circle: a good 2-D latent space lays the images out
+# on a closed curve ordered by angle. App. B.3 measures this by regressing the true angle on the *polar angle*
+# of the code (OLS) and reporting the mean absolute error (radians). `vaelab.angle.angle_regression` cuts the
+# latent polar angle where the codes leave their largest gap (a choice made from the codes alone: using
+# the true angles to unwrap the latent angle would make even a latent with no angle information score about
+# 1 instead of $\pi/2$), fits orientation, offset and slope by least squares on the circle, and reports the
+# mean circular absolute error.
+#
+# **Decoder likelihood and units of $\kappa$** (everything depends on them). The decoder is Gaussian,
+# $p(x\mid z) = \mathcal N(x;\mu(z), \sigma^2 I)$ with fixed $\sigma$ (`obs_sigma`, printed below) on pixel
+# values in $[0,1]$; `rec` is its negative log-likelihood in nats per image. The constraint is on the
+# **per-pixel mean squared error**, $C = \frac1{256}\lVert x - \mu(z)\rVert^2$, so $\kappa$ is a per-pixel RMSE
+# in intensity units and $\kappa^2$ a per-pixel MSE. The weight $\beta$ multiplies the VHP's KL bound next to
+# `rec`, so $\beta = 1$ is the ELBO of this Gaussian decoder.
+#
+# **Scale.** Table 3's networks (four layers of 256 units, Adam $10^{-4}$) and long training do not fit in the
+# default budget. The default trains smaller MLPs with a larger learning rate for a few epochs (printed
+# below). Three consequences, all our choices: (1) at the default length the autoencoder phase does not reach
+# $\kappa = 0.02$ in time, so the default uses $\kappa = 0.03$; (2) the per-step change of $\log\beta$ is
+# $\nu\,\delta$, with $\delta$ of order $10^{-4}$ to $10^{-3}$ in these units, so with the paper's $\nu = 5$
+# $\beta$ could move by only a few units of $\log\beta$ in a default run: we raise $\nu$ in proportion to
+# the shorter training (default $\nu = 100$); (3) the warm-up baselines keep the paper's lengths as
+# fractions of training, 20 and 200 of `full_epochs` epochs (400 at full scale, our choice: the paper's
+# total length is not in the parts of it we could read). Full scale: the parameters at the top.
+
+# %%
+pend = vaelab.load_dataset("pendulum", root=data_root, device=dev, valid_size=1500, train_size=pend_train_size,
+                           seed=seed)
+n_pix = math.prod(pend.train.shape)
+mse_aff = mse_from_gaussian_rec(obs_sigma, n_pix)
+steps_per_epoch = math.ceil(len(pend.train) / batch_size)
+total_steps = epochs * steps_per_epoch
+wu_steps = {name: max(1, round(n / full_epochs * total_steps)) for name, n in (("WU 20", 20), ("WU 200", 200))}
+methods = ["VHP + REWO", "VHP + GECO", "VHP, VAE objective", "VHP + WU 20", "VHP + WU 200"]
+paper_table1 = {"VHP + REWO": 0.054, "VHP + GECO": 0.53, "VHP, VAE objective": 0.49,
+                "VHP + WU 20": 0.20, "VHP + WU 200": 0.31}
+print(f"{len(pend.train)} training images of {pend.train.shape}, {epochs} epochs = {total_steps} steps of "
+      f"batch {batch_size}; MLPs {depth} x {width}, K = {zeta_samples}; Gaussian decoder sigma = {obs_sigma}; "
+      f"kappa = {kappa} (per-pixel RMSE, kappa^2 = {kappa**2:.1e} per-pixel MSE), nu = {nu}, tau = {tau}; "
+      f"warm-up over {wu_steps['WU 20']} and {wu_steps['WU 200']} steps")
+
+
+def schedule_for(method):
+    if method == "VHP + REWO":
+        return REWO(kappa, nu, tau=tau, alpha=alpha, **mse_aff)
+    if method == "VHP + GECO":
+        return GECO(kappa, nu, alpha=alpha, **mse_aff)
+    if method in ("VHP, VAE objective", "standard prior, VAE objective"):
+        return Constant(1.0)
+    if method.startswith("VHP + WU"):
+        return LinearWarmup(wu_steps[method[6:]])
+    raise ValueError(method)
+
+
+x_snap = pend.test.batch(torch.arange(min(600, len(pend.test)), device=dev))
+theta_snap = pend.test.targets[:len(x_snap)].cpu().numpy()
+snap_epochs = sorted({1, max(1, epochs // 4), max(1, epochs // 2), epochs})
+
+
+def train_pendulum(method, s):
+    """Train one model; returns (model, history, run directory). Snapshots of codes and prior samples are
+    written at ``snap_epochs`` (the on_epoch hook: it does not change training)."""
+    torch.manual_seed(s)
+    prior = "standard" if method.startswith("standard") else "vhp"
+    model = vhp_vae(data_shape=pend.train.shape, latent_dim=2, hidden=[width] * depth, obs_sigma=obs_sigma,
+                    prior=prior, n_samples=zeta_samples)
+    run_dir = Path(out_dir) / "pendulum" / f"{method.replace(' ', '_').replace(',', '').replace('+', 'p')}_seed{s}"
+
+    def on_epoch(epoch, m):
+        if epoch in snap_epochs:
+            with torch.no_grad():
+                mu = m.encode(x_snap)[0]
+                zp = m.prior.sample(len(x_snap), generator=torch.Generator(dev).manual_seed(s))
+            torch.save({"mu": mu.cpu(), "prior": zp.cpu()}, run_dir / f"snapshot_epoch{epoch}.pt")
+
+    hist = vaelab.fit(model, pend.train, epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule_for(method),
+                      out_dir=run_dir, resume=resume, seed=s, progress=False, on_epoch=on_epoch)
+    return model, hist, run_dir
+
+
+def test_codes(model):
+    with torch.no_grad():
+        return model.encode(pend.test.batch())[0].cpu().numpy()
+
+
+theta_test = pend.test.targets.cpu().numpy()
+table1, models, histories = [], {}, {}
+for method in methods:
+    for s in range(seed, seed + seeds):
+        t0 = time.perf_counter()
+        model, hist, run_dir = train_pendulum(method, s)
+        fit_ = angle_regression(test_codes(model), theta_test)
+        w = np.asarray(hist.steps["weight"])
+        mse_last = hist.epochs["rec"][-1] * mse_aff["scale"] + mse_aff["shift"]
+        row = {"method": method, "seed": s, "angle_error": fit_.error, "slope": fit_.slope,
+               "final_beta": float(w[-1]), "final_train_mse": mse_last, "seconds": time.perf_counter() - t0}
+        if method == "VHP + REWO":
+            moved = np.nonzero(w != w[0])[0]
+            row["initial_phase_steps"] = int(moved[0]) if len(moved) else len(w)
+        table1.append(row)
+        models[(method, s)], histories[(method, s)] = model, hist
+        print(f"{method:20s} seed {s}: angle error {fit_.error:.3f} rad, final beta {w[-1]:.3g}, "
+              f"train MSE {mse_last:.1e} ({row['seconds']:.0f} s)")
+
+# %% [markdown]
+# **A check that the score can fail.** The same regression on the codes of the first model with the codes
+# shuffled across images (no angle information left) must score about $\pi/2$; if the unwrapping leaked the
+# true angles it would score far lower.
+
+# %%
+codes0 = test_codes(models[(methods[0], seed)])
+shuffled = angle_regression(codes0[np.random.default_rng(0).permutation(len(codes0))], theta_test)
+print(f"shuffled codes: {shuffled.error:.3f} rad (pi/2 = {math.pi / 2:.3f})")
+assert 1.4 < shuffled.error < 1.75
+
+summary1 = {}
+print(f"\n{'method':22s} {'ours: mean':>10s} {'sd':>6s} {'min':>6s} {'max':>6s} {'paper':>7s}   per seed")
+for method in methods:
+    errs = np.array([r["angle_error"] for r in table1 if r["method"] == method])
+    summary1[method] = {"mean": errs.mean(), "sd": errs.std(ddof=1) if len(errs) > 1 else float("nan"),
+                        "min": errs.min(), "max": errs.max(), "per_seed": errs.tolist(),
+                        "paper": paper_table1[method]}
+    sm = summary1[method]
+    print(f"{method:22s} {sm['mean']:10.3f} {sm['sd']:6.3f} {sm['min']:6.3f} {sm['max']:6.3f} "
+          f"{paper_table1[method]:7.3f}   {np.round(errs, 3).tolist()}")
+rewo_rows = [r for r in table1 if r["method"] == "VHP + REWO"]
+print("REWO: steps in the initial phase", [r["initial_phase_steps"] for r in rewo_rows], "of", total_steps,
+      "| final beta", [round(r["final_beta"], 3) for r in rewo_rows],
+      "| final train MSE", [f"{r['final_train_mse']:.1e}" for r in rewo_rows], f"vs kappa^2 = {kappa**2:.1e}")
+
+# %% [markdown]
+# *(The discussion of these numbers is at the end of the chapter, after the run's record.)*
+#
+# ## 5. Codes, prior and $\beta$ during training (Fig. 2, Figs. 10-13)
+#
+# Posterior means of 600 test images (coloured by the true angle) and samples of the learned prior (grey),
+# at several epochs of the first seed, for REWO and GECO; below them $\beta$ against the training step.
+
+# %%
+fig, axes = plt.subplots(2, len(snap_epochs), figsize=(3.1 * len(snap_epochs), 6.2), squeeze=False)
+for row, method in enumerate(["VHP + REWO", "VHP + GECO"]):
+    run_dir = Path(out_dir) / "pendulum" / f"{method.replace(' ', '_').replace(',', '').replace('+', 'p')}_seed{seed}"
+    for col, e in enumerate(snap_epochs):
+        ax = axes[row, col]
+        path = run_dir / f"snapshot_epoch{e}.pt"
+        if not path.exists():   # a resumed run that was complete: no snapshots were taken this time
+            ax.set_axis_off()
+            continue
+        snap = torch.load(path, weights_only=True)
+        ax.scatter(*snap["prior"].numpy().T, s=2, c="0.75", label="prior samples")
+        sc = ax.scatter(*snap["mu"].numpy().T, s=3, c=theta_snap, cmap="hsv", vmin=0, vmax=2 * math.pi)
+        ax.set_title(f"{method}, epoch {e}", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+fig.colorbar(sc, ax=axes, label="true angle (rad)", shrink=0.6)
+save_figure(fig, out_dir, "latent_snapshots")
+plt.show()
+
+fig, ax = plt.subplots(figsize=(6.5, 3.2))
+for method in ["VHP + REWO", "VHP + GECO"]:
+    for s in range(seed, seed + seeds):
+        w = np.asarray(histories[(method, s)].steps["weight"])
+        ax.plot(np.arange(1, len(w) + 1), w, lw=0.9, color="C0" if "REWO" in method else "C3",
+                alpha=1.0 if s == seed else 0.4, label=method if s == seed else None)
+ax.axhline(1, color="k", lw=0.5, ls="--")
+ax.set(yscale="log", xlabel="step", ylabel=r"$\beta$", title=r"$\beta$ during training (all seeds)")
+ax.legend()
+save_figure(fig, out_dir, "beta_vs_steps")
+plt.show()
+
+# %% [markdown]
+# ## 6. Graph-based interpolation (Sec. 2.3, Figs. 3-4)
+#
+# Between two encoded test images, a straight line in latent space may cross regions without data. The
+# paper instead draws 1,000 samples from the learned prior, joins each to its 18 nearest neighbours
+# (Euclidean edge weights), adds the two encoded end points as nodes, and follows the A* shortest path
+# (`vaelab.graph_interp`). We compare, on the same pairs of test images: the graph path and the straight line
+# in the VHP + REWO model, and both in a model with the standard normal prior trained on the ELBO (the
+# paper's IWAE with $L = 1$ sample is this VAE). Each path is resampled to the same number of evenly spaced
+# codes, decoded, and the angle shown in each decoded image is read off by matching it against finely
+# rendered pendulum images (`vaelab.angle.read_pendulum_angles`). **Smoothness** is the largest angle jump
+# between consecutive decoded images (an evenly turning pendulum gives $|\Delta\theta|/(n-1)$); **realism**
+# is the RMS pixel distance of each decoded image to the nearest true pendulum image.
+
+# %%
+std_model, std_hist, _ = train_pendulum("standard prior, VAE objective", seed)
+std_fit = angle_regression(test_codes(std_model), theta_test)
+print(f"standard prior (ELBO): angle error {std_fit.error:.3f} rad")
+rng = np.random.default_rng(seed)
+pairs = []
+while len(pairs) < interp_pairs:                       # end points at least 90 degrees apart
+    i, j = rng.choice(len(theta_test), 2, replace=False)
+    if circular_abs_error(theta_test[i], theta_test[j]) > math.pi / 2:
+        pairs.append((int(i), int(j)))
+
+
+def decode_angles(model, codes):
+    with torch.no_grad():
+        imgs = model.mean_image(torch.as_tensor(codes, dtype=torch.float32, device=dev)).clamp(0, 1).cpu()
+    ang, rmse = read_pendulum_angles(imgs)
+    return imgs, ang, rmse
+
+
+interp = {}
+strips = {}
+for name, model in (("VHP + REWO", models[("VHP + REWO", seed)]), ("standard prior", std_model)):
+    with torch.no_grad():
+        samples = model.prior.sample(graph_samples, generator=torch.Generator(dev).manual_seed(seed)).cpu().numpy()
+    codes = test_codes(model)
+    res = {"graph": [], "line": []}
+    for p_i, (i, j) in enumerate(pairs):
+        path = graph_interpolation(samples, codes[i], codes[j], k=graph_k)
+        for kind, pts in (("graph", resample_polyline(path.codes, interp_points)),
+                          ("line", straight_line(codes[i], codes[j], interp_points))):
+            imgs, ang, rmse = decode_angles(model, pts)
+            ideal = circular_abs_error(ang[0], ang[-1]) / (interp_points - 1)
+            res[kind].append({"max_jump": max_angle_jump(ang), "ideal_jump": float(ideal),
+                              "mean_rmse": float(rmse.mean()), "max_rmse": float(rmse.max())})
+            if p_i == 0:
+                strips[(name, kind)] = (imgs, pts, samples)
+    interp[name] = {kind: {key: float(np.mean([r[key] for r in rows])) for key in rows[0]}
+                    for kind, rows in res.items()}
+    interp[name]["per_pair"] = res
+print(f"{'model / path':28s} {'max jump (deg)':>15s} {'even turn (deg)':>16s} {'RMSE to real':>13s}")
+for name in interp:
+    for kind in ("graph", "line"):
+        v = interp[name][kind]
+        print(f"{name + ' / ' + kind:28s} {math.degrees(v['max_jump']):15.1f} {math.degrees(v['ideal_jump']):16.1f} "
+              f"{v['mean_rmse']:13.3f}")
+
+fig = plt.figure(figsize=(11, 6.5))
+gs = fig.add_gridspec(4, 2, width_ratios=[1, 3.2])
+for r_i, (name, kind) in enumerate(strips):
+    imgs, pts, samples = strips[(name, kind)]
+    ax = fig.add_subplot(gs[r_i, 0])
+    ax.scatter(*samples.T, s=1, c="0.7")
+    ax.plot(*pts.T, "-o", ms=2, color="C0" if kind == "graph" else "C3")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    show_images(imgs, nrow=interp_points, ax=fig.add_subplot(gs[r_i, 1]),
+                title=f"{name}: {'A* path on the k-NN graph' if kind == 'graph' else 'straight line'}")
+fig.tight_layout()
+save_figure(fig, out_dir, "graph_interpolation")
+plt.show()
+
+# %% [markdown]
+# ## 7. Fashion-MNIST log-likelihoods (Table 2)
+#
+# Dynamically binarised Fashion-MNIST, Bernoulli decoder, so `rec` is the negative log-likelihood in nats
+# per image and the constraint is on it directly: $C = $ `rec`, $\kappa^2$ in nats (`fm_kappa2`; our choice,
+# a value the autoencoder phase reaches within the first third of a default run). The paper's Table 3
+# networks for this data set are larger and trained far longer; the default here trains small MLPs
+# (printed below) for a few epochs on a subset, and estimates $\log p(x)$ by importance sampling on a subset
+# of the test images. With the VHP, the prior's $\log p(z)$ inside each importance weight is itself the
+# $K$-sample bound $\mathcal L_K$, so the estimate stays a stochastic lower bound on $\log p(x)$.
+
+# %%
+fm = vaelab.load_dataset("fashion_mnist", root=data_root, device=dev, train_size=fm_train_size,
+                         binarize="dynamic", seed=seed)
+fm_ll_set = fm.test.subset(min(fm_ll_images, len(fm.test)))
+fm_kappa = math.sqrt(fm_kappa2)
+paper_table2 = {"VHP + REWO": 225.37, "VHP + GECO": 234.73, "standard prior (IWAE L=1)": 226.83}
+print(f"{len(fm.train)} training images, {fm_epochs} epochs, MLPs {fm_depth} x {fm_width}, {fm_latent} latents, "
+      f"kappa^2 = {fm_kappa2} nats, nu = {fm_nu}; NLL with S = {fm_ll_samples} on {len(fm_ll_set)} test images")
+table2 = {}
+for name in paper_table2:
+    torch.manual_seed(seed)
+    model = vhp_vae(data_shape=fm.train.shape, latent_dim=fm_latent, hidden=[fm_width] * fm_depth,
+                    likelihood="bernoulli", prior="standard" if name.startswith("standard") else "vhp",
+                    zeta_dim=fm_latent, prior_hidden=[fm_width // 2] * fm_depth, n_samples=zeta_samples)
+    sched = {"VHP + REWO": lambda: REWO(fm_kappa, fm_nu, tau=tau, alpha=alpha),
+             "VHP + GECO": lambda: GECO(fm_kappa, fm_nu, alpha=alpha)}.get(name, lambda: Constant(1.0))()
+    t0 = time.perf_counter()
+    hist = vaelab.fit(model, fm.train, epochs=fm_epochs, batch_size=100, lr=1e-3, schedule=sched,
+                      out_dir=Path(out_dir) / "fashion" / name.split(" (")[0].replace(" ", "_").replace("+", "p"),
+                      resume=resume, seed=seed, progress=False)
+    res = importance_log_likelihood(model, fm_ll_set, n_samples=fm_ll_samples, batch_size=10, return_elbo=True,
+                                    generator=torch.Generator(dev).manual_seed(seed))
+    assert (res.log_likelihood >= res.elbo - 1e-9).all()   # log-mean-exp >= mean, image by image
+    nll = -res.log_likelihood
+    table2[name] = {"nll": nll.mean().item(), "nll_se": (nll.std() / math.sqrt(len(nll))).item(),
+                    "final_beta": float(hist.steps["weight"][-1]), "final_train_rec": hist.epochs["rec"][-1],
+                    "paper": paper_table2[name], "seconds": time.perf_counter() - t0}
+print(f"{'model':28s} {'ours: NLL':>10s} {'s.e.':>6s} {'final beta':>11s} {'paper':>8s}")
+for name, v in table2.items():
+    print(f"{name:28s} {v['nll']:10.2f} {v['nll_se']:6.2f} {v['final_beta']:11.3g} {v['paper']:8.2f}")
+
+# %% [markdown]
+# ## The record of this run
+
+# %%
+runtime = time.perf_counter() - t_start
+results = {
+    "scale": "smoke" if smoke else {
+        "pendulum": {"epochs": epochs, "steps": total_steps, "seeds": seeds, "width": width, "depth": depth,
+                     "K": zeta_samples, "obs_sigma": obs_sigma, "kappa": kappa, "nu": nu, "tau": tau, "lr": lr,
+                     "warmup_steps": wu_steps, "train_images": len(pend.train)},
+        "fashion_mnist": {"epochs": fm_epochs, "train_images": len(fm.train), "width": fm_width, "depth": fm_depth,
+                          "latent": fm_latent, "kappa2_nats": fm_kappa2, "nu": fm_nu,
+                          "ll_samples": fm_ll_samples, "ll_images": len(fm_ll_set)}},
+    "likelihood_and_units": f"Gaussian decoder sigma={obs_sigma} on [0,1] pixels; C = per-pixel MSE; kappa = per-pixel RMSE",
+    "table1_angle_error": {"per_run": table1, "summary": summary1, "shuffled_codes": shuffled.error,
+                           "standard_prior_elbo": std_fit.error},
+    "interpolation": {name: {k: v for k, v in d.items() if k != "per_pair"} for name, d in interp.items()},
+    "table2_fashion_mnist_nll": table2,
+    "vhp_bound_check": vhp_bound_check,
+    "b1_alternative_update": "not implemented: the text of App. B.1 (Eqs. 14-15) was not available",
+    "runtime_s": runtime, "device": str(dev),
+}
+save_results(out_dir, results)
+print(f"chapter ran in {runtime / 60:.1f} min")
+
+# %% [markdown]
+# ## What this run shows, and where it differs from the paper
+#
+# Numbers of the default-scale run of this book (pendulum: 8 epochs = 1,504 steps, MLPs of 3 x 128 units,
+# $\kappa = 0.03$, $\nu = 100$, 3 seeds; Fashion-MNIST: 10 epochs on 10,000 images, 2 x 256 units, 16 latents,
+# NLL with 2,000 importance samples on 100 test images; 2-core CPU shared with other jobs). The cells above
+# print the numbers of *your* run; these are ours.
+#
+# **Table 1 (angle error, radians, mean $\pm$ sd over 3 seeds; paper in brackets).** VHP + REWO
+# $0.59 \pm 0.42$ (0.054); VHP + GECO $0.54 \pm 0.42$ (0.53); VHP with the VAE objective $0.50 \pm 0.36$
+# (0.49); VHP + WU 20 $0.56 \pm 0.42$ (0.20); VHP + WU 200 $0.57 \pm 0.43$ (0.31). **We do not reproduce
+# REWO's order-of-magnitude advantage.** At this scale the seed, not the method, decides the score: every
+# method scored 0.09-0.16 with seed 1 and 0.88-1.02 with seed 2 (codes shuffled across images score 1.52,
+# near $\pi/2$, so the scores are not an artefact of the regression). The snapshots show why: the codes'
+# curve takes its shape (here a figure eight, whose polar angle is not monotone in the true angle) in the
+# first epoch, while all methods still train with a tiny weight on the KL term, and keeps it. That is
+# pitfall (c) of an independent re-implementation; the paper's 0.054 was not reached there either.
+# REWO's initial phase lasted 996, 723 and 1,206 of the 1,504 steps, so REWO's second phase had only a few
+# hundred steps; $\beta$ reached 1 in one seed. With the Gaussian decoder of $\sigma = 0.02$ the final
+# training MSEs ($3$-$8\cdot10^{-4}$) were below $\kappa^2 = 9\cdot10^{-4}$: the constraint binds only at the
+# start, so the choice of likelihood and of $\kappa$'s units decides how long REWO is more than the ELBO
+# (pitfall (a)). GECO's $\beta$ fell to its clamp $10^{-10}$ within the first steps and climbed only once
+# the constraint held, ending anywhere from $5\cdot10^{-9}$ to 262 (above 1, where REWO would have stopped).
+#
+# **Interpolation.** Averaged over 10 pairs of test images at least 90 degrees apart, the largest angle jump
+# between consecutive decoded images was 141 degrees along the graph path and 143 along the straight line for
+# VHP + REWO (seed 0), 129 and 129 with the standard prior, against 8.6 degrees for an evenly turning
+# pendulum; the decoded images' RMS distance to the nearest real pendulum image was 0.06-0.07 in all four
+# cases. So at this scale **the graph path is not smoother than the straight line**: the learned prior of the
+# seed-0 model (a figure-eight latent) is a blob that covers the curve and the space inside it, so its k-NN
+# graph offers no detour that follows the data. The paper's Figs. 3-4 need a prior that has learned the
+# ring; we did not reach one in 1,504 steps.
+#
+# **Table 2 (Fashion-MNIST NLL, nats, $\pm$ s.e. over 100 test images; paper in brackets).** VHP + REWO
+# $251.1 \pm 7.5$ (225.37); standard prior, ELBO $254.3 \pm 7.5$ (226.83); VHP + GECO $300.9 \pm 8.9$ (234.73).
+# The paper's order holds: REWO best, GECO clearly worst (its final $\beta = 0.002$ leaves a poorly fitted
+# ELBO), but REWO's edge over the standard prior is within the noise of 100 images. The absolute values are
+# about 25 nats above the paper's: smaller networks, 10 epochs on a fifth of the data, 2,000 instead of 5,000
+# importance samples.
+#
+# **Not done.** The alternative update of App. B.1 (Eqs. 14-15): its text was not available to us and we
+# do not guess it. Full scale (the parameters at the top: Table 3's networks, $\kappa = 0.02$, $\nu = 5$,
+# Adam $10^{-4}$) has not been run; it needs a GPU.
+#
+# **Run time.** Default scale: 9.2 min (553 s with papermill, chapter 542 s) on the 2-core x86_64 CPU with
+# `OMP_NUM_THREADS=1` while other jobs kept the load average at about 4.7 (with 2 threads under that load the
+# training ran about 10 times slower); smoke scale: 27-39 s (nbval, same machine and load).

@@ -251,3 +251,15 @@ def test_posterior_samples_carry_the_full_posterior_covariance():
         torch.testing.assert_close(emp, s, atol=0.03 * s.diagonal().max(), rtol=0)
         corr = s[0, 1] / (s[0, 0] * s[1, 1]).sqrt()
         assert corr.abs() > 0.3  # the check is about correlations: there are some
+
+
+def test_batch_moments_of_half_precision_means_are_float32_and_positive_definite():
+    """Under mixed precision the encoder's means arrive in bf16; Sigma is computed in float32 from them."""
+    g = torch.Generator().manual_seed(0)
+    mu32 = torch.randn(100, 64, generator=g) @ torch.randn(64, 64, generator=g) / 8
+    beta, sigma = batch_moments(mu32.bfloat16())
+    assert beta.dtype == sigma.dtype == torch.float32
+    assert int(torch.linalg.cholesky_ex(sigma)[1]) == 0
+    ref_beta, ref_sigma = batch_moments(mu32.bfloat16().float())
+    torch.testing.assert_close(sigma, ref_sigma)
+    torch.testing.assert_close(beta, ref_beta)

@@ -53,7 +53,7 @@ from .densities import kl_normal_full
 from .nets import mlp
 from .vae import VAE
 
-__all__ = ["HEBAE", "HebaeCode", "mlp_hebae", "batch_moments", "hebae_kl", "hebae_elbo_std_prior", "FORMS",
+__all__ = ["HEBAE", "HebaeCode", "mlp_hebae", "population_proposal", "batch_moments", "hebae_kl", "hebae_elbo_std_prior", "FORMS",
            "SIGMAS", "JITTER"]
 
 FORMS = ("exact", "code")
@@ -81,9 +81,12 @@ def batch_moments(mu: torch.Tensor, jitter: float = JITTER) -> tuple[torch.Tenso
         raise ValueError(f"a batch of {n} image(s) with latent_dim k={k}: HEBAE's batch covariance Sigma has rank at "
                          f"most {max(n - 1, 0)} < k and is singular; use batches of at least k + 1 = {k + 1} images "
                          "(raise batch_size, or change the number of images so that the last batch is not this small)")
+    if mu.dtype in (torch.float16, torch.bfloat16):  # half-precision means (mixed precision): Sigma in float32,
+        mu = mu.float()                              # or it loses its positive definiteness (chapter celeba)
     beta = mu.mean(0)
     centred = mu - beta
-    sigma = centred.T @ centred / n
+    with torch.autocast(mu.device.type, enabled=False):  # no bf16 matmul under autocast either
+        sigma = centred.T @ centred / n
     sigma = sigma + jitter * torch.eye(k, dtype=mu.dtype, device=mu.device)
     return beta, sigma
 
@@ -233,6 +236,28 @@ class HEBAE(VAE):
         self._check_population()
         mu, log_sigma = self.encode(x)
         return mu, 2.0 * log_sigma + torch.log(torch.diagonal(self.pop_sigma))
+
+
+def population_proposal(tau: float):
+    """A proposal for importance sampling HEBAE's p(x): q_tau(z | x) = N(mu(x), tau^2 Sigma_pop).
+
+    Returns a function (model, x) -> ``MultivariateNormal`` for ``vaelab.likelihood.WithProposal``.
+    HEBAE's own posterior N(mu, diag(sigma) Sigma_pop diag(sigma)) becomes nearly a point mass in
+    training (sigma falls towards 0, chapter 02), and an importance-sampled estimate with it is then
+    close to the ELBO; a wider proposal of the same shape estimates the same log p(x) more tightly.
+    """
+    if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not (tau > 0 and math.isfinite(tau)):
+        raise ValueError(f"tau must be a positive finite number (the proposal's scale), got {tau!r}")
+
+    def proposal(model: "HEBAE", x: torch.Tensor):
+        from torch.distributions import MultivariateNormal
+
+        model._check_population()
+        mu = model.encode(x).mu
+        return MultivariateNormal(mu, scale_tril=(tau * model.pop_scale_tril).expand(mu.shape[0], -1, -1),
+                                  validate_args=False)
+
+    return proposal
 
 
 def hebae_elbo_std_prior(model: HEBAE, x: torch.Tensor, n_samples: int = 1,

@@ -6,6 +6,7 @@ offline, so the math is checked as markup; every other host is unreachable on pu
 from __future__ import annotations
 
 import html.parser
+import json
 import shutil
 import socket
 import struct
@@ -37,6 +38,16 @@ def toc_chapters() -> list[str]:
 
 
 CHAPTERS = toc_chapters()
+
+
+def executed_in_build(page: str) -> bool:
+    """False for a chapter whose notebook metadata says `mystnb: execution_mode: off` (celeba: CelebA + GPU)."""
+    meta = json.loads((REPO / f"{page}.ipynb").read_text(encoding="utf8")).get("metadata", {})
+    return meta.get("mystnb", {}).get("execution_mode") != "off"
+
+
+EXECUTED = [c for c in CHAPTERS if executed_in_build(c)]
+NOT_EXECUTED = [c for c in CHAPTERS if not executed_in_build(c)]
 
 
 class Page(html.parser.HTMLParser):
@@ -172,7 +183,14 @@ def test_local_assets_and_links_exist(dom, site, server, page):
     assert not missing, f"{url} refers to files missing from the build: {missing}"
 
 
-@pytest.mark.parametrize("page", CHAPTERS)
+@pytest.mark.parametrize("page", NOT_EXECUTED)
+def test_unexecuted_chapter_says_so_and_has_no_outputs(dom, page):
+    url, text, parsed = dom(page)
+    assert "does not execute this chapter" in text, f"{url} must tell the reader that it is shown without outputs"
+    assert not [src for src in parsed.imgs if "_images/" in src], f"{url} is not executed but shows figures"
+
+
+@pytest.mark.parametrize("page", EXECUTED)
 def test_chapter_figures_are_pngs(dom, site, server, page):
     url, _, parsed = dom(page)
     figures = [src for src in parsed.imgs if "_images/" in src]

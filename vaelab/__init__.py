@@ -8,7 +8,9 @@ KL per dimension, ELBO surgery, MIC/TIC, latent covariance), ``hebae`` (the hier
 Bayes autoencoder), ``likelihood`` (importance-sampled log-likelihood), ``classifier`` (a small
 MNIST classifier for Frechet distances of digits), ``vamp`` (mixture-of-Gaussians prior and
 VampPrior), ``hvae`` (the two-level VAE), ``constrained`` (GECO and REWO schedules), ``vhp`` (the
-learned hierarchical prior of Klushyn et al.), ``plots``, ``results``, ``fid``.
+learned hierarchical prior of Klushyn et al.), ``angle`` (the pendulum's angle regression),
+``graph_interp`` (graph-based interpolation with A*), ``conv`` (the CelebA conv networks and their
+FLOP count), ``speed`` (peak rates for benchmarks), ``plots``, ``results``, ``fid``.
 """
 from .config import data_root, get_device, is_smoke
 from .data import ImageData, Splits, load_dataset

@@ -434,6 +434,16 @@ def torchvision_source(dataset: str, download: bool, image_shape: tuple[int, ...
     return source
 
 
+def load_labelled(title: str, prepare, splits, root=None, split: str = "train", **kwargs):
+    """``(images, labels)`` of ``split`` of a labelled image data set, after its ``prepare(root, **kwargs)``
+    (quiet unless ``verbose=True``; the first call may build the cache). The ``load`` of ``mnist`` and
+    ``fashion_mnist``."""
+    if split not in splits:
+        raise ValueError(f"split={split!r} is unknown for {title}: use 'train' or 'test'")
+    kwargs.setdefault("verbose", False)
+    return load_split(prepare(root, **kwargs), split)
+
+
 def labelled_main(name: str, title: str, doc: str, prepare, splits, argv=None) -> int:
     """The command line of a labelled image data set (``python -m data_scripts.<name>``)."""
     import argparse

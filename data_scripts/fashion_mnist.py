@@ -24,10 +24,10 @@ from typing import Mapping
 import numpy as np
 
 from data_scripts.common import (
+    load_labelled,
     labelled_main,
     SplitCheck,
     idx_folder_source,
-    load_split,
     prepare_labelled,
     resolve_checks,
     torchvision_source,
@@ -85,11 +85,7 @@ def load(root=None, split: str = "train", **kwargs) -> tuple[np.ndarray, np.ndar
 
     Calls :func:`prepare` first (keyword arguments go to it).
     """
-    if split not in CHECKS:
-        raise ValueError(f"split={split!r} is unknown for Fashion-MNIST: use 'train' or 'test'")
-    kwargs.setdefault("verbose", False)
-    directory = prepare(root, **kwargs)
-    return load_split(directory, split)
+    return load_labelled("Fashion-MNIST", prepare, CHECKS, root, split, **kwargs)
 
 
 def main(argv=None) -> int:

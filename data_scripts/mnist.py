@@ -24,11 +24,11 @@ from typing import Mapping
 import numpy as np
 
 from data_scripts.common import (
+    load_labelled,
     labelled_main,
     SourceUnavailable,
     SplitCheck,
     idx_folder_source,
-    load_split,
     prepare_labelled,
     resolve_checks,
     torchvision_source,
@@ -109,11 +109,7 @@ def load(root=None, split: str = "train", **kwargs) -> tuple[np.ndarray, np.ndar
     Calls :func:`prepare` first (keyword arguments go to it; quiet unless verbose=True), so the first
     call may build the cache.
     """
-    if split not in CHECKS:
-        raise ValueError(f"split={split!r} is unknown for MNIST: use 'train' or 'test'")
-    kwargs.setdefault("verbose", False)
-    directory = prepare(root, **kwargs)
-    return load_split(directory, split)
+    return load_labelled("MNIST", prepare, CHECKS, root, split, **kwargs)
 
 
 def main(argv=None) -> int:

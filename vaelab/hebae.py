@@ -47,6 +47,7 @@ from typing import NamedTuple, Sequence
 
 import torch
 from torch import nn
+from torch.distributions import MultivariateNormal
 
 from .data import ImageData, batch_indices
 from .densities import kl_normal_full
@@ -249,9 +250,7 @@ def population_proposal(tau: float):
     if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not (tau > 0 and math.isfinite(tau)):
         raise ValueError(f"tau must be a positive finite number (the proposal's scale), got {tau!r}")
 
-    def proposal(model: "HEBAE", x: torch.Tensor):
-        from torch.distributions import MultivariateNormal
-
+    def proposal(model: "HEBAE", x: torch.Tensor) -> MultivariateNormal:
         model._check_population()
         mu = model.encode(x).mu
         return MultivariateNormal(mu, scale_tril=(tau * model.pop_scale_tril).expand(mu.shape[0], -1, -1),

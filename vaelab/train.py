@@ -33,7 +33,7 @@ from .data import ImageData, batch_indices
 from .schedules import Constant, Schedule, objective
 
 __all__ = ["fit", "History", "NonFiniteLossError", "CheckpointError", "load_checkpoint", "logged_terms",
-           "evaluate", "exponential_lr", "step_lr", "PRECISIONS", "autocast_context", "check_precision"]
+           "evaluate", "exponential_lr", "step_lr", "PRECISIONS", "check_precision"]
 
 CHECKPOINT = "checkpoint.pt"
 PRECISIONS = ("fp32", "bf16")
@@ -124,14 +124,6 @@ def check_precision(precision: str, device: torch.device) -> None:
         if device.type not in ("cuda", "cpu"):
             raise ValueError(f"precision='bf16' is supported on 'cuda' and 'cpu' devices, not {device.type!r}: "
                              "use precision='fp32'")
-
-
-def autocast_context(precision: str, device: torch.device):
-    """``torch.autocast`` with bfloat16 for ``precision="bf16"``, a no-op context for ``"fp32"``."""
-    check_precision(precision, device)
-    if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def _make_optimizer(params, lr: float) -> torch.optim.Optimizer:

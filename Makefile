@@ -28,7 +28,7 @@ data: $(STAMP)
 
 # The HTML book with every chapter executed at its default scale: _build/html/index.html
 book: data
-	$(BIN)/jupyter-book build . --warningiserror --keep-going
+	VAELAB_PROGRESS=0 $(BIN)/jupyter-book build . --warningiserror --keep-going
 
 # The whole test suite: unit tests, notebooks at smoke scale (nbval), the smoke-scale
 # book build and a headless-Chromium check of the built site.

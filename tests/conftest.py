@@ -51,7 +51,7 @@ def book_build(tmp_path_factory) -> BookBuild:
     config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf8")
 
     bindir = Path(sys.executable).parent
-    env = dict(os.environ, VAELAB_SMOKE="1", PATH=f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}")
+    env = dict(os.environ, VAELAB_SMOKE="1", VAELAB_PROGRESS="0", PATH=f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}")
     jupyter_book = bindir / "jupyter-book"
     if not jupyter_book.is_file():
         jupyter_book = shutil.which("jupyter-book") or pytest.fail("jupyter-book not found: run `make venv`")

@@ -128,28 +128,35 @@ def test_truncated_checkpoint_gives_clear_error(tmp_path):
 
 def test_checkpoint_from_other_settings_is_refused(tmp_path):
     run(tmp_path, 1)
-    with pytest.raises(CheckpointError, match="batch_size=64.*another out_dir"):
+    with pytest.raises(CheckpointError, match="batch_size: checkpoint has 64, this run has 32(.|\n)*another out_dir"):
         fit(toy_model(), toy_data(binarize="dynamic"), epochs=2, batch_size=32, out_dir=tmp_path, progress=False)
 
 
 def test_checkpoint_loads_with_weights_only(tmp_path):
     run(tmp_path, 1)
-    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
-    assert ckpt["format"] == "vaelab-checkpoint-1" and ckpt["epoch"] == 1
+    outer = torch.load(tmp_path / "checkpoint.pt", weights_only=True)  # no pickled code anywhere
+    assert outer["format"] == "vaelab-checkpoint-2" and outer["payload"].dtype == torch.uint8
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["epoch"] == 1
 
 
 class FreezePrior(Schedule):
-    frozen = ("decoder",)
+    freeze_prior = True
 
 
-def test_schedule_can_freeze_parameters():
-    model = toy_model()
+def test_schedule_can_freeze_the_prior():
+    from vaelab.vamp import MixtureOfGaussians
+    torch.manual_seed(0)
+    model = vaelab.mlp_vae(latent_dim=3, data_shape=(1, 6, 6), enc_hidden=(16,), dec_hidden=(16,),
+                           prior=MixtureOfGaussians(3, 4))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     fit(model, toy_data(), epochs=1, batch_size=64, schedule=FreezePrior(), progress=False)
     after = model.state_dict()
-    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("decoder"))
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("prior."))
     assert not all(torch.equal(before[k], after[k]) for k in before if k.startswith("encoder"))
     assert all(p.requires_grad for p in model.parameters())
+    with pytest.raises(TypeError, match="has no prior module"):
+        fit(FixedValidLoss(toy_model(), [1.0]), toy_data(), epochs=1, batch_size=64, schedule=FreezePrior(),
+            progress=False)
 
 
 def test_training_lowers_the_loss():
@@ -199,9 +206,9 @@ def test_early_stopping_keeps_the_best_epoch_and_resumes(tmp_path):
                    out_dir=tmp_path, progress=False)
     assert hist.epochs["epoch"][-1] == 8 and hist.epochs["best_epoch"][-1] == 5
     ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
-    assert ckpt["best"]["stopped"] and ckpt["best"]["epoch"] == 5
+    assert ckpt["stopping"]["stopped"] and ckpt["stopping"]["epoch"] == 5
     for k, v in model.state_dict().items():  # the model is left at the best epoch's weights
-        assert torch.equal(v, ckpt["best"]["state"][k])
+        assert torch.equal(v, ckpt["stopping"]["state"][k])
     # calling fit again does not train on after the stop
     model2, _, counting2 = make()
     with mock.patch.object(vaelab.train, "evaluate", counting2):
@@ -209,7 +216,7 @@ def test_early_stopping_keeps_the_best_epoch_and_resumes(tmp_path):
                     out_dir=tmp_path, progress=False)
     assert hist2.epochs["epoch"][-1] == 8
     for k, v in model2.state_dict().items():
-        assert torch.equal(v, ckpt["best"]["state"][k])
+        assert torch.equal(v, ckpt["stopping"]["state"][k])
 
 
 def test_early_stopping_needs_a_validation_set():

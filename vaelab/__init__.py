@@ -3,7 +3,8 @@
 Modules (one idea each): ``config`` (data root, device, smoke switch), ``data`` (device-resident
 data sets, index batches, binarisation), ``densities`` (log-densities, Gaussian KLs), ``nets``
 (network builders), ``priors``, ``vae``, ``schedules`` (the weight in ``rec + weight * reg``),
-``train`` (the one training loop), ``mmd`` and ``wae`` (WAE-MMD), ``diagnostics`` (active units,
+``train`` (the one training loop, in named parts), ``runs`` (a run directory's identity,
+checksummed checkpoint, lock and atomic writes), ``mmd`` and ``wae`` (WAE-MMD), ``diagnostics`` (active units,
 KL per dimension, ELBO surgery, MIC/TIC, latent covariance), ``hebae`` (the hierarchical empirical
 Bayes autoencoder), ``likelihood`` (importance-sampled log-likelihood), ``classifier`` (a small
 MNIST classifier for Frechet distances of digits), ``vamp`` (mixture-of-Gaussians prior and

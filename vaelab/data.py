@@ -46,6 +46,7 @@ class ImageData:
     binarize: str = "none"
     scale: str = "unit"
     seed: int = 0
+    name: str = ""  # e.g. "mnist/train": part of a run's identity (``vaelab.runs``)
     _generator: torch.Generator | None = field(default=None, repr=False)
 
     def __post_init__(self):
@@ -111,7 +112,7 @@ class ImageData:
             raise ValueError(f"subset size n={n} must be in 1..{len(self)}")
         # re-binarising fixed (0/255) images is the identity, so the mode can be kept as it is
         return ImageData(self.images[:n], None if self.targets is None else self.targets[:n],
-                         self.binarize, self.scale, self.seed)
+                         self.binarize, self.scale, self.seed, self.name)
 
     # generator state for resumable dynamic binarisation
     def rng_state(self) -> torch.Tensor | None:
@@ -180,15 +181,15 @@ def load_dataset(name: str, *, root=None, device="auto", valid_size: int = 10_00
     if test_size is not None:
         test_images, test_targets = test_images[:test_size], test_targets[:test_size]
 
-    def make(imgs, tgts, mode, s):
+    def make(imgs, tgts, mode, s, split):
         return ImageData(torch.as_tensor(np.ascontiguousarray(imgs)).to(device),
-                         torch.as_tensor(np.ascontiguousarray(tgts)).to(device), mode, scale, s)
+                         torch.as_tensor(np.ascontiguousarray(tgts)).to(device), mode, scale, s, f"{name}/{split}")
 
     eval_mode = "none" if binarize == "none" else "fixed"
     return Splits(
-        train=make(images[train_idx], targets[train_idx], binarize, seed),
-        valid=make(images[valid_idx], targets[valid_idx], eval_mode, seed + 1),
-        test=make(test_images, test_targets, eval_mode, seed + 2),
+        train=make(images[train_idx], targets[train_idx], binarize, seed, "train"),
+        valid=make(images[valid_idx], targets[valid_idx], eval_mode, seed + 1, "valid"),
+        test=make(test_images, test_targets, eval_mode, seed + 2, "test"),
     )
 
 

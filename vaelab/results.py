@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+from .runs import atomic_write_json
+
 __all__ = ["save_results", "load_results", "machine"]
 
 
@@ -39,11 +41,7 @@ def save_results(out_dir: str | os.PathLike, results: dict) -> Path:
     """Write ``results`` (plus the machine) to ``out_dir/results.json`` atomically; returns the path."""
     path = Path(out_dir) / "results.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = _clean({**results, "machine": machine()})
-    tmp = path.with_name("results.json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
-    os.replace(tmp, path)
-    return path
+    return atomic_write_json(path, _clean({**results, "machine": machine()}))
 
 
 def load_results(out_dir: str | os.PathLike) -> dict:

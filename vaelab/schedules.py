@@ -1,12 +1,15 @@
 """Schedules own the weight in the one objective ``rec + weight * reg``.
 
 VAE's KL weight lambda (beta-VAE), HEBAE's and WAE's lambda, a linear KL warm-up, and later
-GECO's and REWO's Lagrange multiplier beta (chapter 04) are all schedules: the training loop
-asks ``schedule.weight`` before each step and calls ``schedule.update(terms)`` after it with the
-batch means of the terms, so a chapter swaps them without touching the loop.
+GECO's and REWO's Lagrange multiplier beta (chapter 04) are all schedules, so a chapter swaps
+them without touching the loop. In every step ``fit`` calls, in this order (Algorithm 1 of
+Klushyn et al. 2019): ``observe(terms, t)`` with the current batch's terms (batch means,
+detached), reads ``weight`` for this step's loss, takes the gradient step, then calls
+``update(record, t)``; ``end_epoch(epoch)`` after every epoch.
 
-GECO and REWO live in ``vaelab.constrained``. A schedule may freeze parameters for a while (REWO's initial phase trains only encoder and
-decoder): ``schedule.frozen`` is a tuple of parameter-name prefixes that the loop does not update.
+GECO and REWO live in ``vaelab.constrained``. A schedule may freeze the prior for a while (REWO's
+initial phase trains only encoder and decoder): while ``freeze_prior`` is True, ``fit`` does not
+update the parameters of ``model.prior``.
 """
 from __future__ import annotations
 
@@ -31,11 +34,14 @@ def _check_weight(name: str, value) -> float:
 class Schedule:
     """Base class: a constant weight of 1 that never changes and freezes nothing."""
 
-    frozen: tuple[str, ...] = ()
+    freeze_prior: bool = False
 
     @property
     def weight(self):
         return 1.0
+
+    def observe(self, terms: dict[str, torch.Tensor], step: int) -> None:
+        """Called in step ``step`` (from 1) with this batch's logged terms, before ``weight`` is read."""
 
     def update(self, terms: dict[str, torch.Tensor], step: int) -> None:
         """Called after every optimisation step with the batch means of the logged terms (detached)."""

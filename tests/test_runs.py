@@ -1,0 +1,314 @@
+"""Runs you can trust: identity, checksum, one writer, writability, data range, messages (vaelab.runs, fit).
+
+Each test reproduces a failure seen on the earlier training loop and checks that it now gets a
+clear error, or the right behaviour, with nothing lost.
+"""
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import vaelab
+from toys import smooth_images
+from vaelab.constrained import GECO, REWO
+from vaelab.data import ImageData
+from vaelab.hebae import mlp_hebae
+from vaelab.runs import (CheckpointError, IdentityError, RunLock, RunLockedError, atomic_write, identity_diff,
+                         load_checkpoint, model_settings, save_checkpoint)
+from vaelab.schedules import Constant
+from vaelab.train import NonFiniteLossError, fit
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def toy_model(seed=0, k=3, **kw):
+    torch.manual_seed(seed)
+    return vaelab.mlp_vae(latent_dim=k, data_shape=(1, 6, 6), enc_hidden=(16,), dec_hidden=(16,), **kw)
+
+
+def toy_hebae(form):
+    torch.manual_seed(0)
+    return mlp_hebae(latent_dim=3, data_shape=(1, 6, 6), enc_hidden=(36, 16), dec_hidden=(16, 36), form=form)
+
+
+def train_once(out, model=None, data=None, **kw):
+    args = dict(epochs=1, batch_size=64, out_dir=out, progress=False)
+    args.update(kw)
+    return fit(model or toy_model(), data or smooth_images(300), **args)
+
+
+# ---- a run's identity --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("first,second,differs", [
+    (dict(schedule=Constant(1.0)), dict(schedule=Constant(10.0)), "schedule"),
+    (dict(model=toy_hebae("exact")), dict(model=toy_hebae("code")), "model.form"),
+    (dict(data=smooth_images(300, seed=0)), dict(data=smooth_images(300, seed=1)), "train_data.sha256"),
+    (dict(schedule=GECO(0.1, 1.0)), dict(schedule=Constant(1.0)), "schedule"),
+    (dict(schedule=Constant(1.0)), dict(schedule=GECO(0.1, 1.0)), "schedule"),
+    (dict(schedule=GECO(0.1, 1.0)), dict(schedule=REWO(0.1, 1.0)), "schedule"),
+    (dict(), dict(model=toy_model(k=4)), "model.latent_dim"),
+    (dict(), dict(precision="bf16"), "precision"),
+    (dict(), dict(lr_factor=vaelab.train.exponential_lr(0.5), epochs=2), "lr_factor"),
+    (dict(), dict(data=smooth_images(300, binarize="dynamic")), "train_data.binarize"),
+])
+def test_resume_with_other_settings_names_each_difference(tmp_path, first, second, differs):
+    train_once(tmp_path, **first)
+    before = (tmp_path / "checkpoint.pt").read_bytes()
+    with pytest.raises(IdentityError, match=rf"(?s){differs}.*checkpoint has .*this run has .*another out_dir"):
+        train_once(tmp_path, **second)
+    assert (tmp_path / "checkpoint.pt").read_bytes() == before  # nothing lost
+
+
+def test_fewer_epochs_than_trained_is_refused_and_more_continues(tmp_path, capsys):
+    train_once(tmp_path / "a", epochs=3)
+    with pytest.raises(IdentityError, match="epochs: checkpoint has 3, this run has 1"):
+        train_once(tmp_path / "a", epochs=1)
+    capsys.readouterr()
+    m_ext = toy_model()
+    h_ext = train_once(tmp_path / "a", model=m_ext, epochs=5)
+    assert "continuing a finished run of 3 epochs to 5 epochs" in capsys.readouterr().out
+    m_full = toy_model()
+    h_full = train_once(tmp_path / "b", model=m_full, epochs=5)  # one uninterrupted run of 5 epochs
+    assert h_ext.steps == h_full.steps
+    for (n, a), (_, b) in zip(m_ext.state_dict().items(), m_full.state_dict().items()):
+        assert torch.equal(a, b), n
+
+
+def test_identity_is_stable_and_diff_reads_well():
+    assert model_settings(toy_hebae("exact")) == model_settings(toy_hebae("exact"))
+    assert ("model.form", "exact", "code") in identity_diff({"model.form": "exact"}, {"model.form": "code"})
+    assert identity_diff({"epochs": 3}, {"epochs": 10}) == []
+    assert identity_diff({"lr_factors": [1.0, 0.5]}, {"lr_factors": [1.0, 0.5, 0.25]}) == []
+
+
+@pytest.mark.parametrize("value", ["false", "False", 0, None])
+def test_resume_must_be_a_bool(tmp_path, value):
+    with pytest.raises(TypeError, match="resume must be True or False"):
+        train_once(tmp_path, resume=value)
+
+
+def test_resume_false_overwrites(tmp_path):
+    train_once(tmp_path, epochs=2)
+    train_once(tmp_path, epochs=1, resume=False, schedule=Constant(3.0))
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["epoch"] == 1
+
+
+# ---- the checkpoint file -----------------------------------------------------------------------------
+
+def test_corrupted_checkpoint_is_refused_with_its_path(tmp_path):
+    train_once(tmp_path, epochs=1)
+    path = tmp_path / "checkpoint.pt"
+    data = bytearray(path.read_bytes())
+    mid = len(data) // 2
+    data[mid:mid + 4096] = os.urandom(min(4096, len(data) - mid))
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=rf"{path}.*(corrupted|cannot be read)"):
+        train_once(tmp_path, epochs=2)
+
+
+def test_a_single_flipped_byte_in_the_payload_is_caught(tmp_path):
+    path = tmp_path / "c.pt"
+    save_checkpoint({"w": torch.ones(1000)}, path)
+    raw = bytearray(path.read_bytes())
+    at = raw.find(torch.ones(1000).numpy().tobytes()[:16])  # inside the tensor's bytes
+    assert at > 0
+    raw[at + 3] ^= 0x01
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="corrupted"):
+        load_checkpoint(path)
+
+
+# ---- one writer --------------------------------------------------------------------------------------
+
+def _hold_lock(out_dir, ready, release):
+    with RunLock(out_dir):
+        ready.set()
+        release.wait(30)
+
+
+def test_second_writer_gets_an_error_naming_the_holder(tmp_path):
+    ctx = mp.get_context("spawn")
+    ready, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_lock, args=(str(tmp_path), ready, release))
+    holder.start()
+    try:
+        assert ready.wait(60)
+        with pytest.raises(RunLockedError, match=rf"in use by another run \(pid {holder.pid} on .*another out_dir"):
+            train_once(tmp_path)
+        assert not (tmp_path / "checkpoint.pt").exists()
+    finally:
+        release.set()
+        holder.join(30)
+    train_once(tmp_path)  # the lock went with its holder
+    assert (tmp_path / "checkpoint.pt").exists()
+
+
+def _hammer(path, seed, n):
+    for i in range(n):
+        save_checkpoint({"seed": seed, "i": i, "w": torch.full((20_000,), float(seed))}, path)
+
+
+def test_concurrent_atomic_writes_never_leave_a_broken_file(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_hammer, args=(str(path), s, 30)) for s in (0, 1)]
+    for p in procs:
+        p.start()
+    reads = 0
+    while any(p.is_alive() for p in procs):
+        if path.exists():
+            ckpt = load_checkpoint(path)  # every installed file is whole
+            assert torch.equal(ckpt["w"], torch.full((20_000,), float(ckpt["seed"])))
+            reads += 1
+    for p in procs:
+        p.join()
+        assert p.exitcode == 0
+    assert load_checkpoint(path)["i"] == 29
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_atomic_write_uses_unique_temporary_names(tmp_path, monkeypatch):
+    names = []
+    real = os.replace
+
+    def spy(src, dst):
+        names.append(Path(src).name)
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", spy)
+    atomic_write(tmp_path / "results.json", b"1")
+    atomic_write(tmp_path / "results.json", b"2")
+    assert len(set(names)) == 2 and all(n != "results.json.tmp" for n in names)
+
+
+# ---- writability, checked before any work ------------------------------------------------------------
+
+def test_out_dir_that_cannot_be_a_directory_fails_before_training(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    model = toy_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(PermissionError, match=rf"out_dir '{blocker}/run' is not a writable directory"):
+        train_once(blocker / "run", model=model)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+@pytest.fixture
+def read_only_dir(tmp_path, monkeypatch):
+    """An existing directory this process cannot write to.
+
+    Not root: chmod 555. Root ignores permissions, so a read-only bind mount of a fresh directory;
+    where mounting is not allowed, file creation in that directory is made to fail as the kernel would.
+    """
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if os.geteuid() != 0:
+        ro.chmod(0o555)
+        yield ro
+        ro.chmod(0o755)
+        return
+    src = tmp_path / "src"
+    src.mkdir()
+    mounted = subprocess.run(["mount", "--bind", "-o", "ro", str(src), str(ro)], capture_output=True).returncode == 0
+    if not mounted:
+        import tempfile
+        real = tempfile.mkstemp
+
+        def mkstemp(*args, dir=None, **kw):
+            if dir is not None and Path(dir).resolve() == ro.resolve():
+                raise PermissionError(30, "Read-only file system", str(dir))
+            return real(*args, dir=dir, **kw)
+        monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    yield ro
+    if mounted:
+        subprocess.run(["umount", str(ro)], check=True)
+
+
+def test_existing_read_only_out_dir_fails_before_training(read_only_dir):
+    model = toy_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(PermissionError, match=rf"out_dir '{read_only_dir}' is not a writable directory "
+                                              r"\(Read-only file system|Permission denied\)"):
+        train_once(read_only_dir, model=model)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+# ---- data range --------------------------------------------------------------------------------------
+
+def test_bernoulli_decoder_refuses_signed_data_before_training():
+    signed = ImageData(smooth_images(300).images, scale="signed")
+    with pytest.raises(ValueError, match="scale='signed'.*'bernoulli'.*scale='unit'.*likelihood='gaussian'"):
+        fit(toy_model(), signed, epochs=1, batch_size=64, progress=False)
+    # a Gaussian decoder takes them
+    fit(toy_model(likelihood="gaussian"), signed, epochs=1, batch_size=64, progress=False)
+
+
+def test_pixels_outside_unit_range_cannot_enter_image_data():
+    with pytest.raises(ValueError, match="must lie in \\[0, 1\\]"):
+        ImageData.from_float(torch.full((4, 1, 6, 6), 255.0))
+
+
+# ---- messages ----------------------------------------------------------------------------------------
+
+def test_resume_and_finished_runs_say_so(tmp_path, capsys):
+    train_once(tmp_path, epochs=2, checkpoint_every=1)
+    capsys.readouterr()
+    train_once(tmp_path, epochs=2)
+    assert f"already trained (2 epochs), {tmp_path / 'checkpoint.pt'}: nothing to do" in capsys.readouterr().out
+    # an interrupted run: a checkpoint at epoch 1 of a 3-epoch run
+    train_once(tmp_path / "x", epochs=3, checkpoint_every=2)  # saves at 2 and 3
+    ckpt_epoch = load_checkpoint(tmp_path / "x" / "checkpoint.pt")["epoch"]
+    assert ckpt_epoch == 3
+    train_once(tmp_path / "y", epochs=1)
+    capsys.readouterr()
+    train_once(tmp_path / "y", epochs=1)
+    assert "nothing to do" in capsys.readouterr().out
+
+
+def test_resumed_run_says_where_it_resumed(tmp_path, capsys):
+    class Stop(Exception):
+        pass
+
+    def stop_after_two(epoch, model):
+        if epoch == 2:
+            raise Stop
+    with pytest.raises(Stop):
+        train_once(tmp_path, epochs=4, on_epoch=stop_after_two)
+    # the epoch-2 checkpoint was not written (on_epoch raised first); epoch 1's was
+    capsys.readouterr()
+    train_once(tmp_path, epochs=4)
+    assert f"resumed at epoch 1 of 4 from {tmp_path / 'checkpoint.pt'}" in capsys.readouterr().out
+
+
+class NaNNow(torch.nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        out = self.inner(x)
+        out["rec"] = out["rec"] * float("nan")
+        return out
+
+
+def test_nan_before_the_first_checkpoint_says_so(tmp_path):
+    with pytest.raises(NonFiniteLossError, match=f"no checkpoint yet in {tmp_path} \\(no epoch had finished\\)"):
+        train_once(tmp_path, model=NaNNow(toy_model()))
+
+
+def test_progress_bars_inside_long_epochs(capsys):
+    data = smooth_images(1000)
+    fit(toy_model(), data, epochs=1, batch_size=4, progress=True, desc="toy VAE")  # 250 steps
+    err = capsys.readouterr().err
+    assert "toy VAE" in err and "epoch 1" in err
+
+
+def test_progress_off_by_environment(monkeypatch, capsys):
+    monkeypatch.setenv("VAELAB_PROGRESS", "0")
+    fit(toy_model(), smooth_images(300), epochs=1, batch_size=64)
+    assert capsys.readouterr().err == ""

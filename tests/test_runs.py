@@ -255,19 +255,13 @@ def test_pixels_outside_unit_range_cannot_enter_image_data():
 
 # ---- messages ----------------------------------------------------------------------------------------
 
-def test_resume_and_finished_runs_say_so(tmp_path, capsys):
-    train_once(tmp_path, epochs=2, checkpoint_every=1)
+def test_finished_run_says_nothing_to_do(tmp_path, capsys):
+    train_once(tmp_path, epochs=2)
     capsys.readouterr()
+    before = (tmp_path / "checkpoint.pt").read_bytes()
     train_once(tmp_path, epochs=2)
     assert f"already trained (2 epochs), {tmp_path / 'checkpoint.pt'}: nothing to do" in capsys.readouterr().out
-    # an interrupted run: a checkpoint at epoch 1 of a 3-epoch run
-    train_once(tmp_path / "x", epochs=3, checkpoint_every=2)  # saves at 2 and 3
-    ckpt_epoch = load_checkpoint(tmp_path / "x" / "checkpoint.pt")["epoch"]
-    assert ckpt_epoch == 3
-    train_once(tmp_path / "y", epochs=1)
-    capsys.readouterr()
-    train_once(tmp_path / "y", epochs=1)
-    assert "nothing to do" in capsys.readouterr().out
+    assert (tmp_path / "checkpoint.pt").read_bytes() == before
 
 
 def test_resumed_run_says_where_it_resumed(tmp_path, capsys):
@@ -312,3 +306,75 @@ def test_progress_off_by_environment(monkeypatch, capsys):
     monkeypatch.setenv("VAELAB_PROGRESS", "0")
     fit(toy_model(), smooth_images(300), epochs=1, batch_size=64)
     assert capsys.readouterr().err == ""
+
+
+# ---- the named parts of fit, each alone ---------------------------------------------------------------
+
+def test_step_log_checks_every_record_and_averages_the_epoch():
+    from vaelab.train import History, StepLog
+    hist = History()
+    log = StepLog(hist, sync_every=2, where=lambda: "nowhere")
+    log.start_epoch()
+    for step, v in enumerate([1.0, 3.0, 5.0], start=1):
+        log.add({"loss": torch.tensor(v)}, step, epoch=1)
+    assert hist.steps["loss"] == [1.0, 3.0]  # two synced, one pending
+    log.flush(3, 1)
+    assert hist.steps["loss"] == [1.0, 3.0, 5.0] and log.epoch_means() == {"loss": 3.0}
+    log.add({"loss": torch.tensor(1.0)}, 4, 2)
+    with pytest.raises(NonFiniteLossError, match=r"loss=inf\) at epoch 2, step 5.*Last good state: nowhere"):
+        log.add({"loss": torch.tensor(float("inf"))}, 5, 2)
+
+
+def test_early_stopping_counts_from_the_best_epoch_after_the_warm_up():
+    from vaelab.train import EarlyStopping
+    model = torch.nn.Linear(1, 1)
+    stop = EarlyStopping(patience=2, patience_after=2)
+    seen = []
+    for epoch, loss in enumerate([1.0, 0.5, 2.0, 1.5, 1.8, 1.9], start=1):
+        row = {"valid_rec": loss, "valid_reg": 0.0}
+        stop.observe(epoch, row, model)
+        seen.append((row["best_epoch"], stop.stopped))
+    # epochs 1-2 are the warm-up (0.5 at epoch 2 does not count); best 1.5 at epoch 4; stop at 6
+    assert seen == [(0, False), (0, False), (3, False), (4, False), (4, False), (4, True)]
+    again = EarlyStopping(2, 2)
+    again.load_state_dict(stop.state_dict())
+    assert again.stopped and again.epoch == 4
+
+
+def test_run_settings_check_every_field():
+    from vaelab.train import RunSettings
+    assert RunSettings(epochs=3, batch_size=8).to_dict()["lr_factor"] is None
+    for kw, match in [({"epochs": 2.0}, "epochs must be a positive integer"),
+                      ({"seed": "1"}, "seed must be an integer"),
+                      ({"grad_clip": 0}, "grad_clip must be a positive number"),
+                      ({"precision": "fp16"}, "precision='fp16' is unknown"),
+                      ({"lr_factor": 0.9}, "lr_factor must be a function"),
+                      ({"compile": "yes"}, "compile must be True or False")]:
+        with pytest.raises((ValueError, TypeError), match=match):
+            RunSettings(**{"epochs": 1, "batch_size": 8, **kw})
+
+
+def test_prepare_model_moves_and_wraps():
+    from vaelab.train import RunSettings, prepare_model
+    model = toy_model()
+    forward, amp = prepare_model(model, torch.device("cpu"), RunSettings(epochs=1, batch_size=8, precision="bf16"))
+    assert forward is model
+    with amp():
+        assert torch.get_autocast_dtype("cpu") == torch.bfloat16 and torch.is_autocast_enabled("cpu")
+
+
+def test_run_directory_round_trips_the_random_state(tmp_path):
+    from vaelab.train import RunDirectory, RunSettings
+    data = smooth_images(50, binarize="dynamic")
+    gen = torch.Generator().manual_seed(5)
+    state = RunDirectory.rng_state(gen, data)
+    a = (torch.rand(3), torch.rand(3, generator=gen), data.batch(torch.arange(4)))
+    RunDirectory.set_rng_state(state, gen, data)
+    b = (torch.rand(3), torch.rand(3, generator=gen), data.batch(torch.arange(4)))
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    run = RunDirectory(tmp_path, {"epochs": 2}, RunSettings(epochs=2, batch_size=8)).open()
+    run.save({"step": 7}, epoch=1)
+    run.close()
+    assert RunDirectory(tmp_path, {"epochs": 3}, RunSettings(epochs=3, batch_size=8)).read("cpu")["step"] == 7
+    with pytest.raises(IdentityError, match="epochs: checkpoint has 2, this run has 1"):
+        RunDirectory(tmp_path, {"epochs": 1}, RunSettings(epochs=1, batch_size=8)).read("cpu")

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from .densities import log_bernoulli, log_normal_diag
+from .likelihood import default_chunk
 from .nets import GatedDense, gated_mlp
 from .priors import StandardNormal
 from .vamp import VampPrior, _check_pos_int, _hidden_sizes
@@ -182,15 +183,15 @@ class HVAE(nn.Module):
         logsumexp_s(log w_s) - log S is the importance-sampled log p(x) (Burda et al. 2016; the paper's
         test log-likelihood with S = 5,000); the mean of log w is the ELBO. q(z2 | x) and the x-branch
         of q(z1 | x, z2) run once per data point; the K posteriors q(z2 | u_k) of a VampPrior once per
-        call; the rest on ``chunk`` samples of all B points at a time (default about 5,000 decoded
-        images per chunk). ``generator`` makes the draws reproducible. Run without gradients.
+        call; the rest on ``chunk`` samples of all B points at a time (default
+        ``vaelab.likelihood.default_chunk``). ``generator`` makes the draws reproducible. Run without gradients.
         """
         self._check_input(x)
         for name, value in (("n_samples", n_samples),) + ((("chunk", chunk),) if chunk is not None else ()):
             _check_pos_int(name, value)
         b = x.shape[0]
         if chunk is None:
-            chunk = max(1, min(n_samples, 5000 // max(b, 1)))
+            chunk = default_chunk(b, n_samples, x.device)
         flat = x.flatten(1)
         mu2, logvar2 = self.encode_z2(x)
         std2 = torch.exp(0.5 * logvar2)

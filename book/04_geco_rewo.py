@@ -164,7 +164,7 @@ print(f"device {dev}, {torch.get_num_threads()} threads")
 g = GECO(kappa=1.0, nu=0.5, alpha=0.5, lambda_init=2.0, clamp=None)
 lam, c_hat = 2.0, None
 for step, c in enumerate([3.0, 0.2, 1.5, 0.4], start=1):
-    g.update({"rec": torch.tensor(c, dtype=torch.float64)}, step)
+    g.observe({"rec": torch.tensor(c, dtype=torch.float64)}, step)   # before step t's gradient: beta_t = 1 / lambda_t
     c_hat = c if c_hat is None else 0.5 * c_hat + 0.5 * c
     lam = lam * math.exp(0.5 * (c_hat - 1.0))
     assert abs(float(g.lam) - lam) < 1e-9 * lam and abs(float(g.weight) - 1 / lam) < 1e-6 / lam
@@ -315,13 +315,13 @@ assert (rewo_grid[sat & (B < 1)] > 0).all() and (rewo_grid[sat & (B > 1)] < 0).a
 assert (geco_grid[sat] > 0).all()                                                 # GECO: grows regardless
 np.testing.assert_allclose(rewo_grid[viol], geco_grid[viol], rtol=1e-12)          # identical when violated
 
-r = REWO(kappa=1.0, nu=2.0, tau=3.0, alpha=0.0, beta_init=0.5, frozen=("prior.",))
-r.update({"rec": torch.tensor(1.2, dtype=torch.float64)}, 1)                     # C_hat > kappa^2: still in the initial phase
-assert r.initial_phase and r.weight == 0.5 and r.frozen == ("prior.",)
-r.update({"rec": torch.tensor(0.6, dtype=torch.float64)}, 2)                     # C_hat < kappa^2: the phase ends, beta updates
+r = REWO(kappa=1.0, nu=2.0, tau=3.0, alpha=0.0, beta_init=0.5)
+r.observe({"rec": torch.tensor(1.2, dtype=torch.float64)}, 1)                    # C_hat > kappa^2: still in the initial phase
+assert r.initial_phase and r.weight == 0.5 and r.freeze_prior                    # step 1 trains encoder and decoder only
+r.observe({"rec": torch.tensor(0.6, dtype=torch.float64)}, 2)                    # C_hat < kappa^2: the phase ends, beta updates
 expect = 0.5 * math.exp(2.0 * math.tanh(3.0 * (0.5 - 1)) * (0.6 - 1.0))
-assert not r.initial_phase and r.frozen == () and abs(float(r.beta) - expect) < 1e-12
-r.update({"rec": torch.tensor(1.3, dtype=torch.float64)}, 3)                     # violated: GECO's step
+assert not r.freeze_prior and abs(float(r.beta) - expect) < 1e-12                # step 2 trains everything with beta_2
+r.observe({"rec": torch.tensor(1.3, dtype=torch.float64)}, 3)                    # violated: GECO's step
 assert abs(float(r.beta) - expect * math.exp(-2.0 * 0.3)) < 1e-12
 print("REWO and GECO updates = the equations on a 100 x 101 grid; schedule steps checked")
 

@@ -368,10 +368,11 @@ assert (res.elbo < exact - 0.1).all()
 # Dynamically binarised MNIST (training batches re-sampled at every step, validation and test binarised
 # once with a fixed seed), gated dense networks of 300 units, 40 latents per layer, Adam with learning rate
 # $5\cdot10^{-4}$, the KL weight warmed up linearly. The paper trains for up to 2,000 epochs with 100
-# warm-up epochs and early stopping (look-ahead 50 epochs on the validation ELBO, counted after the
-# warm-up: `patience` below); the default scale here trains for a few epochs on a subset, so the
-# absolute numbers are far from the paper's and only the comparisons between priors at equal budget mean
-# something.
+# warm-up epochs and early stopping. Its text gives the look-ahead as "50 iterations"; its public code counts
+# it in epochs (training stops after 50 epochs without a better validation loss). We follow the code:
+# `patience` below counts epochs on the validation ELBO, after the warm-up. The default scale here trains
+# for a few epochs on a subset, so the absolute numbers are far from the paper's and only the comparisons
+# between priors at equal budget mean something.
 
 # %%
 data = vaelab.load_dataset("mnist", root=data_root, device=dev, train_size=train_size,

@@ -1,4 +1,5 @@
-"""The VHP prior (vaelab.vhp): the importance-weighted bound against brute force, shapes, names, REWO's freeze."""
+"""The VHP prior (vaelab.vhp): the importance-weighted bound against brute force, shapes, names, REWO's freeze
+(through ``fit``: needs its order, observe before the weight and the freeze of a step are read)."""
 import math
 
 import pytest
@@ -156,7 +157,7 @@ def test_parameter_names_inside_a_vae():
     names = [n for n, _ in vae.named_parameters()]
     prior_names = {f"prior.{n}" for n, _ in vae.prior.named_parameters()}
     assert prior_names and prior_names <= set(names)
-    assert {n for n in names if n.startswith(REWO(1.0, 1.0).frozen)} == prior_names
+    assert {n for n in names if n.startswith("prior.")} == prior_names
     assert all(n.startswith(("prior.p_net.", "prior.q_net.")) for n in prior_names)
     out = vae(toy_data().batch(slice(0, 8)))
     assert out["reg"].shape == (8,) and torch.isfinite(out["reg"]).all()
@@ -164,20 +165,29 @@ def test_parameter_names_inside_a_vae():
 
 
 class Spy(REWO):
-    """REWO that records, after every step, the phase and the prior's parameters."""
+    """REWO that records, at every step, freeze_prior and the prior's and encoder's parameters before the
+    step (in observe) and after it (in update)."""
 
     def __init__(self, model, *args, **kw):
         super().__init__(*args, **kw)
         self.model, self.log = model, []
 
-    def update(self, terms, step):
-        super().update(terms, step)
+    def params(self):
         prior = torch.cat([p.detach().flatten() for p in self.model.prior.parameters()]).clone()
         enc = torch.cat([p.detach().flatten() for p in self.model.encoder.parameters()]).clone()
-        self.log.append((self.frozen, prior, enc))
+        return prior, enc
+
+    def observe(self, terms, step):
+        super().observe(terms, step)
+        self.before = (self.freeze_prior, *self.params())
+
+    def update(self, terms, step):
+        super().update(terms, step)
+        self.log.append((*self.before, *self.params()))  # (freeze, prior before, enc before, prior after, enc after)
 
 
 def test_rewo_freezes_the_prior_in_the_initial_phase():
+    """Needs fit's order: observe, then freeze_prior and the weight of the same step."""
     start = torch.cat([p.detach().flatten() for p in vhp_vae().prior.parameters()])
 
     def train(kappa, epochs=3):
@@ -188,11 +198,11 @@ def test_rewo_freezes_the_prior_in_the_initial_phase():
 
     # a run whose kappa is never met: the prior never moves, the encoder trains
     _, spy, hist = train(kappa=1e-3)
-    assert all(frozen == ("prior.",) for frozen, _, _ in spy.log)
-    assert all(torch.equal(prior, start) for _, prior, _ in spy.log)
-    assert not torch.equal(spy.log[-1][2], spy.log[0][2])
+    assert all(freeze for freeze, *_ in spy.log)
+    assert all(torch.equal(prior_after, start) for _, _, _, prior_after, _ in spy.log)
+    assert not torch.equal(spy.log[-1][4], spy.log[0][2])
     # its C_hat trajectory is that of every run until the phase ends: put kappa^2 just below its
-    # first new minimum after step 2, at step i + 1, so that the phase ends there
+    # first new minimum after step 2, at step i + 1, so that the phase ends in the observe of step i + 1
     c_hat, traj = None, []
     for rec in hist.steps["rec"]:
         c_hat = rec if c_hat is None else 0.5 * c_hat + 0.5 * rec
@@ -200,12 +210,12 @@ def test_rewo_freezes_the_prior_in_the_initial_phase():
     i = next(i for i in range(2, len(traj)) if traj[i] < min(traj[:i]))
     kappa = math.sqrt((traj[i] + min(traj[:i])) / 2)
     model, spy, hist = train(kappa)
-    frozen = [f for f, _, _ in spy.log]
-    assert frozen == [("prior.",)] * i + [()] * (len(frozen) - i)  # ended by the update after step i + 1
-    assert all(torch.equal(prior, start) for _, prior, _ in spy.log[:i + 1])  # unchanged through step i + 1 ...
-    assert not torch.equal(spy.log[i + 1][1], start)  # ... trained from step i + 2 on
+    freeze = [f for f, *_ in spy.log]
+    assert freeze == [True] * i + [False] * (len(freeze) - i)  # step i + 1 already trains everything
+    assert all(torch.equal(prior_after, start) for _, _, _, prior_after, _ in spy.log[:i])  # fixed through step i
+    assert torch.equal(spy.log[i][1], start) and not torch.equal(spy.log[i][3], start)  # trained in step i + 1
     w = hist.steps["weight"]
-    assert w[:i + 1] == [pytest.approx(1e-2)] * (i + 1) and w[i + 1] != w[i]  # beta moves from then on
+    assert w[:i] == [pytest.approx(1e-2)] * i and w[i] != w[i - 1]  # beta moves in step i + 1 itself
     assert all(p.requires_grad for p in model.parameters())  # fit leaves everything trainable
 
 

@@ -8,7 +8,7 @@ checksummed checkpoint, lock and atomic writes), ``mmd`` and ``wae`` (WAE-MMD), 
 KL per dimension, ELBO surgery, MIC/TIC, latent covariance), ``hebae`` (the hierarchical empirical
 Bayes autoencoder), ``likelihood`` (importance-sampled log-likelihood), ``classifier`` (a small
 MNIST classifier for Frechet distances of digits), ``vamp`` (mixture-of-Gaussians prior and
-VampPrior), ``hvae`` (the two-level VAE), ``constrained`` (GECO and REWO schedules), ``vhp`` (the
+VampPrior), ``hvae`` (the two-level VAE), ``constrained`` (GECO, REWO and App. B.1's REWO schedules), ``vhp`` (the
 learned hierarchical prior of Klushyn et al.), ``angle`` (the pendulum's angle regression),
 ``graph_interp`` (graph-based interpolation with A*), ``conv`` (the CelebA conv networks and their
 FLOP count), ``speed`` (peak rates for benchmarks), ``plots``, ``results``, ``fid``.

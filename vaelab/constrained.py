@@ -9,8 +9,8 @@ Divided by lambda (which does not move the minimiser in the network parameters) 
 ``C + beta * KL`` up to a constant, with **beta = 1 / lambda**. The book trains one objective,
 ``rec + weight * reg`` (``vaelab.schedules``), so these schedules own ``weight = beta = 1 / lambda``.
 
-Which term plays C (the pitfall (a) of DESIGN.md: its scale decides everything)
-------------------------------------------------------------------------------
+Which term plays C (its scale decides everything: chapter 04, Section 4)
+-----------------------------------------------------------------------
 ``C = scale * terms[constraint] + shift``, by default ``constraint="rec", scale=1, shift=0``: C is
 the per-example reconstruction term of the model, the negative log-likelihood summed over pixels
 (nats per image), and kappa^2 is in the same units. For C = the per-pixel squared error with a
@@ -24,17 +24,26 @@ either reading; only the meaning of ``lambda_init`` is in the book's units. For 
 beta = 1 is then the book's objective rec + 1 * reg, the ELBO when rec is the NLL (Klushyn et al.'s
 reason for pulling beta towards 1), whatever units C is measured in.
 
-Timing. ``fit`` asks ``weight`` before a step and calls ``update`` after it with that step's batch
-means, so the weight used at step t was computed from C_hat_{t-1}; in the papers' algorithms the
-update uses C_hat_t of the current batch before the step. The lag is one batch.
+Timing (Klushyn et al.'s Algorithm 1). ``fit`` calls ``schedule.observe(terms, t)`` with the
+current batch's terms right after the forward pass of step t (t counts from 1), *then* reads
+``schedule.weight`` for that step's loss, and calls ``schedule.update(terms, t)`` after the optimiser
+step (a no-op here). So C_t, C_hat_t and lambda_t / beta_t are computed in ``observe`` and the
+gradient step at t uses beta_t, the value computed from C_hat_t of the very batch it trains on, as in
+Algorithm 1 (and in Klushyn et al.'s statement of GECO's Eq. 5, with C_hat_t and lambda_t at step t).
+There is no lag of one batch. A schedule that holds the prior fixed says so with ``freeze_prior``
+(REWO's initial phase), read by ``fit`` after ``observe`` of the same step.
 
 Cost. The state lives in 0-dim tensors on the terms' device (float64, float32 on MPS), so GECO
 never copies to the host; REWO reads one boolean per step only during its initial phase.
 
-Not implemented: the alternative update of Klushyn et al. App. B.1 (Eqs. 14-15), whose text
-was not available when this module was written nor when chapter 04 was (searched again then, without
-finding the appendix); no update rule is guessed in its place. Linear warm-up (the WU baselines) is
-``vaelab.schedules.LinearWarmup``.
+Departures from the equations, each stated where it applies: GECO's optional ``clamp`` (not part of
+Eq. 5) and REWO's ``beta_min`` floor (not part of Eq. 11 or Eq. 15). Where neither binds, the
+updates are the paper's equations to rounding.
+
+Klushyn et al.'s App. B.1 gives an alternative update (Eqs. 14-15), ``REWOB1`` here: GECO's Eq. 5 on
+gamma = lambda - 1 with beta = 1 / (1 + tau gamma), so that beta <= 1; the paper reports that
+Eq. 11 is easier to tune and gave better results, and shows one run of it (Fig. 10). Linear
+warm-up (the WU baselines, App. B.2) is ``vaelab.schedules.LinearWarmup``.
 """
 from __future__ import annotations
 
@@ -45,19 +54,24 @@ import torch
 
 from .schedules import Schedule
 
-__all__ = ["GECO", "REWO", "f_beta", "rewo_delta_beta", "geco_delta_lambda", "geco_delta_beta",
-           "heaviside", "mse_from_gaussian_rec"]
+__all__ = ["GECO", "REWO", "REWOB1", "f_beta", "rewo_delta_beta", "rewo_b1_delta_beta", "geco_delta_lambda",
+           "geco_delta_beta", "heaviside", "mse_from_gaussian_rec", "FLOAT32_TINY"]
+
+FLOAT32_TINY = float(torch.finfo(torch.float32).tiny)  # 1.18e-38, the smallest normal float32
 
 
 # ----------------------------------------------------------------------------- pure update rules
 def _tensors(*xs):
-    ts = [torch.as_tensor(x) for x in xs]
-    dtype = ts[0].dtype
-    for t in ts[1:]:
-        dtype = torch.promote_types(dtype, t.dtype)
-    if not dtype.is_floating_point:
+    """The arguments as tensors of one floating dtype: the promotion of the tensor (or array) arguments,
+    the default dtype if there are none; Python numbers follow it without rounding through float32."""
+    xs = [x if isinstance(x, (bool, int, float)) else torch.as_tensor(x) for x in xs]
+    dtype = None
+    for x in xs:
+        if isinstance(x, torch.Tensor):
+            dtype = x.dtype if dtype is None else torch.promote_types(dtype, x.dtype)
+    if dtype is None or not dtype.is_floating_point:
         dtype = torch.get_default_dtype()
-    return [t.to(dtype) for t in ts]
+    return [x.to(dtype) if isinstance(x, torch.Tensor) else torch.tensor(float(x), dtype=dtype) for x in xs]
 
 
 def heaviside(delta) -> torch.Tensor:
@@ -109,6 +123,27 @@ def geco_delta_beta(beta, delta, nu=1.0) -> torch.Tensor:
     return beta * torch.expm1(-nu * delta)
 
 
+def rewo_b1_delta_beta(beta, delta, nu=1.0) -> torch.Tensor:
+    """Delta beta = beta_t - beta_{t-1} of App. B.1's update (Klushyn et al. Eqs. 14-15) at beta_{t-1} = beta.
+
+    Eq. 14: gamma_t = gamma_{t-1} exp(nu delta_t), delta_t = C_hat_t - kappa^2 (GECO's Eq. 5 on
+    gamma = lambda - 1); Eq. 15: beta_t = 1 / (1 + tau gamma_t). Eliminating gamma_{t-1} =
+    (1 / beta_{t-1} - 1) / tau gives
+
+        beta_t = 1 / (1 + (1 / beta_{t-1} - 1) exp(nu delta_t)),  i.e.  logit beta_t = logit beta_{t-1} - nu delta_t,
+
+    whatever tau: given beta_{t-1}, tau drops out (it only ties a start value gamma_0 to beta_0).
+    So B.1 is GECO's step taken on logit beta instead of log beta: the same where beta << 1,
+    and beta approaches 1 from below without ever reaching it while the constraint holds.
+    Defined for 0 < beta < 1 (gamma > 0); NaN elsewhere. Vectorised. Chapter 04 draws it beside Fig. 1/9.
+    """
+    beta, delta, nu = _tensors(beta, delta, nu)
+    inside = (beta > 0) & (beta < 1)
+    b = torch.where(inside, beta, torch.full_like(beta, 0.5))
+    new = torch.sigmoid(torch.logit(b) - nu * delta)
+    return torch.where(inside, new - b, torch.full_like(new, math.nan))
+
+
 def mse_from_gaussian_rec(obs_sigma: float, n_pixels: int) -> dict[str, float]:
     """``dict(scale=..., shift=...)`` with ``scale * rec + shift`` = the per-pixel squared error.
 
@@ -136,8 +171,28 @@ def _state_dtype(device: torch.device) -> torch.dtype:
     return torch.float32 if device.type == "mps" else torch.float64  # MPS has no float64
 
 
+
+def _beta_floor(beta_min, beta_init: float) -> float | None:
+    if beta_min is None:
+        return None
+    if isinstance(beta_min, bool) or not isinstance(beta_min, (int, float)) or not math.isfinite(beta_min) \
+            or not 0 < beta_min <= beta_init:
+        raise ValueError(f"beta_min must be None (no floor) or a number with 0 < beta_min <= beta_init={beta_init}, "
+                         f"got {beta_min!r}")
+    if beta_min < FLOAT32_TINY:
+        raise ValueError(f"beta_min={beta_min!r} is below float32's smallest normal number {FLOAT32_TINY:.3g}: "
+                         "the floor exists to keep the float32 weight out of that range; use e.g. 1e-20")
+    return float(beta_min)
+
+
 class _Constrained(Schedule):
-    """Shared part: the constraint C from the terms, delta = C_hat - kappa^2, the moving average C_hat."""
+    """Shared part: the constraint C from the terms, delta = C_hat - kappa^2, the moving average C_hat.
+
+    Subclasses compute their weight in ``observe`` (called by ``fit`` before the weight of step t is
+    read); ``update`` after the step is the base class's no-op.
+    """
+
+    freeze_prior = False  # True while the prior's parameters must not be trained (REWO's initial phase)
 
     def __init__(self, kappa, nu, alpha, constraint, scale, shift):
         self.kappa = _positive("kappa", kappa, ": kappa^2 is the tolerance of the constraint E[C] <= kappa^2")
@@ -170,16 +225,20 @@ class _Constrained(Schedule):
         return c * self.scale + self.shift
 
     def _average(self, c: torch.Tensor) -> torch.Tensor:
-        """C_hat_t = alpha C_hat_{t-1} + (1 - alpha) C_t, C_hat_1 = C_1."""
+        """C_hat_t = alpha C_hat_{t-1} + (1 - alpha) C_t, C_hat_1 = C_1 (Algorithm 1's C_hat_0 = C_ba)."""
         if self.c_hat is None:
             self.c_hat = c
         else:
             self.c_hat = self.alpha * self.c_hat.to(c.device) + (1.0 - self.alpha) * c
         return self.c_hat
 
+    def observe(self, terms: dict[str, torch.Tensor], step: int) -> None:
+        """Read C_t of the current batch (before its gradient step) and compute the weight of step t."""
+        raise NotImplementedError
+
     @property
     def delta(self) -> torch.Tensor | None:
-        """C_hat - kappa^2 (None before the first update); > 0 means the constraint is violated."""
+        """C_hat - kappa^2 (None before the first ``observe``); > 0 means the constraint is violated."""
         return None if self.c_hat is None else self.c_hat - self.kappa2
 
     def _config(self) -> str:
@@ -194,18 +253,26 @@ def _clone(t):
 
 
 class GECO(_Constrained):
-    """GECO (Rezende & Viola 2018, Alg. 1): weight beta = 1 / lambda with a multiplicative multiplier update.
+    """GECO (Rezende & Viola 2018; Klushyn et al. Eq. 5): weight beta = 1 / lambda, multiplicative multiplier update.
 
-    After every step: C_hat_t = alpha C_hat_{t-1} + (1 - alpha) C_t (C_hat_1 = C_1), then, for steps
-    t > ``start_step``, lambda_t = lambda_{t-1} exp(nu (C_hat_t - kappa^2)): lambda grows (beta falls)
-    while the constraint is violated and shrinks (beta grows, without bound) while it is met.
+    In ``observe`` at step t, before that step's gradient: C_hat_t = alpha C_hat_{t-1} + (1 - alpha) C_t
+    (C_hat_1 = C_1), then, for t > ``start_step``, lambda_t = lambda_{t-1} exp(nu (C_hat_t - kappa^2)),
+    and step t trains with beta_t = 1 / lambda_t. lambda grows (beta falls) while the constraint is
+    violated and shrinks (beta grows, without bound) while it is met.
 
-    ``log_space=True`` keeps log lambda and adds nu (C_hat_t - kappa^2): the same update without
-    over- or underflow, so a multiplier driven far down by a large initial error can come back
-    (pitfall (d) of DESIGN.md). ``log_space=False`` multiplies lambda in float32 as much public code
-    does; lambda can then reach 0 or inf and stay there. ``clamp=(lo, hi)`` bounds lambda (public code
-    often uses (1e-10, 1e10)); None leaves it free. ``lambda_init`` is lambda_0 (weight 1 / lambda_0
-    until the first update). Which term is C: module docstring (``constraint``, ``scale``, ``shift``).
+    ``log_space=True`` keeps log lambda and adds nu (C_hat_t - kappa^2): the same update without over-
+    or underflow, so a multiplier driven far up by a large initial error can come back. ``log_space=False``
+    multiplies lambda in float32 as much public code does; lambda can then reach 0 or inf and stay there.
+
+    ``clamp=(lo, hi)`` bounds lambda (public code often uses (1e-10, 1e10)); None leaves it free. The
+    clamp is **not part of Eq. 5**: in a step where lambda_{t-1} exp(nu delta_t) leaves [lo, hi], lambda_t
+    is the bound instead, and the following steps start from there; wherever it does not bind, the update
+    is Eq. 5. The default also keeps the float32 weight >= 1e-10, far above float32's subnormal range
+    (below 1.2e-38), where CPU steps become many times slower; with ``clamp=None`` a long violation drives
+    the weight there (and to 0).
+
+    ``lambda_init`` is lambda_0 (the weight is 1 / lambda_0 until the first update). Which term is C:
+    module docstring (``constraint``, ``scale``, ``shift``).
 
     The "straight-through" loss C + stop_gradient(C_hat - C) of some public code changes only the
     loss value, not its gradient, so the book's objective rec + beta reg trains the same way.
@@ -252,15 +319,15 @@ class GECO(_Constrained):
             return torch.exp(-self._mult).float()
         return torch.reciprocal(self._mult)
 
-    def update(self, terms, step):
+    def observe(self, terms, step):
         c_hat = self._average(self.constraint_value(terms))
         if step <= self.start_step:
             return
         delta = c_hat - self.kappa2
         if self.log_space:
             log_lam = torch.full_like(c_hat, math.log(self.lambda_init)) if self._mult is None else self._mult.to(c_hat)
-            log_lam = log_lam + self.nu * delta
-            if self.clamp is not None:
+            log_lam = log_lam + self.nu * delta  # Eq. 5 in log space
+            if self.clamp is not None:  # not part of Eq. 5
                 log_lam = log_lam.clamp(math.log(self.clamp[0]), math.log(self.clamp[1]))
             self._mult = log_lam
         else:
@@ -284,14 +351,46 @@ class GECO(_Constrained):
                 f"clamp={self.clamp}, start_step={self.start_step})")
 
 
-class REWO(_Constrained):
+class _TwoPhase(_Constrained):
+    """Algorithm 1's frame: an initial phase (beta = beta_init, prior frozen), then a beta update each step.
+
+    ``observe`` at step t: C_hat_t; if still in the initial phase and C_hat_t < kappa^2 (strict), the
+    phase ends for good; if the phase is over (including in this very step), the subclass's beta
+    update runs with delta_t = C_hat_t - kappa^2. ``freeze_prior`` is True while the phase lasts, so the
+    step that ends it already trains every parameter, with the updated beta.
+    """
+
+    def __init__(self, kappa, nu, alpha, beta_init, beta_min, constraint, scale, shift):
+        super().__init__(kappa, nu, alpha, constraint, scale, shift)
+        self.beta_init = _positive("beta_init", beta_init, " (the paper's beta << 1 of the initial phase)")
+        self.beta_min = _beta_floor(beta_min, self.beta_init)
+        self.initial_phase = True
+
+    @property
+    def freeze_prior(self) -> bool:
+        """True during the initial phase: ``fit`` then keeps ``model.prior_parameters()`` fixed."""
+        return self.initial_phase
+
+    def observe(self, terms, step):
+        c_hat = self._average(self.constraint_value(terms))
+        if self.initial_phase:
+            if not bool(c_hat < self.kappa2):  # the only host sync, and only in the initial phase
+                return
+            self.initial_phase = False
+        self._advance(c_hat - self.kappa2)
+
+    def _advance(self, delta: torch.Tensor) -> None:
+        raise NotImplementedError
+
+
+class REWO(_TwoPhase):
     """REWO (Klushyn et al. 2019, Algorithm 1, Eqs. 11-12): an initial phase, then a beta update pulled towards 1.
 
-    * Initial phase: beta = ``beta_init`` (the paper's "beta << 1"; 1e-6 here, our choice) and the
-      parameters whose names start with ``frozen`` (default ``("prior.",)``: the prior of a ``VAE``) are
-      not trained: only encoder and decoder learn, essentially on reconstruction alone. It ends at
-      the first step with C_hat_t < kappa^2 (strict; C_hat = kappa^2 stays in the phase), for good.
-    * Then, in that same step and every later one (``frozen`` = (), all parameters trained):
+    * Initial phase: beta = ``beta_init`` (the paper's "beta << 1"; 1e-6 here, our choice) and the prior's
+      parameters are not trained (``freeze_prior`` is True; ``fit`` holds ``model.prior_parameters()``):
+      only encoder and decoder learn, essentially on reconstruction alone. It ends in the first step with
+      C_hat_t < kappa^2 (strict; C_hat = kappa^2 stays in the phase), for good.
+    * In that same step and every later one, all parameters are trained, with (``observe``, before the step)
 
           beta_t = beta_{t-1} exp(nu f_beta(beta_{t-1}, delta_t; tau) delta_t),  delta_t = C_hat_t - kappa^2   (Eq. 11)
           f_beta(beta, delta; tau) = (1 - H(delta)) tanh(tau (beta - 1)) - H(delta)                             (Eq. 12)
@@ -307,28 +406,26 @@ class REWO(_Constrained):
     nu tau |delta| <= 1, because tanh(tau (1 - beta)) <= tau (1 - beta) <= -tau log beta, so one step
     adds at most -log beta to log beta. For larger nu tau |delta| it may overshoot and oscillate
     (and from above 1 it may dip slightly below 1 on the way down).
-    Which term is C and why beta = 1 means the ELBO: module docstring. Derived in chapter 04.
+
+    **The floor ``beta_min`` is not part of Eq. 11.** While the constraint stays violated, Eq. 11 divides
+    beta by exp(nu delta) every step without limit; the float32 weight then reaches float32's subnormal
+    numbers (below 1.18e-38; 5.5e-39 after 376 steps of a forced violation), where every CPU step is
+    about 10 times slower, and finally 0. So log beta is clamped from below at log(beta_min): the update
+    is max(Eq. 11, beta_min), identical to Eq. 11 in every step where Eq. 11's value is >= beta_min.
+    The default 1e-20 lies 18 orders of magnitude above float32's smallest normal number, so beta
+    times any term or gradient entry larger than 1e-18 in size stays a normal float32, and is so small
+    that the KL term it weighs is negligible next to the reconstruction term (a KL of 1e6 nats weighs
+    1e-14): where it binds, it changes how far beta has to climb back once the constraint holds
+    (at most log(1 / beta_min) = 46 units of log beta), not the step it floors. ``beta_min=None``
+    removes the floor (Eq. 11 exactly). Which term is C and why beta = 1 means the ELBO: module
+    docstring. Derived in chapter 04.
     """
 
     def __init__(self, kappa: float, nu: float, tau: float = 3.0, alpha: float = 0.99, beta_init: float = 1e-6,
-                 frozen: Sequence[str] | str = ("prior.",), constraint: str = "rec", scale: float = 1.0,
-                 shift: float = 0.0):
-        super().__init__(kappa, nu, alpha, constraint, scale, shift)
+                 beta_min: float | None = 1e-20, constraint: str = "rec", scale: float = 1.0, shift: float = 0.0):
+        super().__init__(kappa, nu, alpha, beta_init, beta_min, constraint, scale, shift)
         self.tau = _positive("tau", tau, ": tau sets how sharply beta is pulled towards 1")
-        self.beta_init = _positive("beta_init", beta_init, " (the paper's beta << 1 of the initial phase)")
-        if isinstance(frozen, str):
-            frozen = (frozen,)
-        frozen = tuple(frozen)
-        if not all(isinstance(p, str) and p for p in frozen):
-            raise ValueError(f"frozen must be parameter-name prefixes such as ('prior.',), got {frozen!r}")
-        self.frozen_prefixes = frozen
-        self.initial_phase = True
         self._log_beta: torch.Tensor | None = None  # None: beta = beta_init
-
-    @property
-    def frozen(self) -> tuple[str, ...]:
-        """The prior's prefixes during the initial phase, () afterwards (read by ``fit`` before every step)."""
-        return self.frozen_prefixes if self.initial_phase else ()
 
     @property
     def beta(self):
@@ -341,16 +438,13 @@ class REWO(_Constrained):
             return self.beta_init
         return torch.exp(self._log_beta).float()
 
-    def update(self, terms, step):
-        c_hat = self._average(self.constraint_value(terms))
-        if self.initial_phase:
-            if not bool(c_hat < self.kappa2):  # the only host sync, and only in the initial phase
-                return
-            self.initial_phase = False
-        delta = c_hat - self.kappa2
-        log_beta = torch.full_like(c_hat, math.log(self.beta_init)) if self._log_beta is None \
-            else self._log_beta.to(c_hat)
-        self._log_beta = log_beta + self.nu * f_beta(torch.exp(log_beta), delta, self.tau) * delta
+    def _advance(self, delta):
+        log_beta = torch.full_like(delta, math.log(self.beta_init)) if self._log_beta is None \
+            else self._log_beta.to(delta)
+        log_beta = log_beta + self.nu * f_beta(torch.exp(log_beta), delta, self.tau) * delta  # Eq. 11
+        if self.beta_min is not None:  # not part of Eq. 11
+            log_beta = log_beta.clamp_min(math.log(self.beta_min))
+        self._log_beta = log_beta
 
     def state_dict(self):
         return {"c_hat": _clone(self.c_hat), "log_beta": _clone(self._log_beta), "initial_phase": self.initial_phase}
@@ -360,4 +454,92 @@ class REWO(_Constrained):
         self.initial_phase = bool(state["initial_phase"])
 
     def __repr__(self):
-        return f"REWO({self._config()}, tau={self.tau}, beta_init={self.beta_init}, frozen={self.frozen_prefixes})"
+        return f"REWO({self._config()}, tau={self.tau}, beta_init={self.beta_init}, beta_min={self.beta_min})"
+
+
+class REWOB1(_TwoPhase):
+    """REWO's initial phase with the alternative beta update of Klushyn et al. App. B.1 (Eqs. 14-15).
+
+    App. B.1 keeps beta <= 1 (lambda >= 1) by applying GECO's Eq. 5 to gamma = lambda - 1:
+
+        lambda_t = 1 + gamma_t,   gamma_t = gamma_{t-1} exp(nu (C_hat_t - kappa^2))      (Eq. 14)
+        beta_t = 1 / (1 + tau gamma_t)                                                   (Eq. 15)
+
+    with tau a slope parameter. While the constraint is violated gamma grows and beta falls (for
+    beta << 1 by the same factor exp(-nu delta) as GECO's and REWO's); while it holds gamma shrinks
+    towards 0 and beta rises towards 1, from below, reaching it only in the limit. The paper reports
+    that Eq. 11 is easier to tune and gave better results, and shows one such run in Fig. 10, titled
+    "VHP + REWO (with different beta-update scheme)": so this schedule keeps Algorithm 1's initial phase
+    (``freeze_prior``, beta = ``beta_init`` until C_hat_t < kappa^2 first holds) and replaces only the line
+    that updates beta.
+
+    What the paper leaves open, and our choices:
+
+    * **gamma's start value.** Not given. We set gamma_0 = (1 / beta_init - 1) / tau, so that Eq. 15 gives
+      beta_0 = beta_init: beta is continuous when the initial phase ends, as in REWO. This needs
+      0 < beta_init < 1 (beta_init = 1 would make gamma_0 = 0, which a multiplicative update never moves),
+      in line with the paper's remark that Eq. 11, unlike this scheme, allows any beta > 0 as a start.
+    * **tau.** Not given for this scheme. Given beta_{t-1}, Eq. 15 yields
+      beta_t = 1 / (1 + (1 / beta_{t-1} - 1) exp(nu delta_t)) whatever tau (``rewo_b1_delta_beta``): with
+      gamma_0 tied to beta_init as above, tau changes no beta at all, only gamma and lambda = 1 + gamma.
+      Default tau = 1.
+    * **beta and lambda.** Eq. 14 defines lambda_t = 1 + gamma_t and Eq. 15 beta_t = 1 / (1 + tau gamma_t):
+      beta = 1 / lambda only for tau = 1. The weight used here is Eq. 15's beta (``weight``, ``beta``);
+      ``lam`` is Eq. 14's lambda.
+
+    State: log gamma in float64. ``beta_min`` (default 1e-20) is a floor on beta that is **not part of
+    Eq. 15**, for the reason given in ``REWO``: log gamma is capped where beta would fall below it.
+    ``beta_min=None`` removes it. Derived in chapter 04.
+    """
+
+    def __init__(self, kappa: float, nu: float, tau: float = 1.0, alpha: float = 0.99, beta_init: float = 1e-6,
+                 beta_min: float | None = 1e-20, constraint: str = "rec", scale: float = 1.0, shift: float = 0.0):
+        if isinstance(beta_init, (int, float)) and not isinstance(beta_init, bool) and beta_init >= 1:
+            raise ValueError(f"beta_init must be < 1 for App. B.1's update (beta = 1 / (1 + tau gamma) with gamma > 0), "
+                             f"got {beta_init!r}")
+        super().__init__(kappa, nu, alpha, beta_init, beta_min, constraint, scale, shift)
+        self.tau = _positive("tau", tau, ": tau is Eq. 15's slope, beta = 1 / (1 + tau gamma)")
+        self.log_gamma_init = math.log((1.0 / self.beta_init - 1.0) / self.tau)
+        self._log_gamma_max = None if self.beta_min is None else math.log((1.0 / self.beta_min - 1.0) / self.tau)
+        self._log_gamma: torch.Tensor | None = None  # None: gamma_0
+
+    @property
+    def gamma(self):
+        """gamma of Eq. 14 (a float before the first update, else a 0-dim tensor)."""
+        return math.exp(self.log_gamma_init) if self._log_gamma is None else torch.exp(self._log_gamma)
+
+    @property
+    def lam(self):
+        """lambda = 1 + gamma (Eq. 14); equal to 1 / beta only when tau = 1."""
+        return 1.0 + self.gamma
+
+    @property
+    def beta(self):
+        """beta = 1 / (1 + tau gamma) (Eq. 15): a float before the first update, else a 0-dim tensor."""
+        if self._log_gamma is None:
+            return self.beta_init
+        return torch.sigmoid(-(self._log_gamma + math.log(self.tau)))
+
+    @property
+    def weight(self):
+        if self._log_gamma is None:
+            return self.beta_init
+        return self.beta.float()
+
+    def _advance(self, delta):
+        log_gamma = torch.full_like(delta, self.log_gamma_init) if self._log_gamma is None \
+            else self._log_gamma.to(delta)
+        log_gamma = log_gamma + self.nu * delta  # Eq. 14
+        if self._log_gamma_max is not None:  # beta >= beta_min: not part of Eq. 15
+            log_gamma = log_gamma.clamp_max(self._log_gamma_max)
+        self._log_gamma = log_gamma
+
+    def state_dict(self):
+        return {"c_hat": _clone(self.c_hat), "log_gamma": _clone(self._log_gamma), "initial_phase": self.initial_phase}
+
+    def load_state_dict(self, state):
+        self.c_hat, self._log_gamma = _clone(state["c_hat"]), _clone(state["log_gamma"])
+        self.initial_phase = bool(state["initial_phase"])
+
+    def __repr__(self):
+        return f"REWOB1({self._config()}, tau={self.tau}, beta_init={self.beta_init}, beta_min={self.beta_min})"

@@ -9,10 +9,13 @@ zeta_k ~ q(zeta | z):
 
 which rises with K towards log p(z) (Burda et al. 2016) and equals it for every K when q(zeta | z)
 is the exact posterior p(zeta | z). Inside ``VAE`` the KL term becomes the one-sample estimate
-log q(z | x) - log_prob(z), an estimate of an *upper* bound on KL(q(z|x) || p(z)).
+log q(z | x) - log_prob(z), an estimate of an *upper* bound on KL(q(z|x) || p(z)): the bound F of
+Klushyn et al.'s Eq. 8. Eq. 9 puts F into the Lagrangian (L_VHP), and Eq. 10 is the problem
+solved with it.
 
 Parameters are named ``p_net.*`` and ``q_net.*``; in a ``VAE(prior=VHPPrior(...))`` they are
-``prior.p_net.*`` and ``prior.q_net.*``, the prefix ``"prior."`` that ``REWO`` freezes in its initial phase.
+``prior.p_net.*`` and ``prior.q_net.*``: the prior's parameters (Theta, Phi), which REWO's initial phase
+keeps fixed (``freeze_prior``).
 """
 from __future__ import annotations
 
@@ -80,7 +83,7 @@ class VHPPrior(nn.Module):
 
     def log_prob(self, z: torch.Tensor, n_samples: int | None = None,
                  generator: torch.Generator | None = None) -> torch.Tensor:
-        """A **lower bound** on log p(z), shape (batch,): log (1/K) sum_k w_k (Klushyn et al. Eq. 9; Burda et al. 2016).
+        """A **lower bound** on log p(z), shape (batch,): log (1/K) sum_k w_k (the inner term of Klushyn et al. Eq. 8; Burda et al. 2016).
 
         K = ``n_samples`` (default: the constructor's). The bound's expectation rises with K to log p(z);
         it is a random number (fix ``generator`` to repeat it).
@@ -121,8 +124,9 @@ def vhp_vae(data_shape: Sequence[int] = (1, 16, 16), latent_dim: int = 2, hidden
     The pendulum defaults are Table 3's: 2 latents, four 256-unit ReLU layers in q(z|x), p(x|z), q(zeta|z)
     and p(z|zeta), zeta of the latents' size, K = 16 importance samples in the prior's bound, and a
     Gaussian decoder N(x | mean(z), obs_sigma^2 I) with fixed ``obs_sigma`` (0.02 here: our choice, equal
-    to the paper's kappa; the decoder's variance is not given in the parts of the paper we could read).
-    ``prior="standard"`` gives the same encoder and decoder with p(z) = N(0, I) (the IWAE/VAE baseline).
+    to the paper's kappa; Table 3 says "Gaussian" without giving the decoder's variance).
+    ``prior="standard"`` gives the same encoder and decoder with p(z) = N(0, I): a one-layer VAE (trained on
+    the ELBO in chapter 04; the paper's "IWAE (L = 1)" is this model trained with the importance-weighted bound).
     ``prior_hidden`` (default ``hidden``) sizes the prior's two MLPs. Chapter 04.
     """
     d = math.prod(data_shape)

@@ -368,7 +368,7 @@ class _TwoPhase(_Constrained):
 
     @property
     def freeze_prior(self) -> bool:
-        """True during the initial phase: ``fit`` then keeps ``model.prior_parameters()`` fixed."""
+        """True during the initial phase: ``fit`` then keeps the parameters of ``model.prior`` fixed."""
         return self.initial_phase
 
     def observe(self, terms, step):
@@ -387,7 +387,7 @@ class REWO(_TwoPhase):
     """REWO (Klushyn et al. 2019, Algorithm 1, Eqs. 11-12): an initial phase, then a beta update pulled towards 1.
 
     * Initial phase: beta = ``beta_init`` (the paper's "beta << 1"; 1e-6 here, our choice) and the prior's
-      parameters are not trained (``freeze_prior`` is True; ``fit`` holds ``model.prior_parameters()``):
+      parameters are not trained (``freeze_prior`` is True; ``fit`` holds the parameters of ``model.prior``):
       only encoder and decoder learn, essentially on reconstruction alone. It ends in the first step with
       C_hat_t < kappa^2 (strict; C_hat = kappa^2 stays in the phase), for good.
     * In that same step and every later one, all parameters are trained, with (``observe``, before the step)

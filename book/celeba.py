@@ -82,6 +82,7 @@ from pathlib import Path
 
 import vaelab
 from data_scripts import celeba
+from data_scripts.common import save_npy
 
 smoke = vaelab.is_smoke()
 if smoke:  # VAELAB_SMOKE=1 (CI, nbval): a fake CelebA folder (made below), tiny nets
@@ -293,8 +294,7 @@ else:
                                            root=data_root)
     fid_rate = fid_samples / (time.perf_counter() - t0)
     print(f"Inception features of {fid_samples} test images: {fid_rate:.0f} images/s")
-    real_path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(real_path, real_features)
+    save_npy(real_path, real_features)  # atomic: a unique temporary file, fsync, rename
 
 
 @torch.no_grad()

@@ -413,10 +413,11 @@ def train(model, lam, name):
 
 
 sweep, vaes = [], {}
-for lam in lams:
+for i, lam in enumerate(lams, start=1):
     torch.manual_seed(seed)
     model = vaelab.mlp_vae(latent_dim=latent_dim).to(dev)
     t0 = time.perf_counter()
+    print(f"training VAE lambda={lam:.4g} ({i}/{n_lams + 1})")
     train(model, lam, f"vae_lam{lam:.4g}")
     test = evaluate(model, data.test)
     mu_e, lv_e = posterior_stats(model, evalset)
@@ -514,6 +515,7 @@ if not smoke:  # the effect itself, asserted at the scales where it is meant to 
 # %%
 torch.manual_seed(seed)
 wae = mlp_wae(latent_dim=latent_dim).to(dev)
+print(f"training WAE lambda={wae_lam:g} ({n_lams + 1}/{n_lams + 1})")
 train(wae, wae_lam, f"wae_lam{wae_lam:g}")
 vae1 = vaes[min(vaes, key=lambda lam: abs(math.log(lam)))]   # the lambda closest to 1
 gen = torch.Generator(dev).manual_seed(seed)

@@ -516,11 +516,26 @@ def tracker(epoch, model):
 models, runs = {}, {}
 
 
+def run_name(kind, k, lam, form_=form):
+    return f"{kind}{'-' + form_ if kind == 'hebae' else ''}_k{k}_lam{lam:.4g}"
+
+
+other = "code" if form == "exact" else "exact"   # the other form, for Section 6.4
+planned = list(dict.fromkeys(  # every model the chapter trains, in order
+    [run_name(kind, k_, 1.0) for k_ in latent_dims for kind in ("vae", "hebae")]
+    + [run_name(kind, sweep_dim, lam) for lam in lams for kind in ("vae", "hebae")]
+    + [run_name("hebae", k_, 1.0, other) for k_ in (sample_dim, sweep_dim)]
+    + [run_name("wae", sweep_dim, wae_lam_fig2)]
+    + [run_name(kind, sample_dim, 1.0) for kind in ("vae", "hebae")]
+    + [run_name("wae", sample_dim, wae_lam_fig4)]))
+
+
 def train(kind, k, lam, form_=form):
     """Train (or resume) one model; kind in {vae, hebae, wae}; returns the model and its summary row."""
-    name = f"{kind}{'-' + form_ if kind == 'hebae' else ''}_k{k}_lam{lam:.4g}"
+    name = run_name(kind, k, lam, form_)
     if name in models:
         return models[name], runs[name]
+    print(f"training {name} ({len(models) + 1}/{len(planned)})")
     torch.manual_seed(seed)
     if kind == "vae":
         model = vaelab.mlp_vae(latent_dim=k)
@@ -676,7 +691,6 @@ if not smoke:  # the mechanism, asserted where it has had epochs to act
 # the diagonal, gradient-free sampling of the official code against the paper's Cholesky sampling.
 
 # %%
-other = "code" if form == "exact" else "exact"
 forms_rows = []
 for k_ in (sample_dim, sweep_dim):
     train("hebae", k_, 1.0, other)

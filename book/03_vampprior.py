@@ -458,9 +458,12 @@ def make(kind, n_components=n_pseudo):
     raise ValueError(kind)
 
 
+kinds = ("VAE standard", "VAE VampPrior", "HVAE standard", "HVAE VampPrior", "HVAE MoG",
+         "HVAE VampPrior data")
+n_fits = len(kinds) + 2 * len(k_grid) - (n_pseudo in k_grid)  # with Fig. 2's K grid
 models, rows = {}, []
-for kind in ("VAE standard", "VAE VampPrior", "HVAE standard", "HVAE VampPrior", "HVAE MoG",
-             "HVAE VampPrior data"):
+for i, kind in enumerate(kinds, start=1):
+    print(f"training {kind} ({i}/{n_fits})")
     model = make(kind)
     hist, seconds = train(model, kind.replace(" ", "_"))
     models[kind] = model
@@ -554,12 +557,14 @@ for r in rows:
 # One-level VAEs with a VampPrior and with a MoG prior of $K$ components, same budget:
 
 # %%
-k_rows = []
+k_rows, fit_no = [], len(kinds)
 for K_ in k_grid:
     for kind in ("VAE VampPrior", "VAE MoG"):
         if K_ == n_pseudo and kind == "VAE VampPrior":
             model = models["VAE VampPrior"]
         else:
+            fit_no += 1
+            print(f"training {kind} K={K_} ({fit_no}/{n_fits})")
             model = make(kind, K_)
             train(model, f"{kind.replace(' ', '_')}_K{K_}")
         test = evaluate(model, data.test)

@@ -482,10 +482,12 @@ def test_codes(model):
 
 
 theta_test = pend.test.targets.cpu().numpy()
+n_fits = len(methods) * seeds + 1 + 3   # Table 1, the standard prior of Sec. 6, Table 2
 table1, models, histories = [], {}, {}
 for method in methods:
     for s in range(seed, seed + seeds):
         t0 = time.perf_counter()
+        print(f"training {method} seed {s} ({len(table1) + 1}/{n_fits})")
         model, hist, run_dir = train_pendulum(method, s)
         fit_ = angle_regression(test_codes(model), theta_test)
         w = np.asarray(hist.steps["weight"])
@@ -581,6 +583,7 @@ plt.show()
 # is the RMS pixel distance of each decoded image to the nearest true pendulum image.
 
 # %%
+print(f"training standard prior seed {seed} ({len(table1) + 1}/{n_fits})")
 std_model, std_hist, _ = train_pendulum("standard prior, VAE objective", seed)
 std_fit = angle_regression(test_codes(std_model), theta_test)
 print(f"standard prior (ELBO): angle error {std_fit.error:.3f} rad")
@@ -661,7 +664,8 @@ paper_table2 = {"VHP + REWO": 225.37, "VHP + GECO": 234.73, "standard prior (IWA
 print(f"{len(fm.train)} training images, {fm_epochs} epochs, MLPs {fm_depth} x {fm_width}, {fm_latent} latents, "
       f"kappa^2 = {fm_kappa2} nats, nu = {fm_nu}; NLL with S = {fm_ll_samples} on {len(fm_ll_set)} test images")
 table2 = {}
-for name in paper_table2:
+for i, name in enumerate(paper_table2, start=len(table1) + 2):
+    print(f"training {name}, Fashion-MNIST ({i}/{n_fits})")
     torch.manual_seed(seed)
     model = vhp_vae(data_shape=fm.train.shape, latent_dim=fm_latent, hidden=[fm_width] * fm_depth,
                     likelihood="bernoulli", prior="standard" if name.startswith("standard") else "vhp",

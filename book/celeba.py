@@ -261,6 +261,8 @@ def run_dir(name: str, lam_value: float) -> Path:
 trained, histories = {}, {}
 for name in models:
     for lam_value in lams:
+        n_runs = len(models) * len(lams)
+        print(f"training {name} lambda={lam_value:g} ({len(trained) + 1}/{n_runs})")
         torch.manual_seed(seed)
         net = conv_model(name, latent_dim, obs_sigma=obs_sigma, width=width)
         t0 = time.perf_counter()

@@ -53,7 +53,29 @@ resume = True          # continue an interrupted run from out_dir/checkpoint.pt
 import vaelab
 
 if vaelab.is_smoke():  # VAELAB_SMOKE=1 (CI, nbval): seconds of work, meaningless numbers
-    epochs, train_size, out_dir, resume = 1, 2_000, out_dir + "/smoke", False
+    vaelab.replace_params(globals(), epochs=1, train_size=2_000,
+                          out_dir=out_dir + "/smoke", resume=False)
+
+# %% [markdown]
+# The next cell checks every parameter before anything is loaded or trained: a wrong type or value
+# (papermill passes `-p train_size 1e3` as 1000.0 and `-p resume false` as a string) stops the run
+# here with a message that names the parameter and the fix.
+
+# %% tags=["remove-input"]
+from vaelab.checks import check_bool, check_device, check_float, check_int, check_path
+
+epochs = check_int("epochs", epochs, min=1, example=10)
+train_size = check_int("train_size", train_size, min=1, max=50_000, example=50_000,
+                       note="MNIST's 60,000 training images less 10,000 for validation")
+latent_dim = check_int("latent_dim", latent_dim, min=1, example=20)
+batch_size = check_int("batch_size", batch_size, min=1, example=128)
+lr = check_float("lr", lr, min=0, min_open=True, example=1e-3)
+lr_decay = check_float("lr_decay", lr_decay, min=0, max=1, min_open=True, example=0.995)
+seed = check_int("seed", seed, min=0)
+device = check_device("device", device)
+data_root = check_path("data_root", data_root, none_ok=True, example="None")
+out_dir = check_path("out_dir", out_dir, example="runs/00_vae_in_a_few_lines")
+resume = check_bool("resume", resume)
 
 # %%
 import json

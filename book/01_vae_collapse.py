@@ -65,8 +65,45 @@ import vaelab
 
 smoke = vaelab.is_smoke()
 if smoke:  # VAELAB_SMOKE=1 (CI, nbval): seconds of work, meaningless numbers
-    epochs, train_size, eval_size, mic_points = 1, 1_000, 500, 60
-    out_dir, resume = out_dir + "/smoke", False
+    vaelab.replace_params(globals(), epochs=1, train_size=1_000, eval_size=500,
+                          mic_points=60, out_dir=out_dir + "/smoke", resume=False)
+
+# %% [markdown]
+# The next cell checks every parameter before anything is loaded or trained; a wrong one stops the
+# run here with a message that names it and the fix.
+
+# %% tags=["remove-input"]
+from vaelab.checks import (ParameterError, check_bool, check_device, check_float,
+                           check_int, check_path)
+
+epochs = check_int("epochs", epochs, min=1, example=20)
+valid_size = check_int("valid_size", valid_size, min=0, max=59_999, example=10_000)
+train_size = check_int("train_size", train_size, min=1, max=60_000 - valid_size,
+                       example=10_000,
+                       note="MNIST's 60,000 training images less valid_size")
+latent_dim = check_int("latent_dim", latent_dim, min=1, example=20)
+n_lams = check_int("n_lams", n_lams, min=1, example=7)
+lam_min = check_float("lam_min", lam_min, min=0, min_open=True, example=0.01,
+                      note="the KL weights are log-spaced")
+lam_max = check_float("lam_max", lam_max, min=0, min_open=True, example=100.0,
+                      note="the KL weights are log-spaced")
+if lam_min > lam_max:
+    raise ParameterError(f"lam_min must be <= lam_max, got lam_min={lam_min}, "
+                         f"lam_max={lam_max}: pass -p lam_min 0.01 -p lam_max 100")
+wae_lam = check_float("wae_lam", wae_lam, min=0, example=1.0)
+batch_size = check_int("batch_size", batch_size, min=1, example=128)
+lr = check_float("lr", lr, min=0, min_open=True, example=1e-3)
+lr_decay = check_float("lr_decay", lr_decay, min=0, max=1, min_open=True, example=0.995)
+eval_size = check_int("eval_size", eval_size, min=2, max=10_000, example=2_000,
+                      note="test images")
+mic_points = check_int("mic_points", mic_points, min=2, max=10_000, example=300,
+                       note="test images")
+mic_samples = check_int("mic_samples", mic_samples, min=1, example=10)
+seed = check_int("seed", seed, min=0)
+device = check_device("device", device)
+data_root = check_path("data_root", data_root, none_ok=True, example="None")
+out_dir = check_path("out_dir", out_dir, example="runs/01_vae_collapse")
+resume = check_bool("resume", resume)
 
 # %%
 import json
@@ -376,10 +413,11 @@ def train(model, lam, name):
 
 
 sweep, vaes = [], {}
-for lam in lams:
+for i, lam in enumerate(lams, start=1):
     torch.manual_seed(seed)
     model = vaelab.mlp_vae(latent_dim=latent_dim).to(dev)
     t0 = time.perf_counter()
+    print(f"training VAE lambda={lam:.4g} ({i}/{n_lams + 1})")
     train(model, lam, f"vae_lam{lam:.4g}")
     test = evaluate(model, data.test)
     mu_e, lv_e = posterior_stats(model, evalset)
@@ -477,6 +515,7 @@ if not smoke:  # the effect itself, asserted at the scales where it is meant to 
 # %%
 torch.manual_seed(seed)
 wae = mlp_wae(latent_dim=latent_dim).to(dev)
+print(f"training WAE lambda={wae_lam:g} ({n_lams + 1}/{n_lams + 1})")
 train(wae, wae_lam, f"wae_lam{wae_lam:g}")
 vae1 = vaes[min(vaes, key=lambda lam: abs(math.log(lam)))]   # the lambda closest to 1
 gen = torch.Generator(dev).manual_seed(seed)

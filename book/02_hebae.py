@@ -77,10 +77,78 @@ import vaelab
 
 smoke = vaelab.is_smoke()
 if smoke:  # VAELAB_SMOKE=1 (CI, nbval): seconds of work, meaningless numbers
-    epochs, train_size, n_lams, latent_dims, sample_dim = 1, 600, 3, [2, 20], 20
-    track_images, track_samples, is_images, is_samples, elbo_images = 50, 10, 50, 20, 300
-    mic_points, mic_samples, fid_samples, fd_samples, classifier_epochs = 40, 4, 8, 200, 1
-    out_dir, resume = out_dir + "/smoke", False
+    vaelab.replace_params(
+        globals(), epochs=1, train_size=600, n_lams=3, latent_dims=[2, 20],
+        sample_dim=20, track_images=50, track_samples=10, is_images=50, is_samples=20,
+        elbo_images=300, mic_points=40, mic_samples=4, fid_samples=8, fd_samples=200,
+        classifier_epochs=1, out_dir=out_dir + "/smoke", resume=False)
+
+# %% [markdown]
+# The next cell checks every parameter before anything is loaded or trained; a wrong one stops the
+# run here with a message that names it and the fix.
+
+# %% tags=["remove-input"]
+import math
+
+import numpy as np
+
+from vaelab.checks import (ParameterError, check_bool, check_choice, check_device,
+                           check_float, check_int, check_number_list, check_path)
+from vaelab.hebae import FORMS
+
+test_note = "test images (MNIST has 10,000)"
+epochs = check_int("epochs", epochs, min=1, example=6)
+train_size = check_int("train_size", train_size, min=1, max=60_000, example=10_000,
+                       note="MNIST's training images")
+latent_dims = check_number_list("latent_dims", latent_dims, integer=True, min=1,
+                                example=[2, 5, 10, 20])
+sweep_dim = check_int("sweep_dim", sweep_dim, min=1, example=20)
+n_lams = check_int("n_lams", n_lams, min=1, example=7)
+lam_min = check_float("lam_min", lam_min, min=0, min_open=True, example=0.01,
+                      note="the KL weights are log-spaced")
+lam_max = check_float("lam_max", lam_max, min=0, min_open=True, example=100.0,
+                      note="the KL weights are log-spaced")
+lam_grid = np.logspace(math.log10(lam_min), math.log10(lam_max), n_lams)
+if not np.isclose(lam_grid, 1.0).any():
+    raise ParameterError(
+        f"the lambda grid (n_lams={n_lams} values log-spaced from lam_min={lam_min} to "
+        f"lam_max={lam_max}) must hold lambda = 1 (Figs. 1a and 2 use it): choose "
+        "lam_min * lam_max = 1 and n_lams odd, e.g. "
+        "-p lam_min 0.01 -p lam_max 100 -p n_lams 7")
+sample_dim = check_int("sample_dim", sample_dim, min=1, example=10)
+wae_lam_fig2 = check_float("wae_lam_fig2", wae_lam_fig2, min=0, example=1.0)
+wae_lam_fig4 = check_float("wae_lam_fig4", wae_lam_fig4, min=0, example=10.0)
+form = check_choice("form", form, FORMS)
+k_max = max(latent_dims + [sweep_dim, sample_dim])
+batch_size = check_int("batch_size", batch_size, min=k_max + 1, max=train_size,
+                       example=128,
+                       note=f"HEBAE's batch covariance needs more images than the "
+                            f"largest latent size {k_max}; every batch is full, so at "
+                            "most train_size")
+lr = check_float("lr", lr, min=0, min_open=True, example=1e-3)
+lr_decay = check_float("lr_decay", lr_decay, min=0, max=1, min_open=True, example=0.995)
+track_images = check_int("track_images", track_images, min=1,
+                         max=min(10_000, train_size), example=200,
+                         note="test images, and as many training images")
+track_samples = check_int("track_samples", track_samples, min=1, example=50)
+is_images = check_int("is_images", is_images, min=1, max=10_000, example=500,
+                      note=test_note)
+is_samples = check_int("is_samples", is_samples, min=1, example=200)
+elbo_images = check_int("elbo_images", elbo_images, min=2, max=10_000, example=2_000,
+                        note=test_note)
+mic_points = check_int("mic_points", mic_points, min=2, max=10_000, example=300,
+                       note=test_note)
+mic_samples = check_int("mic_samples", mic_samples, min=1, example=10)
+fid_samples = check_int("fid_samples", fid_samples, min=2, max=10_000, example=100,
+                        note=test_note)
+fd_samples = check_int("fd_samples", fd_samples, min=2, max=10_000, example=2_000,
+                       note=test_note)
+classifier_epochs = check_int("classifier_epochs", classifier_epochs, min=1, example=3)
+seed = check_int("seed", seed, min=0)
+device = check_device("device", device)
+data_root = check_path("data_root", data_root, none_ok=True, example="None")
+out_dir = check_path("out_dir", out_dir, example="runs/02_hebae")
+resume = check_bool("resume", resume)
 
 # %%
 import json
@@ -410,8 +478,7 @@ data = vaelab.load_dataset("mnist", root=data_root, device=dev, train_size=train
 track_set = data.test.subset(track_images)
 is_set = data.test.subset(is_images)
 elbo_set = data.test.subset(elbo_images)
-lams = np.logspace(math.log10(lam_min), math.log10(lam_max), n_lams)
-assert np.isclose(lams, 1.0).any(), "the lambda grid must hold lambda = 1 (choose n_lams odd)"
+lams = np.logspace(math.log10(lam_min), math.log10(lam_max), n_lams)  # holds 1
 print(f"{len(data.train)} training images, {epochs} epochs per model; lambdas {np.round(lams, 4)}")
 
 
@@ -449,11 +516,26 @@ def tracker(epoch, model):
 models, runs = {}, {}
 
 
+def run_name(kind, k, lam, form_=form):
+    return f"{kind}{'-' + form_ if kind == 'hebae' else ''}_k{k}_lam{lam:.4g}"
+
+
+other = "code" if form == "exact" else "exact"   # the other form, for Section 6.4
+planned = list(dict.fromkeys(  # every model the chapter trains, in order
+    [run_name(kind, k_, 1.0) for k_ in latent_dims for kind in ("vae", "hebae")]
+    + [run_name(kind, sweep_dim, lam) for lam in lams for kind in ("vae", "hebae")]
+    + [run_name("hebae", k_, 1.0, other) for k_ in (sample_dim, sweep_dim)]
+    + [run_name("wae", sweep_dim, wae_lam_fig2)]
+    + [run_name(kind, sample_dim, 1.0) for kind in ("vae", "hebae")]
+    + [run_name("wae", sample_dim, wae_lam_fig4)]))
+
+
 def train(kind, k, lam, form_=form):
     """Train (or resume) one model; kind in {vae, hebae, wae}; returns the model and its summary row."""
-    name = f"{kind}{'-' + form_ if kind == 'hebae' else ''}_k{k}_lam{lam:.4g}"
+    name = run_name(kind, k, lam, form_)
     if name in models:
         return models[name], runs[name]
+    print(f"training {name} ({len(models) + 1}/{len(planned)})")
     torch.manual_seed(seed)
     if kind == "vae":
         model = vaelab.mlp_vae(latent_dim=k)
@@ -609,7 +691,6 @@ if not smoke:  # the mechanism, asserted where it has had epochs to act
 # the diagonal, gradient-free sampling of the official code against the paper's Cholesky sampling.
 
 # %%
-other = "code" if form == "exact" else "exact"
 forms_rows = []
 for k_ in (sample_dim, sweep_dim):
     train("hebae", k_, 1.0, other)

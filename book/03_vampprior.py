@@ -62,9 +62,39 @@ import vaelab
 
 smoke = vaelab.is_smoke()
 if smoke:  # VAELAB_SMOKE=1 (CI, nbval): seconds of work, meaningless numbers
-    epochs, warmup_epochs, train_size, n_pseudo, k_grid = 1, 1, 600, 20, (1, 20)
-    ll_samples, ll_images, hidden = 50, 20, 64
-    out_dir, resume = out_dir + "/smoke", False
+    vaelab.replace_params(globals(), epochs=1, warmup_epochs=1, train_size=600,
+                          n_pseudo=20, k_grid=(1, 20), ll_samples=50, ll_images=20,
+                          hidden=64, out_dir=out_dir + "/smoke", resume=False)
+
+# %% [markdown]
+# The next cell checks every parameter before anything is loaded or trained; a wrong one stops the
+# run here with a message that names it and the fix.
+
+# %% tags=["remove-input"]
+from vaelab.checks import (check_bool, check_device, check_float, check_int,
+                           check_number_list, check_path)
+
+epochs = check_int("epochs", epochs, min=1, example=12)
+warmup_epochs = check_int("warmup_epochs", warmup_epochs, min=1, example=4)
+patience = check_int("patience", patience, min=0, example=0, note="0: no early stop")
+train_size = check_int("train_size", train_size, min=1, max=50_000, example=10_000,
+                       note="MNIST's 60,000 training images less 10,000 for validation")
+n_pseudo = check_int("n_pseudo", n_pseudo, min=1, max=train_size, example=100,
+                     note="one HVAE takes its pseudo-inputs from the training "
+                          "images, so at most train_size")
+k_grid = tuple(check_number_list("k_grid", k_grid, integer=True, min=1,
+                                 example=[1, 10, 100]))
+latent_dim = check_int("latent_dim", latent_dim, min=1, example=40)
+hidden = check_int("hidden", hidden, min=1, example=300)
+batch_size = check_int("batch_size", batch_size, min=1, example=100)
+lr = check_float("lr", lr, min=0, min_open=True, example=5e-4)
+ll_samples = check_int("ll_samples", ll_samples, min=1, example=5000)
+ll_images = check_int("ll_images", ll_images, min=1, example=200)
+seed = check_int("seed", seed, min=0)
+device = check_device("device", device)
+data_root = check_path("data_root", data_root, none_ok=True, example="None")
+out_dir = check_path("out_dir", out_dir, example="runs/03_vampprior")
+resume = check_bool("resume", resume)
 
 # %%
 import json
@@ -429,9 +459,12 @@ def make(kind, n_components=n_pseudo):
     raise ValueError(kind)
 
 
+kinds = ("VAE standard", "VAE VampPrior", "HVAE standard", "HVAE VampPrior", "HVAE MoG",
+         "HVAE VampPrior data")
+n_fits = len(kinds) + 2 * len(k_grid) - (n_pseudo in k_grid)  # with Fig. 2's K grid
 models, rows = {}, []
-for kind in ("VAE standard", "VAE VampPrior", "HVAE standard", "HVAE VampPrior", "HVAE MoG",
-             "HVAE VampPrior data"):
+for i, kind in enumerate(kinds, start=1):
+    print(f"training {kind} ({i}/{n_fits})")
     model = make(kind)
     hist, seconds = train(model, kind.replace(" ", "_"))
     models[kind] = model
@@ -525,12 +558,14 @@ for r in rows:
 # One-level VAEs with a VampPrior and with a MoG prior of $K$ components, same budget:
 
 # %%
-k_rows = []
+k_rows, fit_no = [], len(kinds)
 for K_ in k_grid:
     for kind in ("VAE VampPrior", "VAE MoG"):
         if K_ == n_pseudo and kind == "VAE VampPrior":
             model = models["VAE VampPrior"]
         else:
+            fit_no += 1
+            print(f"training {kind} K={K_} ({fit_no}/{n_fits})")
             model = make(kind, K_)
             train(model, f"{kind.replace(' ', '_')}_K{K_}")
         test = evaluate(model, data.test)

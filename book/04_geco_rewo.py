@@ -86,10 +86,59 @@ import vaelab
 
 smoke = vaelab.is_smoke()
 if smoke:  # VAELAB_SMOKE=1 (CI, nbval): seconds of work, meaningless numbers
-    epochs, seeds, width, depth, zeta_samples, pend_train_size = 1, 2, 32, 2, 4, 640
-    graph_samples, interp_pairs, interp_points = 200, 2, 8
-    fm_train_size, fm_epochs, fm_width, fm_depth, fm_ll_samples, fm_ll_images = 500, 1, 64, 1, 20, 10
-    out_dir, resume = out_dir + "/smoke", False
+    vaelab.replace_params(
+        globals(), epochs=1, seeds=2, width=32, depth=2, zeta_samples=4,
+        pend_train_size=640, graph_samples=200, interp_pairs=2, interp_points=8,
+        fm_train_size=500, fm_epochs=1, fm_width=64, fm_depth=1, fm_ll_samples=20,
+        fm_ll_images=10, out_dir=out_dir + "/smoke", resume=False)
+
+# %% [markdown]
+# The next cell checks every parameter before anything is loaded or trained; a wrong one stops the
+# run here with a message that names it and the fix.
+
+# %% tags=["remove-input"]
+from vaelab.checks import check_bool, check_device, check_float, check_int, check_path
+
+positive = {"min": 0, "min_open": True}
+epochs = check_int("epochs", epochs, min=1, example=8)
+full_epochs = check_int("full_epochs", full_epochs, min=1, example=400)
+seeds = check_int("seeds", seeds, min=1, example=3)
+width = check_int("width", width, min=1, example=128)
+depth = check_int("depth", depth, min=1, example=3)
+zeta_samples = check_int("zeta_samples", zeta_samples, min=1, example=16,
+                         note="K of the VHP's importance-weighted bound")
+obs_sigma = check_float("obs_sigma", obs_sigma, **positive, example=0.02)
+kappa = check_float("kappa", kappa, **positive, example=0.03)
+nu = check_float("nu", nu, **positive, example=100.0)
+tau = check_float("tau", tau, **positive, example=3.0)
+alpha = check_float("alpha", alpha, min=0, max=1, max_open=True, example=0.99)
+lr = check_float("lr", lr, **positive, example=1e-3)
+batch_size = check_int("batch_size", batch_size, min=1, example=64)
+pend_train_size = check_int("pend_train_size", pend_train_size, min=1, max=12_000,
+                            none_ok=True, example=12_000,
+                            note="the pendulum's 15,000 images less 3,000 held out")
+graph_samples = check_int("graph_samples", graph_samples, min=2, example=1000)
+graph_k = check_int("graph_k", graph_k, min=1, max=graph_samples - 1, example=18,
+                    note="neighbours among graph_samples prior samples")
+interp_pairs = check_int("interp_pairs", interp_pairs, min=1, example=10)
+interp_points = check_int("interp_points", interp_points, min=2, example=16)
+fm_train_size = check_int("fm_train_size", fm_train_size, min=1, max=50_000,
+                          example=10_000,
+                          note="Fashion-MNIST's 60,000 training images less 10,000")
+fm_epochs = check_int("fm_epochs", fm_epochs, min=1, example=10)
+fm_latent = check_int("fm_latent", fm_latent, min=1, example=16)
+fm_width = check_int("fm_width", fm_width, min=2, example=256,
+                     note="the prior's networks have fm_width // 2 units")
+fm_depth = check_int("fm_depth", fm_depth, min=1, example=2)
+fm_kappa2 = check_float("fm_kappa2", fm_kappa2, **positive, example=250.0)
+fm_nu = check_float("fm_nu", fm_nu, **positive, example=0.01)
+fm_ll_samples = check_int("fm_ll_samples", fm_ll_samples, min=1, example=2000)
+fm_ll_images = check_int("fm_ll_images", fm_ll_images, min=1, example=100)
+seed = check_int("seed", seed, min=0)
+device = check_device("device", device)
+data_root = check_path("data_root", data_root, none_ok=True, example="None")
+out_dir = check_path("out_dir", out_dir, example="runs/04_geco_rewo")
+resume = check_bool("resume", resume)
 
 # %%
 import math
@@ -527,10 +576,12 @@ def test_codes(model):
 
 
 theta_test = pend.test.targets.cpu().numpy()
+n_fits = len(methods) * seeds + 1 + 3   # Table 1, the standard prior of Sec. 6, Table 2
 table1, models, histories = [], {}, {}
 for method in methods:
     for s in range(seed, seed + seeds):
         t0 = time.perf_counter()
+        print(f"training {method} seed {s} ({len(table1) + 1}/{n_fits})")
         model, hist, run_dir = train_pendulum(method, s)
         fit_ = angle_regression(test_codes(model), theta_test)
         w = np.asarray(hist.steps["weight"])
@@ -643,6 +694,7 @@ plt.show()
 # is the RMS pixel distance of each decoded image to the nearest true pendulum image.
 
 # %%
+print(f"training standard prior seed {seed} ({len(table1) + 1}/{n_fits})")
 std_model, std_hist, _ = train_pendulum("standard prior, VAE objective", seed)
 std_fit = angle_regression(test_codes(std_model), theta_test)
 print(f"standard prior (ELBO): angle error {std_fit.error:.3f} rad")
@@ -729,7 +781,8 @@ paper_row2 = {"VHP + REWO": "VHP + REWO", "VHP + GECO": "VHP + GECO", "standard 
 print(f"{len(fm.train)} training images, {fm_epochs} epochs, MLPs {fm_depth} x {fm_width}, {fm_latent} latents, "
       f"kappa^2 = {fm_kappa2} nats, nu = {fm_nu}; NLL with S = {fm_ll_samples} on {len(fm_ll_set)} test images")
 table2 = {}
-for name in paper_table2:
+for i, name in enumerate(paper_table2, start=len(table1) + 2):
+    print(f"training {name}, Fashion-MNIST ({i}/{n_fits})")
     torch.manual_seed(seed)
     model = vhp_vae(data_shape=fm.train.shape, latent_dim=fm_latent, hidden=[fm_width] * fm_depth,
                     likelihood="bernoulli", prior="standard" if name.startswith("standard") else "vhp",

@@ -82,24 +82,58 @@ from pathlib import Path
 
 import vaelab
 from data_scripts import celeba
+from data_scripts.common import save_npy
 
 smoke = vaelab.is_smoke()
-celeba_root = data_root  # where CelebA is read from (FID weights always come from data_root)
-if smoke:  # VAELAB_SMOKE=1 (CI, nbval): a fake CelebA folder, tiny networks, meaningless numbers
-    out_dir = out_dir + "/smoke"
-    if not smoke_resume:
-        shutil.rmtree(out_dir, ignore_errors=True)
-    celeba_root = celeba.make_fake_celeba(Path(out_dir) / "fake_celeba", n=(24, 2, 8), seed=seed)
-    lam = [1.0]
-    latent_dim, batch_size, epochs, width = 8, 12, 2, 1 / 16
-    lr_divisors = {1: 2}
-    fid_samples, fid_batch = 8, 8
-    print("SMOKE SCALE: synthetic pictures in CelebA's layout, 2 epochs of tiny networks, FID on 8 images. "
-          "Every number printed below is meaningless; only the code path is exercised.")
+if smoke:  # VAELAB_SMOKE=1 (CI, nbval): a fake CelebA folder (made below), tiny nets
+    print("SMOKE SCALE: synthetic pictures in CelebA's layout, 2 epochs of tiny "
+          "networks, FID on 8 images. Every number printed below is meaningless; only "
+          "the code path is exercised.")
+    vaelab.replace_params(globals(), out_dir=out_dir + "/smoke", lam=[1.0],
+                          latent_dim=8, batch_size=12, epochs=2, width=1 / 16,
+                          lr_divisors={1: 2}, fid_samples=8, fid_batch=8)
+
+# %% [markdown]
+# The next cell checks every parameter before anything is loaded or trained; a wrong one stops the
+# run here with a message that names it and the fix.
+
+# %% tags=["remove-input"]
+from vaelab.checks import (ParameterError, check_bool, check_choice, check_choice_list,
+                           check_device, check_float, check_int, check_number_dict,
+                           check_number_list, check_path)
+from vaelab.conv import MODELS
+from vaelab.train import PRECISIONS
+
+models = check_choice_list("model", model, MODELS)
+lams = check_number_list("lam", lam, min=0, min_open=True, scalar=True,
+                         example=[0.1, 1.0, 10.0])
+latent_dim = check_int("latent_dim", latent_dim, min=1, example=64)
+batch_size = check_int("batch_size", batch_size, min=2, example=100)
+if "hebae" in models and batch_size <= latent_dim:
+    raise ParameterError(f"batch_size must be more than latent_dim={latent_dim} for "
+                         "HEBAE (its batch covariance needs more images than latent "
+                         f"dimensions), got {batch_size}: "
+                         "pass -p batch_size 100 -p latent_dim 64")
+epochs = check_int("epochs", epochs, min=1, example=100)
+lr = check_float("lr", lr, min=0, min_open=True, example=1e-4)
+lr_divisors = check_number_dict("lr_divisors", lr_divisors, key_min=1, value_min=0,
+                                value_min_open=True, example={30: 2, 50: 5, 70: 10})
+obs_sigma = check_float("obs_sigma", obs_sigma, min=0, min_open=True, example=1.0)
+width = check_float("width", width, min=0, min_open=True, example=1.0)
+fid_samples = check_int("fid_samples", fid_samples, min=2, example=10_000)
+fid_batch = check_int("fid_batch", fid_batch, min=1, example=250)
+precision = check_choice("precision", precision, PRECISIONS)
+channels_last = check_bool("channels_last", channels_last)
+torch_compile = check_bool("torch_compile", torch_compile)
+seed = check_int("seed", seed, min=0)
+device = check_device("device", device)
+data_root = check_path("data_root", data_root, none_ok=True, example="None")
+out_dir = check_path("out_dir", out_dir, example="runs/celeba")
+resume = check_bool("resume", resume)
+smoke_resume = check_bool("smoke_resume", smoke_resume)
 
 # %%
 import json
-import math
 import time
 
 import matplotlib.pyplot as plt
@@ -107,8 +141,8 @@ import numpy as np
 import torch
 
 from vaelab import fid
-from vaelab.conv import (MODELS, conv_model, describe, forward_flops_per_image, measured_flops_per_image,
-                         train_flops_per_image)
+from vaelab.conv import (conv_model, describe, forward_flops_per_image,
+                         measured_flops_per_image, train_flops_per_image)
 from vaelab.data import ImageData
 from vaelab.plots import save_figure, show_images
 from vaelab.results import save_results
@@ -116,14 +150,12 @@ from vaelab.schedules import Constant
 from vaelab.speed import flop_bound_epoch_s, gpu_peak_bf16
 from vaelab.train import check_precision, fit, step_lr
 
-models = [model] if isinstance(model, str) else list(model)
-lams = [float(lam)] if isinstance(lam, (int, float)) else [float(v) for v in lam]
-for name in models:
-    if name not in MODELS:
-        raise ValueError(f"model={name!r} is unknown: use one of {MODELS} or a list of them")
-if not lams or any(not (v > 0 and math.isfinite(v)) for v in lams):
-    raise ValueError(f"lam must be a positive number or a list of them, got {lam!r}")
-lr_divisors = {int(k): float(v) for k, v in lr_divisors.items()}  # papermill -y may give string keys
+celeba_root = data_root  # where CelebA is read from (FID weights always from data_root)
+if smoke:  # a fake CelebA folder, made afresh unless smoke_resume
+    if not smoke_resume:
+        shutil.rmtree(out_dir, ignore_errors=True)
+    celeba_root = celeba.make_fake_celeba(Path(out_dir) / "fake_celeba", n=(24, 2, 8),
+                                          seed=seed)
 dev = vaelab.get_device(device)
 check_precision(precision, dev)
 torch.manual_seed(seed)
@@ -229,6 +261,8 @@ def run_dir(name: str, lam_value: float) -> Path:
 trained, histories = {}, {}
 for name in models:
     for lam_value in lams:
+        n_runs = len(models) * len(lams)
+        print(f"training {name} lambda={lam_value:g} ({len(trained) + 1}/{n_runs})")
         torch.manual_seed(seed)
         net = conv_model(name, latent_dim, obs_sigma=obs_sigma, width=width)
         t0 = time.perf_counter()
@@ -262,8 +296,7 @@ else:
                                            root=data_root)
     fid_rate = fid_samples / (time.perf_counter() - t0)
     print(f"Inception features of {fid_samples} test images: {fid_rate:.0f} images/s")
-    real_path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(real_path, real_features)
+    save_npy(real_path, real_features)  # atomic: a unique temporary file, fsync, rename
 
 
 @torch.no_grad()

@@ -19,6 +19,7 @@ import gzip
 import hashlib
 import os
 import struct
+import uuid
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,12 +78,14 @@ def sha256_prefix(array: np.ndarray, length: int = 16) -> str:
 
 
 def save_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
-    """Write ``array`` to ``path`` atomically: to a temporary file in the same folder, then rename."""
+    """Write ``array`` to ``path`` atomically: to a uniquely named temporary file in the same folder
+    (process id and a random token, created exclusively, so concurrent writers never share one),
+    fsync, then ``os.replace``. The file gets the usual permissions (umask), unlike ``mkstemp``'s 0600."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
     try:
-        with open(tmp, "wb") as handle:
+        with open(tmp, "xb") as handle:
             np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
             handle.flush()
             os.fsync(handle.fileno())

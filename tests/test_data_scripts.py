@@ -3,6 +3,7 @@ import gzip
 import hashlib
 import importlib.util
 import math
+import os
 import struct
 import types
 import zipfile
@@ -89,6 +90,19 @@ def test_save_npy_is_atomic_and_leaves_no_temp_files(tmp_path):
     common.save_npy(path, np.arange(3, dtype=np.uint8))  # overwrite
     np.testing.assert_array_equal(common.load_npy(path), [0, 1, 2])
     assert sorted(p.name for p in path.parent.iterdir()) == ["x.npy"]
+
+
+def test_save_npy_writes_through_a_unique_temp_file_in_the_same_folder(tmp_path, monkeypatch):
+    renames, real_replace = [], os.replace
+    monkeypatch.setattr(common.os, "replace", lambda src, dst: (renames.append((Path(src), Path(dst))),
+                                                               real_replace(src, dst)))
+    path = tmp_path / "features.npy"
+    common.save_npy(path, np.zeros(3))
+    common.save_npy(path, np.ones(3))
+    (tmp1, dst1), (tmp2, dst2) = renames
+    assert dst1 == dst2 == path and tmp1.parent == tmp2.parent == tmp_path and tmp1 != tmp2
+    assert tmp1.name.startswith(".features.npy.") and tmp1.name.endswith(".tmp")
+    np.testing.assert_array_equal(common.load_npy(path), np.ones(3))
 
 
 def test_resolve_checks_rejects_bad_tables():

@@ -1,6 +1,7 @@
 """vaelab: the tested PyTorch package behind the vaelab book.
 
-Modules (one idea each): ``config`` (data root, device, smoke switch), ``data`` (device-resident
+Modules (one idea each): ``config`` (data root, device, smoke switch), ``checks`` (a chapter's
+parameters checked before any work, the smoke cell's replacements printed), ``data`` (device-resident
 data sets, index batches, binarisation), ``densities`` (log-densities, Gaussian KLs), ``nets``
 (network builders), ``priors``, ``vae``, ``schedules`` (the weight in ``rec + weight * reg``),
 ``train`` (the one training loop, in named parts), ``runs`` (a run directory's identity,
@@ -13,6 +14,8 @@ learned hierarchical prior of Klushyn et al.), ``angle`` (the pendulum's angle r
 ``graph_interp`` (graph-based interpolation with A*), ``conv`` (the CelebA conv networks and their
 FLOP count), ``speed`` (peak rates for benchmarks), ``plots``, ``results``, ``fid``.
 """
+from .checks import (ParameterError, check_bool, check_choice, check_choice_list, check_device, check_float,
+                     check_int, check_number_dict, check_number_list, check_path, replace_params)
 from .config import data_root, get_device, is_smoke
 from .data import ImageData, Splits, load_dataset
 from .schedules import Constant, LinearWarmup, Schedule, objective
@@ -21,6 +24,8 @@ from .vae import VAE, mlp_vae
 from .wae import WAE, mlp_wae
 
 __version__ = "0.1.0"
-__all__ = ["data_root", "get_device", "is_smoke", "ImageData", "Splits", "load_dataset", "Constant",
+__all__ = ["ParameterError", "check_bool", "check_choice", "check_choice_list", "check_device", "check_float",
+           "check_int", "check_number_dict", "check_number_list", "check_path", "replace_params",
+           "data_root", "get_device", "is_smoke", "ImageData", "Splits", "load_dataset", "Constant",
            "LinearWarmup", "Schedule", "objective", "History", "NonFiniteLossError", "evaluate", "fit", "VAE",
            "mlp_vae", "WAE", "mlp_wae", "__version__"]

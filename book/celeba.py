@@ -178,8 +178,8 @@ print(f"models {models}, lambda grid {lams}, {epochs} epochs, batch {batch_size}
 celeba.prepare(celeba_root, verify=not smoke)  # DataMissingError names the command
 train_np, _ = celeba.load(celeba_root, "train", verify=not smoke)
 test_np, _ = celeba.load(celeba_root, "test", verify=not smoke)
-train = ImageData(torch.from_numpy(np.ascontiguousarray(train_np)).to(dev), scale="signed")
-test = ImageData(torch.from_numpy(np.ascontiguousarray(test_np)).to(dev), scale="signed")
+train = ImageData(torch.from_numpy(np.ascontiguousarray(train_np)).to(dev), scale="signed", name="celeba/train")
+test = ImageData(torch.from_numpy(np.ascontiguousarray(test_np)).to(dev), scale="signed", name="celeba/test")
 del train_np, test_np
 if len(test) < fid_samples:
     raise ValueError(f"fid_samples={fid_samples} is more than the {len(test)} test images: lower it")

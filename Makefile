@@ -34,7 +34,7 @@ book: data
 # book build and a headless-Chromium check of the built site.
 test: data
 	bash tools/ensure_chromium.sh
-	VAELAB_SMOKE=1 $(BIN)/python -m pytest tests --nbval-lax book -p no:cacheprovider
+	VAELAB_SMOKE=1 VAELAB_PROGRESS=0 $(BIN)/python -m pytest tests --nbval-lax book -p no:cacheprovider
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train_mlp_vae.py

@@ -409,7 +409,7 @@ def train(model, lam, name):
     torch.manual_seed(seed)
     return vaelab.fit(model, data.train, epochs=epochs, batch_size=batch_size, lr=lr,
                       lr_factor=exponential_lr(lr_decay), schedule=Constant(float(lam)),
-                      out_dir=f"{out_dir}/{name}", resume=resume, seed=seed, progress=False)
+                      out_dir=f"{out_dir}/{name}", resume=resume, seed=seed)
 
 
 sweep, vaes = [], {}

@@ -547,7 +547,7 @@ def train(kind, k, lam, form_=form):
     t0 = time.perf_counter()
     hist = vaelab.fit(model, data.train, epochs=epochs, batch_size=batch_size, lr=lr, lr_factor=exponential_lr(lr_decay),
                       schedule=Constant(float(lam)), out_dir=f"{out_dir}/{name}", resume=resume, seed=seed,
-                      progress=False, drop_last=True, on_epoch=None if kind == "wae" else tracker)
+                      drop_last=True, on_epoch=None if kind == "wae" else tracker)
     row = {"kind": kind, "k": k, "lam": float(lam), "form": form_ if kind == "hebae" else None,
            "objective": hist.epochs["loss"][-1], "history": hist.epochs}
     if kind != "wae":

@@ -419,7 +419,7 @@ def train(model, name):
     hist = vaelab.fit(model.to(dev), data.train, epochs=epochs, batch_size=batch_size, lr=lr,
                       schedule=LinearWarmup(warmup_epochs, unit="epoch"), valid=data.valid,
                       patience=patience or None, patience_after=warmup_epochs,
-                      out_dir=f"{out_dir}/{name}", resume=resume, seed=seed, progress=False)
+                      out_dir=f"{out_dir}/{name}", resume=resume, seed=seed)
     return hist, time.perf_counter() - t0
 
 

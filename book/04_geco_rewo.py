@@ -566,7 +566,7 @@ def train_pendulum(method, s):
             torch.save({"mu": mu.cpu(), "prior": zp.cpu()}, run_dir / f"snapshot_epoch{epoch}.pt")
 
     hist = vaelab.fit(model, pend.train, epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule_for(method),
-                      out_dir=run_dir, resume=resume, seed=s, progress=False, on_epoch=on_epoch)
+                      out_dir=run_dir, resume=resume, seed=s, on_epoch=on_epoch)
     return model, hist, run_dir
 
 
@@ -792,7 +792,7 @@ for i, name in enumerate(paper_table2, start=len(table1) + 2):
     t0 = time.perf_counter()
     hist = vaelab.fit(model, fm.train, epochs=fm_epochs, batch_size=100, lr=1e-3, schedule=sched,
                       out_dir=Path(out_dir) / "fashion" / name.split(" (")[0].replace(" ", "_").replace("+", "p"),
-                      resume=resume, seed=seed, progress=False)
+                      resume=resume, seed=seed)
     res = importance_log_likelihood(model, fm_ll_set, n_samples=fm_ll_samples, batch_size=10, return_elbo=True,
                                     generator=torch.Generator(dev).manual_seed(seed))
     assert (res.log_likelihood >= res.elbo - 1e-9).all()   # log-mean-exp >= mean, image by image

@@ -21,6 +21,7 @@ is (``vaelab.constrained.mse_from_gaussian_rec``), so kappa is a per-pixel RMSE;
 scale of the reconstruction term against the KL term in the trained objective (the likelihood-scale
 question of chapter 04).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -40,7 +41,13 @@ from .schedules import Constant, LinearWarmup
 from .train import fit
 from .vhp import vhp_vae
 
-__all__ = ["METHODS", "PendulumSettings", "train_pendulum_run", "run_name", "PAPER_TABLE1"]
+__all__ = [
+    "METHODS",
+    "PendulumSettings",
+    "train_pendulum_run",
+    "run_name",
+    "PAPER_TABLE1",
+]
 
 METHODS = {
     "rewo": "VHP + REWO",
@@ -101,9 +108,16 @@ def _schedule(method: str, s: PendulumSettings, n_pixels: int, steps_per_epoch: 
     raise ValueError(f"method={method!r} is unknown: use one of {sorted(METHODS)}")
 
 
-def train_pendulum_run(method: str, seed: int, train: ImageData, test: ImageData, out_dir: str | Path,
-                       settings: PendulumSettings = PendulumSettings(), resume: bool = True,
-                       progress: bool | None = None) -> dict:
+def train_pendulum_run(
+    method: str,
+    seed: int,
+    train: ImageData,
+    test: ImageData,
+    out_dir: str | Path,
+    settings: PendulumSettings = PendulumSettings(),
+    resume: bool = True,
+    progress: bool | None = None,
+) -> dict:
     """Train one run (or resume it) in ``out_dir/run_name(...)``; returns its numbers (also in ``result.json``)."""
     if method not in METHODS:
         raise ValueError(f"method={method!r} is unknown: use one of {sorted(METHODS)}")
@@ -114,24 +128,48 @@ def train_pendulum_run(method: str, seed: int, train: ImageData, test: ImageData
     epochs = s.epochs(len(train))
     mse = mse_from_gaussian_rec(s.obs_sigma, n_pixels)
     torch.manual_seed(seed)
-    model = vhp_vae(data_shape=train.shape, latent_dim=2, hidden=[s.width] * s.depth, obs_sigma=s.obs_sigma,
-                    n_samples=1 if method == "rewo_elbo" else s.zeta_samples)
+    model = vhp_vae(
+        data_shape=train.shape,
+        latent_dim=2,
+        hidden=[s.width] * s.depth,
+        obs_sigma=s.obs_sigma,
+        n_samples=1 if method == "rewo_elbo" else s.zeta_samples,
+    )
     dev = train.device
     x_snap = test.batch(torch.arange(min(600, len(test)), device=dev))
-    snap_epochs = {min(epochs, max(1, round(it / spe))): it for it in s.snapshot_iterations if it <= s.iterations}
+    snap_epochs = {
+        min(epochs, max(1, round(it / spe))): it
+        for it in s.snapshot_iterations
+        if it <= s.iterations
+    }
 
     def on_epoch(epoch, m):
         if epoch in snap_epochs:
             with torch.no_grad():
                 mu = m.encode(x_snap)[0]
-                zp = m.prior.sample(len(x_snap), generator=torch.Generator(dev).manual_seed(seed))
-            torch.save({"iteration": epoch * spe, "mu": mu.cpu(), "prior": zp.cpu()},
-                       run_dir / f"snapshot_{epoch * spe:06d}.pt")
+                zp = m.prior.sample(
+                    len(x_snap), generator=torch.Generator(dev).manual_seed(seed)
+                )
+            torch.save(
+                {"iteration": epoch * spe, "mu": mu.cpu(), "prior": zp.cpu()},
+                run_dir / f"snapshot_{epoch * spe:06d}.pt",
+            )
 
     t0 = time.perf_counter()
-    hist = fit(model, train, epochs=epochs, batch_size=s.batch_size, lr=s.lr,
-               schedule=_schedule(method, s, n_pixels, spe), out_dir=run_dir, resume=resume, seed=seed,
-               on_epoch=on_epoch, progress=progress, desc=run_name(method, seed, s.obs_sigma))
+    hist = fit(
+        model,
+        train,
+        epochs=epochs,
+        batch_size=s.batch_size,
+        lr=s.lr,
+        schedule=_schedule(method, s, n_pixels, spe),
+        out_dir=run_dir,
+        resume=resume,
+        seed=seed,
+        on_epoch=on_epoch,
+        progress=progress,
+        desc=run_name(method, seed, s.obs_sigma),
+    )
     with torch.no_grad():
         model.eval()
         codes = model.encode(test.batch())[0].cpu().numpy()
@@ -140,16 +178,29 @@ def train_pendulum_run(method: str, seed: int, train: ImageData, test: ImageData
     w = np.asarray(hist.steps["weight"])
     moved = np.nonzero(w != w[0])[0]
     result = {
-        "method": method, "label": METHODS[method], "seed": seed, "settings": dataclasses.asdict(s),
-        "iterations": len(w), "epochs": epochs, "angle_error": polar.error, "angle_slope": polar.slope,
-        "b3_error": b3.error, "b3_slope": b3.slope, "final_beta": float(w[-1]),
+        "method": method,
+        "label": METHODS[method],
+        "seed": seed,
+        "settings": dataclasses.asdict(s),
+        "iterations": len(w),
+        "epochs": epochs,
+        "angle_error": polar.error,
+        "angle_slope": polar.slope,
+        "b3_error": b3.error,
+        "b3_slope": b3.slope,
+        "final_beta": float(w[-1]),
         "initial_phase_steps": int(moved[0]) if len(moved) else len(w),
         "final_train_mse": hist.epochs["rec"][-1] * mse["scale"] + mse["shift"],
         "final_train_kl": hist.epochs["reg"][-1],
-        "beta_trace": w[::s.trace_every].tolist(), "trace_every": s.trace_every,
-        "mse_trace": (np.asarray(hist.steps["rec"])[::s.trace_every] * mse["scale"] + mse["shift"]).tolist(),
-        "kl_trace": np.asarray(hist.steps["reg"])[::s.trace_every].tolist(),
-        "paper": PAPER_TABLE1.get(method), "seconds_this_call": time.perf_counter() - t0,
+        "beta_trace": w[:: s.trace_every].tolist(),
+        "trace_every": s.trace_every,
+        "mse_trace": (
+            np.asarray(hist.steps["rec"])[:: s.trace_every] * mse["scale"]
+            + mse["shift"]
+        ).tolist(),
+        "kl_trace": np.asarray(hist.steps["reg"])[:: s.trace_every].tolist(),
+        "paper": PAPER_TABLE1.get(method),
+        "seconds_this_call": time.perf_counter() - t0,
         "train_seconds": float(np.nansum(hist.epochs["time_s"])),
     }
     atomic_write_json(run_dir / "result.json", result)

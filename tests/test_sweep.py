@@ -250,3 +250,10 @@ def test_killed_sweep_resumes_to_the_uninterrupted_results(tmp_path, capsys, loc
         resumed.pop("resumed_from"), straight.pop("resumed_from")
         assert resumed == straight
         assert straight["x"] == pytest.approx(toy_x(seed, 6))
+
+
+def test_the_set_up_installs_ray_pinned():
+    pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)$", (REPO / "constraints.txt").read_text(), re.M))
+    assert "ray" in pins
+    assert 'sweep = [\n    "ray>=' in (REPO / "pyproject.toml").read_text()
+    assert "-e '.[book,test,sweep]'" in (REPO / "Makefile").read_text()

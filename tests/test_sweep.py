@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from vaelab import sweep
-from vaelab.sweep import SweepError, expand_grid, make_plan, parse_grid_item, parse_value, point_name
+from vaelab.sweep import SweepError, expand_grid, parse_grid_item, parse_value, point_name
 
 REPO = Path(__file__).resolve().parents[1]
 TOY = REPO / "tests" / "sweep_toy" / "toy_chapter.ipynb"
@@ -182,6 +182,12 @@ def status_of(text: str, name: str) -> str | None:
     """The status column of ``name`` in the sweep's closing table."""
     rows = re.findall(rf"^{re.escape(name)}\s+(done|failed|skipped)\b", text, re.M)
     return rows[-1] if rows else None
+
+
+def test_more_gpus_per_point_than_the_local_ray_has_is_refused(tmp_path, capsys, local_ray):
+    assert sweep.main([str(TOY), "--grid", "seed=0", "--out", str(tmp_path), "--gpus-per-point", "0.5"]) == 2
+    assert "error: --gpus-per-point 0.5, but the cluster has 0 GPUs" in capsys.readouterr().out
+    assert not (tmp_path / "seed=0" / "attempt.json").exists()
 
 
 def _descendants(pid: int) -> list:

@@ -123,8 +123,8 @@ def build_record(run_dir: str | os.PathLike, *, gather: bool = False, repo: str 
         "parameters": parameters,
         "papermill": _papermill_command(chapter or "?", {**parameters, "out_dir": f"runs/{run_dir.name}"}),
         "sweep_command": shlex.join(sweep["command"]) if sweep.get("command") else None,
-        "git": {"commit": commit, "dirty": git.get("dirty", []), "untracked": git.get("untracked", []), "in_history": in_history,
-                "commits": done.get("commits", [commit] if commit else [])},
+        "git": {"commit": commit, "dirty": git.get("dirty", []), "untracked": git.get("untracked", []),
+                "in_history": in_history, "commits": done.get("commits", [commit] if commit else [])},
         "versions": {"python": env.get("python"), **env.get("versions", {})},
         "device": {k: env.get(k) for k in ("cpus", "threads", "gpu_ids", "gpu_names", "cuda_visible_devices")
                    if k in env},

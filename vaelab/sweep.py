@@ -462,7 +462,7 @@ def _progress_of(run_dir: Path, files: dict, sweep_id: str) -> str | None:
             f.seek(0, os.SEEK_END)
             f.seek(max(0, f.tell() - 2048))
             lines = [ln.strip() for ln in f.read().decode("utf8", "replace").replace("\r", "\n").splitlines()]
-        last = next((ln for ln in reversed(lines) if ln), "")
+        last = next((ln for ln in reversed(lines) if ln and not ln.startswith("=== attempt")), "")
         return last[:60]
     except OSError:
         return ""
@@ -543,6 +543,16 @@ def run_sweep(plan: Plan, *, address: str | None = None, num_cpus: int | None = 
     need_ray = bool(todo) or (plan.gather and not _gather_up_to_date(plan, gather_params))
     started_ray = _start_ray(address, num_cpus) if need_ray else False
     try:
+        if need_ray:
+            have = ray.cluster_resources()
+            short = [f"{n} {want:g}, but the cluster has {have.get(k, 0):g} {k}s"
+                     for n, k, want in (("--cpus-per-point", "CPU", cpus_per_point),
+                                        ("--gpus-per-point", "GPU", gpus_per_point))
+                     if want > have.get(k, 0)]
+            if short:  # such a task would wait forever (an autoscaling cluster may add nodes later)
+                say(f"{'warning' if address else 'error'}: {'; '.join(short)}")
+                if not address:
+                    return 2, list(rows.values())
         task = ray.remote(execute_point).options(num_cpus=cpus_per_point, num_gpus=gpus_per_point,
                                                  max_retries=retries, retry_exceptions=False)
 

@@ -400,7 +400,7 @@ def execute_point(spec: dict) -> dict:
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
     (run_dir / files["done"]).unlink(missing_ok=True)
-    previous = [json.loads(line) for line in _read_lines(run_dir / files["attempts"])]
+    previous = _read_attempts(run_dir / files["attempts"])
     started = time.time()
     attempt = {"sweep_id": spec.get("sweep_id"), "attempt": len(previous) + 1, "started": _now(),
                "pid": os.getpid(), "parameters": spec["parameters"], "git": spec.get("git"),
@@ -425,10 +425,11 @@ def execute_point(spec: dict) -> dict:
             log.write(f"{e}\n" if type(e).__name__ == "PapermillExecutionError" else traceback.format_exc())
             log.write(f"=== attempt {attempt['attempt']} FAILED after {wall:.1f} s\n")
             error = f"{e.ename}: {e.evalue}" if hasattr(e, "ename") else f"{type(e).__name__}: {e}"
-            return {**result, "status": "failed", "wall_s": wall, "error": error.strip().splitlines()[-1][:300]}
+            lines = error.strip().splitlines() or [type(e).__name__]
+            return {**result, "status": "failed", "wall_s": wall, "error": lines[-1][:300]}
         wall = time.time() - started
         log.write(f"=== attempt {attempt['attempt']} done after {wall:.1f} s\n")
-    first = previous[0]["started"] if previous else attempt["started"]
+    first = previous[0].get("started", attempt["started"]) if previous else attempt["started"]
     done = {"finished": _now(), "started": attempt["started"], "first_started": first, "wall_s": round(wall, 3),
             "attempts": attempt["attempt"], "sweep_id": spec.get("sweep_id"),
             "commits": sorted({a["git"]["commit"] for a in [*previous, attempt]
@@ -438,11 +439,19 @@ def execute_point(spec: dict) -> dict:
     return {**result, "status": "done", "wall_s": wall}
 
 
-def _read_lines(path: Path) -> list[str]:
+def _read_attempts(path: Path) -> list[dict]:
+    """The lines of attempts.jsonl; a line cut short by a kill is left out."""
     try:
-        return [line for line in path.read_text(encoding="utf8").splitlines() if line.strip()]
+        lines = path.read_text(encoding="utf8").splitlines()
     except FileNotFoundError:
         return []
+    attempts = []
+    for line in lines:
+        try:
+            attempts.append(json.loads(line))
+        except json.JSONDecodeError:
+            pass
+    return [a for a in attempts if isinstance(a, dict)]
 
 
 # --------------------------------------------------------------------------------------------------

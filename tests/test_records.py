@@ -37,14 +37,6 @@ def repo(tmp_path_factory):
     return root
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
 def run_sweep(repo: Path, *args: str) -> int:
     cwd = os.getcwd()
     os.chdir(repo)

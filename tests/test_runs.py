@@ -6,8 +6,6 @@ clear error, or the right behaviour, with nothing lost.
 import multiprocessing as mp
 import os
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest

@@ -29,14 +29,6 @@ def toy_x(seed: int, steps: int) -> float:
     return x
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
 @pytest.fixture
 def no_ray(monkeypatch):
     """Fails the test if the sweep tries to start Ray (i.e. a job)."""

@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from .runs import atomic_write_json
+
 __all__ = ["SweepError", "Point", "Plan", "parse_value", "parse_grid_item", "expand_grid", "point_name",
            "write_json_atomic", "read_json", "make_plan", "execute_point", "run_sweep", "main"]
 
@@ -124,24 +126,8 @@ def expand_grid(grid: dict[str, list]) -> list[dict]:
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
-    """Write JSON via a unique temp file in the same directory, fsync, then ``os.replace``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "w", encoding="utf8") as f:
-            json.dump(obj, f, indent=2, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    """``vaelab.runs.atomic_write_json``: unique temp file in the same directory, fsync, ``os.replace``."""
+    return atomic_write_json(path, obj)
 
 
 def read_json(path: str | os.PathLike, default: Any = None) -> Any:

@@ -1,0 +1,62 @@
+"""The comparison table and the committed full-scale records (reference/)."""
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from vaelab.compare import Metric, comparison_table, no_record_note, provenance, record_value
+from vaelab.records import load_records
+
+REPO = Path(__file__).resolve().parents[1]
+RECORD = {"results": {"test_elbo": -98.2, "nested": {"x": 3}}, "wall_s": 2460.0, "started": "2026-12-02T05:00:00",
+          "git": {"commit": "0123456789abcdef"}, "machine": {"cpu_model": "Xeon", "cores": 2},
+          "device": {"threads": 1}}
+
+# The full scale each chapter documents (its parameters cell and README): a record must be one of these.
+FULL_SCALE = {
+    "00_vae_in_a_few_lines": {"epochs": 100},
+    "04b_pendulum_study": {"iterations": 50_000, "width": 256, "depth": 4},
+}
+
+
+def test_record_value_and_provenance():
+    assert record_value(RECORD, "test_elbo") == -98.2 and record_value(RECORD, "nested", "x") == 3.0
+    assert record_value(RECORD, "missing") is None and record_value(None, "test_elbo") is None
+    assert provenance(RECORD) == "Xeon (2 cores), 1 thread(s), 2026-12-02, 41 min, commit 0123456789"
+
+
+def test_comparison_table_shows_the_records_numbers():
+    metrics = [Metric("test ELBO", -97.0, "Table 1", record_value(RECORD, "test_elbo"), -103.8),
+               Metric("KL", None, "not in the text", None, 20.0)]
+    frame = comparison_table(metrics, RECORD, "10 epochs")
+    full_col = [c for c in frame.columns if c.startswith("full scale (recorded: Xeon")]
+    assert len(full_col) == 1
+    assert frame[full_col[0]].tolist() == ["-98.20", "not reported"]
+    assert frame["paper"].tolist() == ["-97.00 (Table 1)", "not reported (not in the text)"]
+    assert frame["this build (10 epochs)"].tolist() == ["-103.80", "20.00"]
+    empty = comparison_table(metrics, None, "smoke")
+    assert "full scale (no record yet)" in empty.columns
+    assert "python -m vaelab.sweep" in no_record_note("python -m vaelab.sweep x")
+
+
+def _records():
+    for path in sorted((REPO / "reference").glob("*/*.json")):
+        yield path, json.loads(path.read_text())
+
+
+@pytest.mark.parametrize("path,record", list(_records()) or [pytest.param(None, None, id="no-records")])
+def test_every_record_is_a_documented_full_scale_run_at_a_commit_of_this_history(path, record):
+    if path is None:
+        assert not (REPO / "reference").exists() or not list((REPO / "reference").glob("*/*.json"))
+        return
+    chapter = path.parent.name
+    assert record["chapter"] == chapter
+    documented = FULL_SCALE[chapter]
+    params = record["parameters"]
+    assert all(params.get(k) == v for k, v in documented.items()), (path, params)
+    commit = record["git"]["commit"]
+    ok = subprocess.run(["git", "merge-base", "--is-ancestor", commit, "HEAD"], cwd=REPO).returncode == 0
+    assert ok, f"{path}: commit {commit} is not in this repository's history"
+    assert not record["git"]["dirty"] and record["results"]
+    assert load_records(chapter, where=documented), "the chapter's loader finds the record"

@@ -302,7 +302,7 @@ plt.show()
 # ## 3. ELBO surgery: the average KL has two parts
 #
 # Let $n$ be uniform over the $N$ data points and $q(z) = \frac1N\sum_n q(z\mid x_n)$ the aggregate
-# posterior. Then (Hoffman & Johnson {cite:p}`hoffman2016elbo`; HEBAE Eq. 10)
+# posterior. Then, as {cite:t}`hoffman2016elbo` show (HEBAE's Eq. 10),
 #
 # $$
 # \frac1N\sum_{n=1}^N \mathrm{KL}\big(q(z\mid x_n)\,\|\,p(z)\big)
@@ -582,7 +582,7 @@ if not smoke:
 # image they encode. The WAE has no such dimensions, and no noise at all, so its codes depend on the index in
 # every coordinate; what it pays is correlated codes whose aggregate fits the prior less well: with
 # $\lambda = 1$ the MMD term is small against about 90 nats of reconstruction, and its prior samples below are
-# worse than the VAE's (HEBAE's code uses $\lambda = 10$ for the WAE's samples; chapter 02 uses that).
+# worse than the VAE's (HEBAE's code uses $\lambda = 10$ for the WAE's samples; [chapter 2](02_hebae.ipynb) uses that).
 
 # %% [markdown]
 # ## 8. Pictures: reconstructions, samples, a latent traversal

@@ -16,7 +16,8 @@
 # %% [markdown]
 # # HEBAE: a hierarchical empirical Bayes prior on the encoder's means
 #
-# Chapter 01 showed the two jobs of the VAE's KL term: it shapes the aggregate of the codes, and it pulls
+# [Chapter 1](01_vae_collapse.ipynb) showed the two jobs of the VAE's KL term: it shapes the aggregate
+# of the codes, and it pulls
 # every single posterior towards $\mathcal N(0, I)$, which over-regularises and, for large weights,
 # collapses latent dimensions. The WAE drops the second job. HEBAE {cite:p}`cheng2020hebae` keeps a
 # posterior with noise but moves the prior one level up: the *means* $\mu(x_i)$ of the posteriors get a
@@ -27,7 +28,7 @@
 # against `torch.distributions`; checks the aggregated posterior (Eq. 9) and the multivariate
 # reparameterisation (Eq. 8) by sampling; implements both forms of HEBAE (the paper's and its official
 # code's); and repeats the MNIST experiments of the paper (Figs. 1a, 2, 4) with the VAE and the WAE of
-# chapter 01 as baselines, reporting each model's own objective beside two yardsticks that are the same for
+# [chapter 1](01_vae_collapse.ipynb) as baselines, reporting each model's own objective beside two yardsticks that are the same for
 # all: the standard ELBO with the $\mathcal N(0, I)$ prior and the importance-sampled log-likelihood.
 
 # %% tags=["remove-cell"]
@@ -235,9 +236,14 @@ print("batch estimates = NumPy's maximum-likelihood mean and covariance (divided
 # $$
 #
 # **Step 1: the per-image KL does not depend on the image.** For Gaussians of equal mean,
-# $\mathrm{KL}(\mathcal N(m, S_0)\,\|\,\mathcal N(m, S_1)) = \frac12\left(\operatorname{tr}(S_1^{-1}S_0) - k
-# + \log\det S_1 - \log\det S_0\right)$. With $S_0=\sigma_i^2\Sigma$ and $S_1=\sigma_i^2 I$ the factors
-# $\sigma_i^2$ cancel in the trace and in the log-determinants:
+#
+# $$
+# \mathrm{KL}\big(\mathcal N(m, S_0)\,\|\,\mathcal N(m, S_1)\big)
+#  = \tfrac12\left(\operatorname{tr}(S_1^{-1}S_0) - k + \log\det S_1 - \log\det S_0\right).
+# $$
+#
+# With $S_0=\sigma_i^2\Sigma$ and $S_1=\sigma_i^2 I$ the factors $\sigma_i^2$ cancel in the trace and in
+# the log-determinants:
 #
 # $$
 # \mathrm{KL}\!\left(\mathcal N(\mu_i, \sigma_i^2\Sigma)\,\big\|\,\mathcal N(\mu_i, \sigma_i^2 I)\right)
@@ -273,7 +279,7 @@ print("batch estimates = NumPy's maximum-likelihood mean and covariance (divided
 # Eq. 16; that KL is $\frac12(\operatorname{tr}\Sigma - k - \log\det\Sigma + \mu_i^\top\mu_i/\sigma_i^2)$, which
 # depends on every $\mu_i$ and explodes as $\sigma_i\to0$, and the theorem does not follow from it; it must be
 # $\mathcal N(\mu_i, \sigma_i^2 I)$, as the theorem's statement has it. It drops the factor $\frac12$ of the
-# Gaussian KL (so its $\lambda$ is twice ours, as in chapter 01's Eq. 4), writes $\beta^\top\beta$ with
+# Gaussian KL (so its $\lambda$ is twice ours, as in [chapter 1](01_vae_collapse.ipynb)'s Eq. 4), writes $\beta^\top\beta$ with
 # opposite signs in Eqs. 11 and 17 (only the sign in Step 2 is a KL, non-negative), and adds the L2 penalty
 # in Eq. 12 where an objective to maximise must subtract it. The checks below confirm the forms above on
 # random $\mu_i$, $\Sigma$, $\sigma_i$: each KL against `torch.distributions`, the equality $J_1=J_2$ when
@@ -454,7 +460,7 @@ print(f"loss = independent computation in both forms; max |d z_0 / d x_1|: exact
 # %% [markdown]
 # ## 6. MNIST: the experiments of the paper
 #
-# The App. B.1 setting as in chapter 01: encoder 784-784-800-(2k), decoder k-800-800-784 (ReLU), grey
+# The App. B.1 setting as in [chapter 1](01_vae_collapse.ipynb): encoder 784-784-800-(2k), decoder k-800-800-784 (ReLU), grey
 # pixels as Bernoulli means (not binarised; cross-entropy summed per image), Adam $10^{-3}$ decayed by 0.995
 # per epoch, batch 128 (every batch full: `drop_last=True`, since HEBAE needs $N\ge k+1$; the same for all
 # models). HEBAE runs in the form chosen by the `form` parameter (default: the paper's exact form).
@@ -709,7 +715,7 @@ for r in forms_rows:
 # Codes of test images: $z\sim q(z\mid x)$ for the VAE and for HEBAE (its full posterior, so that its
 # correlations are in the samples), $z = f(x)$ for the WAE. One number per model for the distance from
 # independence: the mean absolute off-diagonal correlation. Then the MIC and TIC between the index of a test
-# image and each latent coordinate, as in chapter 01 (several posterior samples per image; the paper's
+# image and each latent coordinate, as in [chapter 1](01_vae_collapse.ipynb) (several posterior samples per image; the paper's
 # ordering is VAE < HEBAE < WAE).
 
 # %%
@@ -755,10 +761,10 @@ order = sorted(mic_res, key=lambda n: mic_res[n]["mean_mic"])
 print("ordering by mean MIC:", " < ".join(order), "(paper: VAE < HEBAE < WAE)")
 
 # %% [markdown]
-# ### 6.6 Fig. 4: samples, reconstructions, interpolations ($k$ = `sample_dim`; $\lambda = 1$ for VAE and
-# HEBAE, 10 for the WAE, as the official code) and a sample-quality number
+# ### 6.6 Fig. 4: samples, reconstructions, interpolations and a sample-quality number
 #
-# Samples decode $z\sim\mathcal N(0, I)$ for all three. Two Frechet distances between generated and test
+# The three models have $k$ = `sample_dim` latent dimensions and the weights of the official code:
+# $\lambda = 1$ for the VAE and HEBAE, 10 for the WAE. Samples decode $z\sim\mathcal N(0, I)$ for all three. Two Frechet distances between generated and test
 # images: the FID {cite:p}`heusel2017fid` with pytorch-fid's Inception network (the converted offline
 # weights of the data script, see its provenance note), which was trained on photographs and is a poor judge
 # of digits; and the same formula in the 128 features of a small MNIST classifier trained here (the usual

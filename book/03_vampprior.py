@@ -16,9 +16,9 @@
 # %% [markdown]
 # # VampPrior: the optimal prior, its gradients, and a two-level model
 #
-# Chapter 01 split the VAE's KL term into the information a code carries about its image and the
-# mismatch between the aggregate posterior $q(z) = \frac1N\sum_n q(z\mid x_n)$ and the prior. Tomczak and
-# Welling {cite:p}`tomczak2018vampprior` take the second part at its word: if the prior is free, the best
+# [Chapter 1](01_vae_collapse.ipynb) split the VAE's KL term into the information a code carries about its image and the
+# mismatch between the aggregate posterior $q(z) = \frac1N\sum_n q(z\mid x_n)$ and the prior.
+# {cite:t}`tomczak2018vampprior` take the second part at its word: if the prior is free, the best
 # prior *is* the aggregate posterior, and a cheap approximation of it, a mixture of the encoder's own
 # posteriors at $K$ learned pseudo-inputs, is the VampPrior. This chapter derives that claim and checks it,
 # implements the VampPrior, the mixture-of-Gaussians prior and the two-level model, derives the gradients

@@ -16,11 +16,11 @@
 # %% [markdown]
 # # GECO vs REWO: constrained optimisation and a learned hierarchical prior
 #
-# Chapter 01 showed that the weight of the KL term decides whether a VAE's codes carry information, and
-# chapter 03 that a prior learned from the encoder's own posteriors fits the codes better than
-# $\mathcal N(0, I)$. Rezende and Viola {cite:p}`rezende2018taming` turn the weight into a Lagrange multiplier:
+# [Chapter 1](01_vae_collapse.ipynb) showed that the weight of the KL term decides whether a VAE's codes carry information, and
+# [chapter 3](03_vampprior.ipynb) that a prior learned from the encoder's own posteriors fits the codes better than
+# $\mathcal N(0, I)$. {cite:t}`rezende2018taming` turn the weight into a Lagrange multiplier:
 # ask for a *reconstruction good enough* and make the KL as small as possible under that constraint
-# (GECO). Klushyn et al. {cite:p}`klushyn2019learning` combine this with a prior that is itself a latent
+# (GECO). {cite:t}`klushyn2019learning` combine this with a prior that is itself a latent
 # variable model, the variational hierarchical prior (VHP), and change the multiplier's update so that it is
 # pulled back to the ELBO once the constraint holds (REWO). This chapter derives both updates and the VHP's
 # importance-weighted bound and checks each numerically, together with the paper's alternative update of
@@ -260,7 +260,7 @@ print("gradient of rec + beta KL = beta x gradient of the Lagrangian with lambda
 # %% [markdown]
 # ## 2. The variational hierarchical prior (VHP)
 #
-# Chapter 03 showed that the optimal prior is the aggregate posterior. Klushyn et al. approximate it by a
+# [Chapter 3](03_vampprior.ipynb) showed that the optimal prior is the aggregate posterior. Klushyn et al. approximate it by a
 # continuous mixture (Eq. 7), a second latent layer:
 #
 # $$
@@ -852,9 +852,9 @@ print(f"chapter ran in {runtime / 60:.1f} min")
 # method scored 0.09-0.16 with seed 1 and 0.92-1.01 with seed 2 (codes shuffled across images score 1.52,
 # near $\pi/2$, so the scores are not an artefact of the regression). The snapshots show why: the codes'
 # curve takes its shape (here a figure eight, whose polar angle is not monotone in the true angle) in the
-# first epoch, while all methods still train with a tiny weight on the KL term, and keeps it. An independent
-# re-implementation saw the same (the seed fixed the curve's shape within the first 1-2k iterations), and did
-# not reach the paper's 0.054 either.
+# first epoch, while all methods still train with a tiny weight on the KL term, and keeps it: the seed
+# (the initialisation and the first batches), not the schedule of $\beta$, sets the shape, and no schedule
+# undoes it in the rest of the run.
 # REWO's initial phase lasted 996, 723 and 1,206 of the 1,504 steps, so REWO's second phase had only a few
 # hundred steps; $\beta$ reached 1 in one seed. With the Gaussian decoder of $\sigma = 0.02$ the final
 # training MSEs ($3$-$8\cdot10^{-4}$) were below $\kappa^2 = 9\cdot10^{-4}$: the constraint binds only at the

@@ -418,9 +418,9 @@ plt.show()
 # ## 6. Speed: how close to the hardware
 #
 # The whole data set sits on the GPU as uint8 (no data loader), and three switches make the step
-# cheaper: bfloat16 autocast, channels-last convolutions and `torch.compile`. The target of this
-# book (PERFORMANCE.md) is an epoch within twice the time the FLOP count needs at the GPU's peak
-# dense bf16 rate. The cell below prints that bound for this run's device, and the estimate for one
+# cheaper: bfloat16 autocast, channels-last convolutions and `torch.compile`. The target we set for
+# this chapter is an epoch within twice the time the FLOP count needs at the GPU's peak dense bf16
+# rate: a training step that spends at least half of its time in useful arithmetic. The cell below prints that bound for this run's device, and the estimate for one
 # H100 SXM (989 TFLOP/s dense bf16) from the FLOP count.
 
 # %%

@@ -72,6 +72,23 @@ def test_integer_ticks():
         plots.integer_ticks(ax, "z")
 
 
+def test_integer_ticks_on_a_single_epoch():
+    fig, ax = plt.subplots()
+    ax.plot([1], [0.5], "o")   # one epoch: matplotlib pads the range to about 0.94..1.06
+    plots.integer_ticks(ax, "x")
+    fig.canvas.draw()
+    visible = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert visible == [1.0]
+
+
+def test_integer_ticks_fewer_bins_for_small_panels():
+    fig, ax = plt.subplots(figsize=(1.6, 1.6))
+    ax.imshow(np.zeros((20, 20)))
+    plots.integer_ticks(ax, "both", nbins=4)
+    fig.canvas.draw()
+    assert len([t for t in ax.get_xticks() if -0.5 <= t <= 19.5]) <= 5
+
+
 def test_legend_above_sits_outside_the_axes():
     plots.book_style()
     fig, axes = plots.subplots(2, max_cols=1)

@@ -81,13 +81,15 @@ def subplots(n: int, max_cols: int = 2, *, width: float = COLUMN_WIDTH, aspect: 
     return fig, axes[:n]
 
 
-def integer_ticks(ax, axis: str = "x"):
+def integer_ticks(ax, axis: str = "x", nbins: int | str = "auto"):
     """Ticks only at whole numbers on ``axis`` ("x", "y" or "both"): for counts, epochs,
-    latent dimensions. Returns ``ax``."""
+    latent dimensions; at most ``nbins`` intervals (fewer for small panels). A range that
+    holds a single whole number (one epoch) gets that one tick. Returns ``ax``."""
     if axis not in ("x", "y", "both"):
         raise ValueError(f"axis must be 'x', 'y' or 'both', got {axis!r}")
     for name in ("x", "y") if axis == "both" else (axis,):
-        getattr(ax, f"{name}axis").set_major_locator(MaxNLocator(integer=True))
+        locator = MaxNLocator(nbins=nbins, integer=True, min_n_ticks=1)
+        getattr(ax, f"{name}axis").set_major_locator(locator)
     return ax
 
 

@@ -563,7 +563,7 @@ for col, (name, zz) in enumerate((("VAE", z_vae), ("WAE", z_wae))):
         ax.set_title(f"{name}: |{what}|\nmean off-diagonal {mean_abs_offdiag(mat):.3f}")
         ax.set(xlabel="latent dimension" if row == 1 else None,
                ylabel="latent dimension" if col == 0 else None)
-        integer_ticks(ax, "both")
+        integer_ticks(ax, "both", nbins=4)
         fig.colorbar(im, ax=ax, fraction=0.046, label=f"|{what}|")
 save_figure(fig, out_dir, "latent_cov_corr")
 plt.show()

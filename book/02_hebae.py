@@ -776,7 +776,7 @@ for col, (name, model) in enumerate(trio.items()):
                      fontsize=9)
         ax.set(xlabel="dimension" if row == 1 else None,
                ylabel="dimension" if col == 0 else None)
-        integer_ticks(ax, "both")
+        integer_ticks(ax, "both", nbins=4)
         fig.colorbar(im, ax=ax, fraction=0.046, label=f"|{what}|" if col == 2 else None)
 save_figure(fig, out_dir, "fig2_cov_corr")
 plt.show()

@@ -683,8 +683,7 @@ for name in ("VHP + REWO", "VHP + REWO B.1"):
 
 # %%
 snap_methods = ["VHP + REWO", "VHP + GECO", "VHP + REWO B.1"]
-# inches per panel: a row and its colour bar fit the column
-panel = 6.2 / len(snap_epochs)
+panel = min(2.0, 6.2 / len(snap_epochs))   # inches: a row and its colour bar fit
 fig, axes = plt.subplots(len(snap_methods), len(snap_epochs),
                          figsize=(7, panel * len(snap_methods) + 0.4), squeeze=False)
 for row, method in enumerate(snap_methods):

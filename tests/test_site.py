@@ -201,13 +201,21 @@ def run_chromium(chromium: str, profile: Path, *args: str, timeout: int = 120) -
         pytest.fail(f"chromium did not finish in {timeout} s: {' '.join(cmd)}")
 
 
-def render(chromium: str, url: str, profile: Path) -> str:
-    """The DOM of `url` after MathJax and the probe ran (1280 px wide window)."""
+def render(chromium: str, url: str, profile: Path, console: list[str] | None = None) -> str:
+    """The DOM of `url` after MathJax and the probe ran (1280 px wide window); the page's
+    uncaught JavaScript errors are appended to `console` when given."""
     sep = "&" if "?" in url else "?"
     proc = run_chromium(chromium, profile, WINDOW, f"--virtual-time-budget={VIRTUAL_TIME_MS}",
-                        "--dump-dom", f"{url}{sep}probe")
+                        "--enable-logging=stderr", "--v=0", "--dump-dom", f"{url}{sep}probe")
     assert proc.returncode == 0 and "<html" in proc.stdout, f"chromium --dump-dom {url} failed:\n{proc.stderr[-2000:]}"
+    if console is not None:
+        console += [m.group(1) for m in re.finditer(r'CONSOLE[^"]*"(Uncaught[^"]*)"', proc.stderr)]
     return proc.stdout
+
+
+# An error of the theme's own scripts, not of the book: sphinx-book-theme and sphinx-thebe
+# both declare THEBE_JS_URL (jupyter-book 1.x). Every other uncaught error fails the test.
+KNOWN_JS_ERRORS = ("Identifier 'THEBE_JS_URL' has already been declared",)
 
 
 # ---------------------------------------------------------------- the checks (functions of a DOM)
@@ -390,7 +398,8 @@ def server(site):
 
 @pytest.fixture(scope="session")
 def dom(chromium, server, tmp_path_factory):
-    """page (e.g. "book/intro") -> (url, rendered DOM, parsed DOM, paths that 404ed), each page loaded once."""
+    """page (e.g. "book/intro") -> (url, rendered DOM, parsed DOM, paths that 404ed), each page
+    loaded once; load.console[page] holds the page's uncaught JavaScript errors."""
     cache = {}
 
     def load(page: str):
@@ -399,9 +408,12 @@ def dom(chromium, server, tmp_path_factory):
             with urllib.request.urlopen(url, timeout=10) as response:
                 assert response.status == 200, f"{url}: HTTP {response.status}"
             before = len(server.missing)
-            text = render(chromium, url, tmp_path_factory.mktemp("chromium"))
+            load.console[page] = []
+            text = render(chromium, url, tmp_path_factory.mktemp("chromium"), load.console[page])
             cache[page] = (url, text, Page(text), server.missing[before:])
         return cache[page]
+
+    load.console = {}
 
     return load
 
@@ -478,6 +490,15 @@ def test_math_rendered_by_the_books_mathjax(dom, site, page):
     local = [s for s in parsed.scripts if s.split("?")[0].endswith("_static/mathjax/tex-chtml.js")]
     assert local, f"{url} does not load the book's MathJax (_static/mathjax/tex-chtml.js): {parsed.scripts}"
     assert "<mjx-container" in text, f"{url}: MathJax rendered nothing (probe: {probe_result(text)})"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_no_javascript_errors(dom, page):
+    """MathJax's components and the theme load without an uncaught error (a MathJax component
+    loaded twice, as a page <script> and by MathJax's loader, shows up here)."""
+    url, _, _, _ = dom(page)
+    errors = [e for e in dom.console[page] if not any(known in e for known in KNOWN_JS_ERRORS)]
+    assert not errors, f"{url}: uncaught JavaScript errors:\n" + "\n".join(errors[:10])
 
 
 @pytest.mark.parametrize("check", CHECKS)
@@ -670,11 +691,13 @@ def test_probe_in_chromium_finds_a_mathjax_error_and_a_wide_table(chromium, math
     (tmp_path / "site" / "bad.html").write_text(bad, encoding="utf8")
     (tmp_path / "site" / "good.html").write_text(good, encoding="utf8")
     srv = SiteServer(tmp_path / "site")
+    console = []
     try:
         bad_dom = render(chromium, srv.base + "bad.html", tmp_path / "p1")
-        good_dom = render(chromium, srv.base + "good.html", tmp_path / "p2")
+        good_dom = render(chromium, srv.base + "good.html", tmp_path / "p2", console)
     finally:
         srv.close()
+    assert not console, f"JavaScript errors on the clean page: {console}"
     assert probe_result(bad_dom) and probe_result(bad_dom)["mathjax"] == "typeset", probe_result(bad_dom)
     errors = mathjax_errors(bad_dom)
     assert errors and "foo" in errors[0], errors
@@ -683,3 +706,16 @@ def test_probe_in_chromium_finds_a_mathjax_error_and_a_wide_table(chromium, math
     for name, check in CHECKS.items():
         assert not check(good_dom), f"{name} on the clean page: {check(good_dom)}"
     assert not srv.missing, f"MathJax asked for files the copy does not have: {srv.missing}"
+
+
+def test_render_reports_uncaught_javascript_errors(chromium, tmp_path):
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "js.html").write_text(
+        page_html("<p>text</p><script>throw new Error('a component failed to load');</script>"), encoding="utf8")
+    srv = SiteServer(tmp_path / "site")
+    console = []
+    try:
+        render(chromium, srv.base + "js.html", tmp_path / "p", console)
+    finally:
+        srv.close()
+    assert any("a component failed to load" in e for e in console), console

@@ -9,7 +9,8 @@ column and then leaves a marker in the DOM; the checks below read that rendered 
 - TeX outside math (``$``, ``\\frac``, ``^{`` ... in text a reader sees as text);
 - headings broken across lines (one that ends mid-sentence or with an open bracket, or whose
   next paragraph continues it in lower case);
-- MathJax errors (``mjx-merror``), math that MathJax left unrendered;
+- MathJax errors (``mjx-merror``), math that MathJax left unrendered, and any uncaught
+  JavaScript error (a MathJax component that failed to load);
 - tables wider than the text column;
 - code-cell lines over 88 characters.
 

@@ -6,11 +6,12 @@
 #
 #   bash tools/ensure_mathjax.sh [DEST]      (DEST defaults to <repo>/_mathjax, git-ignored)
 #
-# Installs the npm package mathjax@$VERSION (npm pack; its tarball is checked against a
-# pinned SHA-256) and copies the parts a page needs: tex-chtml.js, the TeX extensions it
-# autoloads, the CommonHTML fonts, the menu and accessibility components. Returns at once
-# when DEST already holds that version. Without network access, point MATHJAX_TGZ at a
-# copy of the tarball (mathjax-$VERSION.tgz from `npm pack mathjax@$VERSION`).
+# Installs the npm package mathjax@$VERSION (with `npm pack`, or without npm straight from
+# the npm registry's tarball URL; the tarball is checked against a pinned SHA-256) and
+# copies the parts a page needs: tex-chtml.js, the TeX extensions it autoloads, the
+# CommonHTML fonts, the menu and accessibility components. Returns at once when DEST
+# already holds that version. Without network access, point MATHJAX_TGZ at a copy of the
+# tarball (mathjax-$VERSION.tgz from `npm pack mathjax@$VERSION`).
 set -euo pipefail
 VERSION=3.2.2
 SHA256=1b9c0a1c44df864e915690558e72adb9cc5203360daefd385084ced3b6c64c09
@@ -29,9 +30,13 @@ elif command -v npm >/dev/null 2>&1; then
   (cd "$work" && npm pack --silent "mathjax@$VERSION" >/dev/null)
   mv "$work/mathjax-$VERSION.tgz" "$work/mathjax.tgz"
 else
-  echo "ensure_mathjax: npm is missing. Install Node.js/npm (e.g. 'apt-get install npm'), or set" >&2
-  echo "MATHJAX_TGZ to a copy of mathjax-$VERSION.tgz ('npm pack mathjax@$VERSION' elsewhere)." >&2
-  exit 1
+  url="https://registry.npmjs.org/mathjax/-/mathjax-$VERSION.tgz"
+  if ! python3 -c "import sys, urllib.request; urllib.request.urlretrieve(sys.argv[1], sys.argv[2])" \
+       "$url" "$work/mathjax.tgz"; then
+    echo "ensure_mathjax: could not download $url (no npm either). Set MATHJAX_TGZ to a" >&2
+    echo "copy of mathjax-$VERSION.tgz ('npm pack mathjax@$VERSION' elsewhere)." >&2
+    exit 1
+  fi
 fi
 got="$(sha256sum "$work/mathjax.tgz" | cut -d' ' -f1)"
 if [ "$got" != "$SHA256" ]; then

@@ -684,8 +684,9 @@ for name in ("VHP + REWO", "VHP + REWO B.1"):
 # %%
 snap_methods = ["VHP + REWO", "VHP + GECO", "VHP + REWO B.1"]
 panel = min(2.0, 6.2 / len(snap_epochs))   # inches: a row and its colour bar fit
-fig, axes = plt.subplots(len(snap_methods), len(snap_epochs),
-                         figsize=(7, panel * len(snap_methods) + 0.4), squeeze=False)
+fig, axes = plt.subplots(len(snap_methods), len(snap_epochs), squeeze=False,
+                         figsize=(min(7, panel * len(snap_epochs) + 1.2),
+                                  panel * len(snap_methods) + 0.4))
 for row, method in enumerate(snap_methods):
     tag = method.replace(" ", "_").replace(",", "").replace("+", "p")
     run_dir = Path(out_dir) / "pendulum" / f"{tag}_seed{seed}"

@@ -27,13 +27,16 @@ data: $(STAMP)
 	$(BIN)/python -m data_scripts.fid_inception
 
 # The HTML book with every chapter executed at its default scale: _build/html/index.html
+# (MathJax is served by the book itself: tools/ensure_mathjax.sh installs it once.)
 book: data
+	bash tools/ensure_mathjax.sh
 	VAELAB_PROGRESS=0 $(BIN)/jupyter-book build . --warningiserror --keep-going
 
 # The whole test suite: unit tests, notebooks at smoke scale (nbval), the smoke-scale
 # book build and a headless-Chromium check of the built site.
 test: data
 	bash tools/ensure_chromium.sh
+	bash tools/ensure_mathjax.sh
 	VAELAB_SMOKE=1 VAELAB_PROGRESS=0 $(BIN)/python -m pytest tests --nbval-lax book -p no:cacheprovider
 
 bench: $(STAMP)

@@ -86,10 +86,11 @@ import torch
 from torch.distributions import Normal, kl_divergence
 
 from vaelab.densities import kl_std_normal, log_bernoulli
-from vaelab.plots import plot_history, save_figure, show_images
+from vaelab.plots import book_style, plot_history, save_figure, show_images, subplots
 from vaelab.results import save_results
 from vaelab.train import evaluate, exponential_lr
 
+book_style()  # figures drawn at the width of the book's column
 torch.manual_seed(seed)
 dev = vaelab.get_device(device)
 print(f"device: {dev}, torch {torch.__version__}, threads {torch.get_num_threads()}")
@@ -136,7 +137,8 @@ log_ratio = (q.log_prob(z) - Normal(0.0, 1.0).log_prob(z)).sum(-1)
 kl_mc, kl_se = log_ratio.mean(0), log_ratio.std(0) / len(z) ** 0.5
 print("closed form:", kl_closed.numpy().round(4))
 print("Monte Carlo:", kl_mc.numpy().round(4), "+/-", kl_se.numpy().round(4))
-assert ((kl_closed - kl_mc).abs() < 4 * kl_se).all(), "closed form disagrees with Monte Carlo"
+assert ((kl_closed - kl_mc).abs() < 4 * kl_se).all(), (
+    "closed form disagrees with Monte Carlo")
 
 # %% [markdown]
 # **Check 2.** The Bernoulli log-likelihood for grey values equals the explicit sum above.
@@ -157,8 +159,8 @@ torch.testing.assert_close(log_bernoulli(x, logits), explicit, rtol=1e-5, atol=1
 # %%
 data = vaelab.load_dataset("mnist", root=data_root, device=dev, train_size=train_size,
                            seed=seed)
-print(f"train {len(data.train)}, valid {len(data.valid)}, test {len(data.test)} images, "
-      f"shape {data.train.shape}")
+print(f"train {len(data.train)}, valid {len(data.valid)}, test {len(data.test)} "
+      f"images, shape {data.train.shape}")
 model = vaelab.mlp_vae(latent_dim=latent_dim).to(dev)
 print(model)
 
@@ -176,7 +178,8 @@ eps = torch.randn_like(mu_b)
 z_b = mu_b + torch.exp(0.5 * logvar_b) * eps
 q_b = Normal(mu_b, torch.exp(0.5 * logvar_b))
 # validate_args=False: x holds grey values in [0, 1], not only {0, 1}
-bern = torch.distributions.Bernoulli(logits=model.decode(z_b).flatten(1), validate_args=False)
+bern = torch.distributions.Bernoulli(logits=model.decode(z_b).flatten(1),
+                                     validate_args=False)
 rec_ref = -bern.log_prob(xb.flatten(1)).sum(-1)
 kl_ref = kl_divergence(q_b, Normal(0.0, 1.0)).sum(-1)
 torch.testing.assert_close(terms["rec"], rec_ref, rtol=1e-5, atol=1e-3)
@@ -206,10 +209,11 @@ assert elbo_test > elbo_init + 50, "training did not improve the test ELBO"
 assert test["reg"] > 0
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
-plot_history(history, ["rec", "valid_rec"], ax=axes[0], title="reconstruction term (nats)")
-plot_history(history, ["reg", "valid_reg"], ax=axes[1], title="KL term (nats)")
-fig.tight_layout()
+fig, axes = subplots(2)
+plot_history(history, ["rec", "valid_rec"], ax=axes[0], title="reconstruction term",
+             ylabel="nats per image")
+plot_history(history, ["reg", "valid_reg"], ax=axes[1], title="KL term",
+             ylabel="nats per image")
 save_figure(fig, out_dir, "loss_curves")
 plt.show()
 
@@ -228,7 +232,6 @@ fig, axes = plt.subplots(3, 1, figsize=(7, 3.6))
 show_images(x_show, nrow=10, ax=axes[0], title="test images")
 show_images(recon, nrow=10, ax=axes[1], title="reconstructions")
 show_images(samples[:10], nrow=10, ax=axes[2], title="samples from the prior")
-fig.tight_layout()
 save_figure(fig, out_dir, "reconstructions_samples")
 plt.show()
 

@@ -34,10 +34,12 @@ import subprocess
 if "google.colab" in sys.modules:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
                     "vaelab @ git+https://github.com/vaelab/vaelab"], check=True)
-    # minepy (MIC/TIC) does not build from PyPI on current Python/numpy: the repository's
-    # script patches and builds it
-    subprocess.run("curl -sL https://raw.githubusercontent.com/vaelab/vaelab/main/tools/"
-                   f"install_minepy.sh | bash -s {sys.executable}", shell=True, check=True)
+    # minepy (MIC/TIC) does not build from PyPI on current Python/numpy: the
+    # repository's script patches and builds it
+    subprocess.run("curl -sL "
+                   "https://raw.githubusercontent.com/vaelab/vaelab/main/tools/"
+                   f"install_minepy.sh | bash -s {sys.executable}", shell=True,
+                   check=True)
 
 # %% tags=["parameters"]
 # Parameters (papermill: -p name value). Default scale: the book build, about 9 minutes on
@@ -120,12 +122,14 @@ from vaelab.diagnostics import (active_units, elbo_surgery, kl_per_dim, latent_c
                                 mean_abs_offdiag, mic_tic_index, posterior_samples,
                                 posterior_stats)
 from vaelab.mmd import imq_kernel, mmd_imq
-from vaelab.plots import save_figure, show_images
+from vaelab.plots import (book_style, integer_ticks, legend_above, save_figure,
+                          show_images, subplots)
 from vaelab.results import save_results
 from vaelab.schedules import Constant
 from vaelab.train import evaluate, exponential_lr
 from vaelab.wae import mlp_wae
 
+book_style()  # figures drawn at the width of the book's column
 torch.manual_seed(seed)
 dev = vaelab.get_device(device)
 t_start = time.perf_counter()
@@ -161,7 +165,8 @@ print(f"device {dev}, {torch.get_num_threads()} threads")
 g = torch.Generator().manual_seed(1)
 mu, logvar = 2 * torch.randn(5, 4, generator=g), torch.randn(5, 4, generator=g)
 q = Normal(mu, torch.exp(0.5 * logvar))
-torch.testing.assert_close(kl_std_normal(mu, logvar), kl_divergence(q, Normal(0.0, 1.0)).sum(-1))
+torch.testing.assert_close(kl_std_normal(mu, logvar),
+                           kl_divergence(q, Normal(0.0, 1.0)).sum(-1))
 z = q.sample((100_000,))
 ratio = (q.log_prob(z) - Normal(0.0, 1.0).log_prob(z)).sum(-1)
 se = ratio.std(0) / math.sqrt(len(z))
@@ -207,8 +212,8 @@ x0, s2 = 2.0, 0.5
 toy_lams = torch.logspace(-2, 2, 9, dtype=torch.float64)
 m = torch.zeros(9, dtype=torch.float64, requires_grad=True)
 lv = torch.zeros(9, dtype=torch.float64, requires_grad=True)
-opt = torch.optim.LBFGS([m, lv], max_iter=500, tolerance_grad=1e-12, tolerance_change=1e-14,
-                        line_search_fn="strong_wolfe")
+opt = torch.optim.LBFGS([m, lv], max_iter=500, tolerance_grad=1e-12,
+                        tolerance_change=1e-14, line_search_fn="strong_wolfe")
 
 
 def closure():
@@ -223,7 +228,8 @@ mu_star = x0 / (1 + toy_lams * s2)
 var_star = toy_lams * s2 / (1 + toy_lams * s2)
 torch.testing.assert_close(m.detach(), mu_star, rtol=1e-6, atol=1e-8)
 torch.testing.assert_close(lv.detach().exp(), var_star, rtol=1e-6, atol=1e-8)
-print("numerical optimum = hand-derived optimum for all", len(toy_lams), "values of lambda")
+print("numerical optimum = hand-derived optimum for all", len(toy_lams),
+      "values of lambda")
 
 # %% [markdown]
 # ### With a learned decoder the pull becomes collapse
@@ -255,8 +261,8 @@ lin_lams = torch.logspace(-1, 2, 13, dtype=torch.float64)
 a = torch.full((13,), 0.3, dtype=torch.float64, requires_grad=True)
 w = torch.full((13,), 0.7, dtype=torch.float64, requires_grad=True)
 lsig = torch.zeros(13, dtype=torch.float64, requires_grad=True)
-opt = torch.optim.LBFGS([a, w, lsig], max_iter=5000, tolerance_grad=1e-14, tolerance_change=1e-16,
-                        line_search_fn="strong_wolfe")
+opt = torch.optim.LBFGS([a, w, lsig], max_iter=5000, tolerance_grad=1e-14,
+                        tolerance_change=1e-16, line_search_fn="strong_wolfe")
 
 
 def lin_loss():
@@ -277,24 +283,28 @@ for _ in range(5):
 w2_star = (v - lin_lams * s2).clamp_min(0)
 torch.testing.assert_close(w.detach() ** 2, w2_star, atol=1e-4, rtol=1e-4)
 collapsed = lin_lams * s2 >= v
-torch.testing.assert_close(lsig.detach().exp()[collapsed], torch.ones(int(collapsed.sum()),
-                           dtype=torch.float64), atol=1e-4, rtol=0)
+torch.testing.assert_close(lsig.detach().exp()[collapsed],
+                           torch.ones(int(collapsed.sum()), dtype=torch.float64),
+                           atol=1e-4, rtol=0)
 
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.3))
+fig, axes = subplots(2, aspect=0.75)
 lam_fine = torch.logspace(-2, 2, 200, dtype=torch.float64)
 axes[0].plot(lam_fine, 2.0 / (1 + lam_fine * 0.5), label=r"$\mu^\star$ (hand)")
-axes[0].plot(lam_fine, lam_fine * 0.5 / (1 + lam_fine * 0.5), label=r"$\sigma^{\star2}$ (hand)")
+axes[0].plot(lam_fine, lam_fine * 0.5 / (1 + lam_fine * 0.5),
+             label=r"$\sigma^{\star2}$ (hand)")
 axes[0].plot(toy_lams, m.detach(), "o", color="C0", label="numerical")
 axes[0].plot(toy_lams, lv.detach().exp(), "o", color="C1")
-axes[0].set(xscale="log", xlabel=r"$\lambda$", title=f"one point x = {x0}, $s^2$ = 0.5")
+axes[0].set(xscale="log", xlabel=r"$\lambda$", ylabel="optimum",
+            title=f"one point x = {x0}, $s^2$ = 0.5")
 axes[0].legend()
 lam_lin_fine = torch.logspace(-1, 2, 200, dtype=torch.float64)
-axes[1].plot(lam_lin_fine, (v - lam_lin_fine * s2).clamp_min(0), label=r"$w^{\star2}=\max(0, v-\lambda s^2)$")
+axes[1].plot(lam_lin_fine, (v - lam_lin_fine * s2).clamp_min(0),
+             label=r"$w^{\star2}=\max(0, v-\lambda s^2)$")
 axes[1].plot(lin_lams, w.detach() ** 2, "o", label="numerical")
 axes[1].axvline(v / s2, color="gray", ls=":", label=r"$\lambda = v/s^2$: collapse")
-axes[1].set(xscale="log", xlabel=r"$\lambda$", title="linear VAE: decoder weight")
+axes[1].set(xscale="log", xlabel=r"$\lambda$", ylabel=r"$w^2$ at the optimum",
+            title="linear VAE: decoder weight")
 axes[1].legend()
-fig.tight_layout()
 save_figure(fig, out_dir, "toy_over_regularisation")
 plt.show()
 
@@ -302,7 +312,7 @@ plt.show()
 # ## 3. ELBO surgery: the average KL has two parts
 #
 # Let $n$ be uniform over the $N$ data points and $q(z) = \frac1N\sum_n q(z\mid x_n)$ the aggregate
-# posterior. Then (Hoffman & Johnson {cite:p}`hoffman2016elbo`; HEBAE Eq. 10)
+# posterior. Then, as {cite:t}`hoffman2016elbo` show (HEBAE's Eq. 10),
 #
 # $$
 # \frac1N\sum_{n=1}^N \mathrm{KL}\big(q(z\mid x_n)\,\|\,p(z)\big)
@@ -321,18 +331,21 @@ plt.show()
 
 # %%
 g = torch.Generator().manual_seed(2)
-mu_s, lv_s = torch.randn(400, 3, generator=g), -1 + 0.5 * torch.randn(400, 3, generator=g)
+mu_s = torch.randn(400, 3, generator=g)
+lv_s = -1 + 0.5 * torch.randn(400, 3, generator=g)
 parts = elbo_surgery(mu_s, lv_s, n_samples=20, generator=g)
 total_se = math.hypot(parts["mutual_info_se"], parts["marginal_kl_se"])
 print({k: round(v, 4) for k, v in parts.items()})
-assert abs(parts["mutual_info"] + parts["marginal_kl"] - parts["avg_kl"]) < 4 * total_se + 1e-9
+parts_sum = parts["mutual_info"] + parts["marginal_kl"]
+assert abs(parts_sum - parts["avg_kl"]) < 4 * total_se + 1e-9
 assert 0 <= parts["mutual_info"] <= parts["log_n"]
-far = elbo_surgery(100 * torch.randn(400, 3, generator=g), torch.full((400, 3), -8.0), n_samples=5,
-                   generator=g)   # narrow, far-apart posteriors: z tells n
+# narrow, far-apart posteriors: z tells n
+far = elbo_surgery(100 * torch.randn(400, 3, generator=g), torch.full((400, 3), -8.0),
+                   n_samples=5, generator=g)
 same = elbo_surgery(torch.zeros(400, 3), torch.zeros(400, 3), n_samples=5, generator=g)
 assert abs(far["mutual_info"] - far["log_n"]) < 1e-3 and abs(same["mutual_info"]) < 1e-9
-print(f"I = {far['mutual_info']:.4f} = log N = {far['log_n']:.4f} for separated posteriors; "
-      f"I = {same['mutual_info']:.1e} for identical ones")
+print(f"I = {far['mutual_info']:.4f} = log N = {far['log_n']:.4f} for separated "
+      f"posteriors; I = {same['mutual_info']:.1e} for identical ones")
 
 # %% [markdown]
 # ## 4. WAE-MMD: keep the first part, drop the second
@@ -366,19 +379,24 @@ def mmd_loop(x, y, k):
         return sum(2 * k * s / (2 * k * s + float(((a - b) ** 2).sum()))
                    for s in (.1, .2, .5, 1, 2, 5, 10))
     n, m = len(x), len(y)
-    kxx = sum(kern(x[i], x[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
-    kyy = sum(kern(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    kxx = sum(kern(x[i], x[j]) for i in range(n) for j in range(n) if i != j)
+    kyy = sum(kern(y[i], y[j]) for i in range(m) for j in range(m) if i != j)
+    kxx, kyy = kxx / (n * (n - 1)), kyy / (m * (m - 1))
     kxy = sum(kern(x[i], y[j]) for i in range(n) for j in range(m)) / (n * m)
     return kxx + kyy - 2 * kxy
 
 
 g = torch.Generator().manual_seed(3)
-xa, ya = torch.randn(9, 4, generator=g, dtype=torch.float64), torch.randn(7, 4, generator=g, dtype=torch.float64)
+xa = torch.randn(9, 4, generator=g, dtype=torch.float64)
+ya = torch.randn(7, 4, generator=g, dtype=torch.float64)
 assert abs(mmd_imq(xa, ya).item() - mmd_loop(xa, ya, 4)) < 1e-10
-same = torch.stack([mmd_imq(torch.randn(200, 8, generator=g), torch.randn(200, 8, generator=g))
+same = torch.stack([mmd_imq(torch.randn(200, 8, generator=g),
+                            torch.randn(200, 8, generator=g))
                     for _ in range(50)])
-shift = mmd_imq(torch.randn(200, 8, generator=g) + 0.5, torch.randn(200, 8, generator=g))
-print(f"same distribution: {same.mean():.5f} +/- {same.std() / math.sqrt(50):.5f}; shifted by 0.5: {shift:.4f}")
+shift = mmd_imq(torch.randn(200, 8, generator=g) + 0.5,
+                torch.randn(200, 8, generator=g))
+print(f"same distribution: {same.mean():.5f} +/- {same.std() / math.sqrt(50):.5f}; "
+      f"shifted by 0.5: {shift:.4f}")
 assert abs(same.mean()) < 4 * same.std() / math.sqrt(50)
 assert shift > same.mean() + 10 * same.std()
 
@@ -445,30 +463,34 @@ for i, lam in enumerate(lams, start=1):
 
 # %%
 for row in sweep:
-    assert abs(row["mutual_info"] + row["marginal_kl"] - row["surgery_avg_kl"]) < 4 * row["surgery_se"] + 1e-6
+    parts_sum = row["mutual_info"] + row["marginal_kl"]
+    assert abs(parts_sum - row["surgery_avg_kl"]) < 4 * row["surgery_se"] + 1e-6
     assert row["mutual_info"] <= row["log_n"] + 1e-9
-print("surgery checks hold for all", len(sweep), "models; log N =", round(sweep[0]["log_n"], 3))
+print("surgery checks hold for all", len(sweep), "models; log N =",
+      round(sweep[0]["log_n"], 3))
 
 # %%
 lam_arr = np.array([r["lam"] for r in sweep])
-fig, axes = plt.subplots(1, 4, figsize=(15, 3.3))
+fig, axes = subplots(4)
 axes[0].plot(lam_arr, [r["elbo"] for r in sweep], "o-")
-axes[0].set(title="test ELBO (nats)")
+axes[0].set(title="test ELBO", ylabel="nats")
 axes[1].plot(lam_arr, [r["rec"] for r in sweep], "o-", label="reconstruction")
 axes[1].plot(lam_arr, [r["kl"] for r in sweep], "o-", label="KL")
-axes[1].set(title="terms of the ELBO (nats)")
+axes[1].set(title="terms of the ELBO", ylabel="nats")
 axes[1].legend()
 axes[2].plot(lam_arr, [r["active_units"] for r in sweep], "o-")
-axes[2].set(title=f"active units (of {latent_dim})", ylim=(-0.5, latent_dim + 0.5))
+axes[2].set(title=f"active units (of {latent_dim})", ylabel="units",
+            ylim=(-0.5, latent_dim + 0.5))
+integer_ticks(axes[2], "y")
 axes[3].plot(lam_arr, [r["mutual_info"] for r in sweep], "o-", label=r"$I(n; z)$")
-axes[3].plot(lam_arr, [r["marginal_kl"] for r in sweep], "o-", label=r"KL$(q(z)\|p(z))$")
+axes[3].plot(lam_arr, [r["marginal_kl"] for r in sweep], "o-",
+             label=r"KL$(q(z)\|p(z))$")
 axes[3].axhline(sweep[0]["log_n"], color="gray", ls=":", label=r"$\log N$")
-axes[3].set(title="ELBO surgery (nats)")
+axes[3].set(title="ELBO surgery", ylabel="nats")
 axes[3].legend()
 for ax in axes:
     ax.set(xscale="log", xlabel=r"$\lambda$")
     ax.grid(alpha=0.3)
-fig.tight_layout()
 save_figure(fig, out_dir, "lambda_sweep")
 plt.show()
 
@@ -478,22 +500,29 @@ plt.show()
 
 # %%
 kl_mat = np.array([sorted(r["kl_per_dim"], reverse=True) for r in sweep])
-fig, ax = plt.subplots(figsize=(8, 3.2))
+fig, ax = plt.subplots(figsize=(7, 2.8))
 im = ax.imshow(np.log10(np.maximum(kl_mat, 1e-4)), aspect="auto", cmap="viridis")
-ax.set(yticks=range(len(sweep)), yticklabels=[f"{r['lam']:.3g}" for r in sweep], ylabel=r"$\lambda$",
-       xlabel="latent dimension (sorted by KL)", title=r"$\log_{10}$ KL per dimension (nats)")
-fig.colorbar(im, ax=ax)
+ax.set(yticks=range(len(sweep)), yticklabels=[f"{r['lam']:.3g}" for r in sweep],
+       ylabel=r"$\lambda$", xlabel="latent dimension (sorted by KL)",
+       title="KL per dimension")
+integer_ticks(ax, "x")
+fig.colorbar(im, ax=ax, label=r"$\log_{10}$ KL (nats)")
 save_figure(fig, out_dir, "kl_per_dim")
 plt.show()
-print(f"{'lambda':>8} {'active':>6} {'dims KL<0.01':>12} {'mean|mu| inactive':>18} {'mean var inactive':>18}")
+print(f"{'lambda':>8} {'active':>6} {'dims KL<0.01':>12} {'mean|mu| inactive':>18} "
+      f"{'mean var inactive':>18}")
 for r in sweep:
     n_small = int((np.array(r["kl_per_dim"]) < 0.01).sum())
-    mu_txt = "-" if r["inactive_mean_abs_mu"] is None else f"{r['inactive_mean_abs_mu']:.3f}"
+    mu_txt = ("-" if r["inactive_mean_abs_mu"] is None
+              else f"{r['inactive_mean_abs_mu']:.3f}")
     var_txt = "-" if r["inactive_mean_var"] is None else f"{r['inactive_mean_var']:.3f}"
-    print(f"{r['lam']:8.3g} {r['active_units']:6d} {n_small:12d} {mu_txt:>18} {var_txt:>18}")
+    print(f"{r['lam']:8.3g} {r['active_units']:6d} {n_small:12d} {mu_txt:>18} "
+          f"{var_txt:>18}")
 if not smoke:  # the effect itself, asserted at the scales where it is meant to show
-    assert sweep[-1]["active_units"] < sweep[0]["active_units"], "no collapse at the largest lambda"
-    assert sweep[-1]["inactive_mean_var"] > 0.9 and sweep[-1]["inactive_mean_abs_mu"] < 0.1
+    assert sweep[-1]["active_units"] < sweep[0]["active_units"], (
+        "no collapse at the largest lambda")
+    assert sweep[-1]["inactive_mean_var"] > 0.9
+    assert sweep[-1]["inactive_mean_abs_mu"] < 0.1
 
 # %% [markdown]
 # **What the sweep shows.** In the default-scale run of this book (10,000 training images, 20 epochs,
@@ -522,17 +551,20 @@ gen = torch.Generator(dev).manual_seed(seed)
 z_vae = posterior_samples(vae1, evalset, 1, generator=gen)[:, 0]
 z_wae = posterior_samples(wae, evalset, 1)[:, 0]
 stats = {}
-fig, axes = plt.subplots(2, 2, figsize=(9, 8))
+fig, axes = plt.subplots(2, 2, figsize=(7, 6))
 for col, (name, zz) in enumerate((("VAE", z_vae), ("WAE", z_wae))):
     cov, corr = latent_cov_corr(zz)
     np.testing.assert_allclose(cov.cpu().numpy(), np.cov(zz.cpu().numpy().T), rtol=1e-4, atol=1e-6)
     stats[name] = {"mean_abs_offdiag_corr": mean_abs_offdiag(corr).item(),
                    "mean_abs_offdiag_cov": mean_abs_offdiag(cov).item()}
     for row, (mat, what) in enumerate(((cov, "covariance"), (corr, "correlation"))):
-        im = axes[row, col].imshow(mat.abs().cpu(), cmap="viridis")
-        axes[row, col].set_title(f"{name}: |{what}|, mean off-diag {mean_abs_offdiag(mat):.3f}")
-        fig.colorbar(im, ax=axes[row, col], fraction=0.046)
-fig.tight_layout()
+        ax = axes[row, col]
+        im = ax.imshow(mat.abs().cpu(), cmap="viridis")
+        ax.set_title(f"{name}: |{what}|\nmean off-diagonal {mean_abs_offdiag(mat):.3f}")
+        ax.set(xlabel="latent dimension" if row == 1 else None,
+               ylabel="latent dimension" if col == 0 else None)
+        integer_ticks(ax, "both", nbins=4)
+        fig.colorbar(im, ax=ax, fraction=0.046, label=f"|{what}|")
 save_figure(fig, out_dir, "latent_cov_corr")
 plt.show()
 print(stats)
@@ -552,25 +584,28 @@ print(stats)
 micset = data.test.subset(mic_points)
 mic_res = {}
 for name, model in (("VAE", vae1), ("WAE", wae)):
-    zs = posterior_samples(model, micset, mic_samples, generator=torch.Generator(dev).manual_seed(seed))
+    zs = posterior_samples(model, micset, mic_samples,
+                           generator=torch.Generator(dev).manual_seed(seed))
     t0 = time.perf_counter()
     mic, tic = mic_tic_index(zs)
-    mic_res[name] = {"mic": mic.tolist(), "tic": tic.tolist(), "mean_mic": mic.mean().item(),
+    mic_res[name] = {"mic": mic.tolist(), "tic": tic.tolist(),
+                     "mean_mic": mic.mean().item(),
                      "mean_tic": tic.mean().item()}
     print(f"{name}: mean MIC {mic.mean():.3f}, mean TIC {tic.mean():.1f} "
-          f"({mic_points} images x {mic_samples} samples, {time.perf_counter() - t0:.1f} s)")
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
+          f"({mic_points} images x {mic_samples} samples, "
+          f"{time.perf_counter() - t0:.1f} s)")
+fig, axes = subplots(2, max_cols=1, aspect=0.3)
 for ax, key in zip(axes, ("mic", "tic")):
     for off, name in ((-0.2, "VAE"), (0.2, "WAE")):
         ax.bar(np.arange(latent_dim) + off, mic_res[name][key], width=0.4, label=name)
-    top = max(max(mic_res["VAE"][key]), max(mic_res["WAE"][key]))
-    ax.set(xlabel="latent dimension", title=f"{key.upper()}(index, $z_j$)", ylim=(0, 1.3 * top))
-    ax.legend(loc="upper right", ncol=2)
-fig.tight_layout()
+    ax.set(xlabel="latent dimension $j$", ylabel=f"{key.upper()}(index, $z_j$)")
+    integer_ticks(ax, "x")
+legend_above(fig, axes[0])
 save_figure(fig, out_dir, "mic_tic")
 plt.show()
 if not smoke:
-    assert mic_res["WAE"]["mean_mic"] > mic_res["VAE"]["mean_mic"], "paper's ordering VAE < WAE not found"
+    assert mic_res["WAE"]["mean_mic"] > mic_res["VAE"]["mean_mic"], (
+        "paper's ordering VAE < WAE not found")
 
 # %% [markdown]
 # **Beside the paper.** HEBAE's Fig. 2 shows (as pictures, without a table of numbers) a nearly diagonal
@@ -582,7 +617,7 @@ if not smoke:
 # image they encode. The WAE has no such dimensions, and no noise at all, so its codes depend on the index in
 # every coordinate; what it pays is correlated codes whose aggregate fits the prior less well: with
 # $\lambda = 1$ the MMD term is small against about 90 nats of reconstruction, and its prior samples below are
-# worse than the VAE's (HEBAE's code uses $\lambda = 10$ for the WAE's samples; chapter 02 uses that).
+# worse than the VAE's (HEBAE's code uses $\lambda = 10$ for the WAE's samples; [chapter 2](02_hebae.ipynb) uses that).
 
 # %% [markdown]
 # ## 8. Pictures: reconstructions, samples, a latent traversal
@@ -597,7 +632,8 @@ gs = torch.Generator(dev).manual_seed(seed + 1)
 with torch.no_grad():
     rows = [("test images", x_show), ("VAE reconstructions", vae1.reconstruct(x_show)),
             ("WAE reconstructions", wae.reconstruct(x_show)),
-            ("VAE samples", vae1.sample(10, generator=gs)), ("WAE samples", wae.sample(10, generator=gs))]
+            ("VAE samples", vae1.sample(10, generator=gs)),
+            ("WAE samples", wae.sample(10, generator=gs))]
     steps = torch.linspace(-3, 3, 10, device=dev)
     for name, model, zz in (("VAE", vae1, z_vae), ("WAE", wae, z_wae)):
         j = int(zz.var(0).argmax())
@@ -607,7 +643,6 @@ with torch.no_grad():
 fig, axes = plt.subplots(len(rows), 1, figsize=(7, 1.15 * len(rows)))
 for ax, (title, imgs) in zip(axes, rows):
     show_images(imgs, nrow=10, ax=ax, title=title)
-fig.tight_layout()
 save_figure(fig, out_dir, "pictures")
 plt.show()
 
@@ -617,11 +652,14 @@ plt.show()
 # %%
 runtime = time.perf_counter() - t_start
 results = {
-    "scale": "smoke" if smoke else {"epochs": epochs, "train_size": len(data.train), "eval_size": eval_size},
-    "sweep": [{k: r[k] for k in ("lam", "elbo", "rec", "kl", "active_units", "mutual_info", "marginal_kl")}
+    "scale": "smoke" if smoke else {"epochs": epochs, "train_size": len(data.train),
+                                    "eval_size": eval_size},
+    "sweep": [{k: r[k] for k in ("lam", "elbo", "rec", "kl", "active_units",
+                                 "mutual_info", "marginal_kl")}
               for r in sweep],
     "kl_per_dim": {f"{r['lam']:.4g}": r["kl_per_dim"] for r in sweep},
-    "latent_stats": stats, "mic_tic": mic_res, "wae_lam": wae_lam, "runtime_s": runtime, "device": str(dev),
+    "latent_stats": stats, "mic_tic": mic_res, "wae_lam": wae_lam,
+    "runtime_s": runtime, "device": str(dev),
 }
 save_results(out_dir, results)
 print(f"chapter ran in {runtime / 60:.1f} min")

@@ -16,7 +16,8 @@
 # %% [markdown]
 # # HEBAE: a hierarchical empirical Bayes prior on the encoder's means
 #
-# Chapter 01 showed the two jobs of the VAE's KL term: it shapes the aggregate of the codes, and it pulls
+# [Chapter 1](01_vae_collapse.ipynb) showed the two jobs of the VAE's KL term: it shapes the aggregate
+# of the codes, and it pulls
 # every single posterior towards $\mathcal N(0, I)$, which over-regularises and, for large weights,
 # collapses latent dimensions. The WAE drops the second job. HEBAE {cite:p}`cheng2020hebae` keeps a
 # posterior with noise but moves the prior one level up: the *means* $\mu(x_i)$ of the posteriors get a
@@ -27,7 +28,7 @@
 # against `torch.distributions`; checks the aggregated posterior (Eq. 9) and the multivariate
 # reparameterisation (Eq. 8) by sampling; implements both forms of HEBAE (the paper's and its official
 # code's); and repeats the MNIST experiments of the paper (Figs. 1a, 2, 4) with the VAE and the WAE of
-# chapter 01 as baselines, reporting each model's own objective beside two yardsticks that are the same for
+# [chapter 1](01_vae_collapse.ipynb) as baselines, reporting each model's own objective beside two yardsticks that are the same for
 # all: the standard ELBO with the $\mathcal N(0, I)$ prior and the importance-sampled log-likelihood.
 
 # %% tags=["remove-cell"]
@@ -38,10 +39,12 @@ import subprocess
 if "google.colab" in sys.modules:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
                     "vaelab @ git+https://github.com/vaelab/vaelab"], check=True)
-    # minepy (MIC/TIC) does not build from PyPI on current Python/numpy: the repository's
-    # script patches and builds it
-    subprocess.run("curl -sL https://raw.githubusercontent.com/vaelab/vaelab/main/tools/"
-                   f"install_minepy.sh | bash -s {sys.executable}", shell=True, check=True)
+    # minepy (MIC/TIC) does not build from PyPI on current Python/numpy: the
+    # repository's script patches and builds it
+    subprocess.run("curl -sL "
+                   "https://raw.githubusercontent.com/vaelab/vaelab/main/tools/"
+                   f"install_minepy.sh | bash -s {sys.executable}", shell=True,
+                   check=True)
 
 # %% tags=["parameters"]
 # Parameters (papermill: -p name value). Default scale: the book build, about 8 minutes on
@@ -160,20 +163,23 @@ import numpy as np
 import torch
 from torch.distributions import MultivariateNormal, kl_divergence
 
-from vaelab.classifier import (accuracy, features, frechet_distance_features, mnist_classifier,
-                               train_classifier)
+from vaelab.classifier import (accuracy, features, frechet_distance_features,
+                               mnist_classifier, train_classifier)
 from vaelab.densities import kl_normal_full
-from vaelab.diagnostics import (active_units, latent_cov_corr, mean_abs_offdiag, mic_tic_index,
-                                posterior_samples, posterior_stats)
+from vaelab.diagnostics import (active_units, latent_cov_corr, mean_abs_offdiag,
+                                mic_tic_index, posterior_samples, posterior_stats)
 from vaelab.fid import fid_from_features, inception_features
-from vaelab.hebae import HEBAE, batch_moments, hebae_elbo_std_prior, hebae_kl, mlp_hebae, population_proposal
+from vaelab.hebae import (HEBAE, batch_moments, hebae_elbo_std_prior, hebae_kl,
+                          mlp_hebae, population_proposal)
 from vaelab.likelihood import WithProposal, importance_log_likelihood
-from vaelab.plots import save_figure, show_images
+from vaelab.plots import (book_style, integer_ticks, legend_above, save_figure,
+                          show_images, subplots)
 from vaelab.results import save_results
 from vaelab.schedules import Constant
 from vaelab.train import evaluate, exponential_lr
 from vaelab.wae import mlp_wae
 
+book_style()  # figures drawn at the width of the book's column
 torch.manual_seed(seed)
 dev = vaelab.get_device(device)
 t_start = time.perf_counter()
@@ -206,10 +212,12 @@ print(f"device {dev}, {torch.get_num_threads()} threads")
 g = torch.Generator().manual_seed(1)
 k = 4
 A = torch.randn(k, k, dtype=torch.float64, generator=g)
-mus = torch.randn(300, k, dtype=torch.float64, generator=g) @ A.T + torch.arange(k, dtype=torch.float64)
+mus = (torch.randn(300, k, dtype=torch.float64, generator=g) @ A.T
+       + torch.arange(k, dtype=torch.float64))
 beta_hat, Sigma_hat = batch_moments(mus, jitter=0.0)
 torch.testing.assert_close(beta_hat, mus.mean(0))
-torch.testing.assert_close(Sigma_hat, torch.from_numpy(np.cov(mus.numpy().T, bias=True)))
+torch.testing.assert_close(Sigma_hat,
+                           torch.from_numpy(np.cov(mus.numpy().T, bias=True)))
 torch.testing.assert_close(Sigma_hat, torch.cov(mus.T, correction=0))
 try:
     batch_moments(mus[:k])
@@ -235,9 +243,14 @@ print("batch estimates = NumPy's maximum-likelihood mean and covariance (divided
 # $$
 #
 # **Step 1: the per-image KL does not depend on the image.** For Gaussians of equal mean,
-# $\mathrm{KL}(\mathcal N(m, S_0)\,\|\,\mathcal N(m, S_1)) = \frac12\left(\operatorname{tr}(S_1^{-1}S_0) - k
-# + \log\det S_1 - \log\det S_0\right)$. With $S_0=\sigma_i^2\Sigma$ and $S_1=\sigma_i^2 I$ the factors
-# $\sigma_i^2$ cancel in the trace and in the log-determinants:
+#
+# $$
+# \mathrm{KL}\big(\mathcal N(m, S_0)\,\|\,\mathcal N(m, S_1)\big)
+#  = \tfrac12\left(\operatorname{tr}(S_1^{-1}S_0) - k + \log\det S_1 - \log\det S_0\right).
+# $$
+#
+# With $S_0=\sigma_i^2\Sigma$ and $S_1=\sigma_i^2 I$ the factors $\sigma_i^2$ cancel in the trace and in
+# the log-determinants:
 #
 # $$
 # \mathrm{KL}\!\left(\mathcal N(\mu_i, \sigma_i^2\Sigma)\,\big\|\,\mathcal N(\mu_i, \sigma_i^2 I)\right)
@@ -273,7 +286,7 @@ print("batch estimates = NumPy's maximum-likelihood mean and covariance (divided
 # Eq. 16; that KL is $\frac12(\operatorname{tr}\Sigma - k - \log\det\Sigma + \mu_i^\top\mu_i/\sigma_i^2)$, which
 # depends on every $\mu_i$ and explodes as $\sigma_i\to0$, and the theorem does not follow from it; it must be
 # $\mathcal N(\mu_i, \sigma_i^2 I)$, as the theorem's statement has it. It drops the factor $\frac12$ of the
-# Gaussian KL (so its $\lambda$ is twice ours, as in chapter 01's Eq. 4), writes $\beta^\top\beta$ with
+# Gaussian KL (so its $\lambda$ is twice ours, as in [chapter 1](01_vae_collapse.ipynb)'s Eq. 4), writes $\beta^\top\beta$ with
 # opposite signs in Eqs. 11 and 17 (only the sign in Step 2 is a KL, non-negative), and adds the L2 penalty
 # in Eq. 12 where an objective to maximise must subtract it. The checks below confirm the forms above on
 # random $\mu_i$, $\Sigma$, $\sigma_i$: each KL against `torch.distributions`, the equality $J_1=J_2$ when
@@ -287,38 +300,44 @@ def mvn(mean, cov):
 
 g = torch.Generator().manual_seed(2)
 N, k = 64, 5
-mu_b = (torch.randn(N, k, dtype=torch.float64, generator=g) @ torch.randn(k, k, dtype=torch.float64, generator=g)
+mu_b = (torch.randn(N, k, dtype=torch.float64, generator=g)
+        @ torch.randn(k, k, dtype=torch.float64, generator=g)
         + 0.7).requires_grad_(True)
-sig_s = torch.rand(N, dtype=torch.float64, generator=g) + 0.2          # scalar sigma_i (the paper)
-sig_v = torch.rand(N, k, dtype=torch.float64, generator=g) + 0.2       # per-dimension sigma_i (the code)
+sig_s = torch.rand(N, dtype=torch.float64, generator=g) + 0.2     # scalar (the paper)
+sig_v = torch.rand(N, k, dtype=torch.float64, generator=g) + 0.2  # per dimension (code)
 beta, Sigma = batch_moments(mu_b, jitter=0.0)
 eye = torch.eye(k, dtype=torch.float64)
 half_shape = 0.5 * (torch.trace(Sigma) - k - torch.logdet(Sigma))
 
-# Step 1, scalar and per-dimension sigma: KL(N(mu_i, s^2 Sigma) || N(mu_i, s^2 I)) = 1/2 (tr - k - logdet)
-kl_step1 = torch.stack([kl_divergence(mvn(mu_b[i], sig_s[i] ** 2 * Sigma), mvn(mu_b[i], sig_s[i] ** 2 * eye))
+# Step 1, scalar and per-dimension sigma:
+# KL(N(mu_i, s^2 Sigma) || N(mu_i, s^2 I)) = 1/2 (tr - k - logdet)
+kl_step1 = torch.stack([kl_divergence(mvn(mu_b[i], sig_s[i] ** 2 * Sigma),
+                                      mvn(mu_b[i], sig_s[i] ** 2 * eye))
                         for i in range(N)])
 torch.testing.assert_close(kl_step1, half_shape.expand(N))
 D = torch.diag_embed(sig_v)
-kl_step1_vec = torch.stack([kl_divergence(mvn(mu_b[i], D[i] @ Sigma @ D[i]), mvn(mu_b[i], D[i] @ D[i]))
+kl_step1_vec = torch.stack([kl_divergence(mvn(mu_b[i], D[i] @ Sigma @ D[i]),
+                                          mvn(mu_b[i], D[i] @ D[i]))
                             for i in range(N)])
 torch.testing.assert_close(kl_step1_vec, half_shape.expand(N))
 # Step 2: KL(N(beta, Sigma) || N(0, I)), by hand, by torch.distributions and by vaelab
-kl_step2 = kl_divergence(mvn(beta, Sigma), mvn(torch.zeros(k, dtype=torch.float64), eye))
+zero = torch.zeros(k, dtype=torch.float64)
+kl_step2 = kl_divergence(mvn(beta, Sigma), mvn(zero, eye))
 torch.testing.assert_close(kl_step2, half_shape + 0.5 * beta @ beta)
 torch.testing.assert_close(hebae_kl(beta, torch.linalg.cholesky(Sigma)), kl_step2)
 
 
-# Step 3: J_1 = J_2 when lambda_1 = lambda_2 (the reconstruction term is common to both: left out)
+# Step 3: J_1 = J_2 when lambda_1 = lambda_2 (the reconstruction term is common to
+# both: left out)
 def j1(mu, lam1, lam2):
     b, S = batch_moments(mu, jitter=0.0)
-    per_image = 0.5 * (torch.trace(S) - k - torch.logdet(S))   # Step 1, the same for every image
+    per_image = 0.5 * (torch.trace(S) - k - torch.logdet(S))   # Step 1, every image
     return -lam1 * N * per_image - lam2 * N / 2 * b @ b
 
 
 def j2(mu, lam):
     b, S = batch_moments(mu, jitter=0.0)
-    return -N * lam * kl_divergence(mvn(b, S), mvn(torch.zeros(k, dtype=torch.float64), eye))
+    return -N * lam * kl_divergence(mvn(b, S), mvn(zero, eye))
 
 
 for lam in (0.3, 1.0, 7.0):
@@ -327,18 +346,21 @@ for lam in (0.3, 1.0, 7.0):
     (g1,) = torch.autograd.grad(v1, mu_b)
     (g2,) = torch.autograd.grad(v2, mu_b)
     torch.testing.assert_close(g1, g2)
-    assert (j1(mu_b, lam, 2 * lam) - v2).abs() > 1e-3 * v2.abs()   # lambda_1 != lambda_2: not equal
-# the N(0, sigma^2 I) reading of Eq. 16 is another objective: it depends on mu_i / sigma_i
-kl_eq16 = torch.stack([kl_divergence(mvn(mu_b[i], sig_s[i] ** 2 * Sigma), mvn(torch.zeros(k, dtype=torch.float64),
-                                                                                  sig_s[i] ** 2 * eye))
+    assert (j1(mu_b, lam, 2 * lam) - v2).abs() > 1e-3 * v2.abs()  # lambda_1 != lambda_2
+# the N(0, sigma^2 I) reading of Eq. 16 is another objective: it depends on
+# mu_i / sigma_i
+kl_eq16 = torch.stack([kl_divergence(mvn(mu_b[i], sig_s[i] ** 2 * Sigma),
+                                     mvn(zero, sig_s[i] ** 2 * eye))
                        for i in range(N)])
 torch.testing.assert_close(kl_eq16, half_shape + 0.5 * (mu_b ** 2).sum(1) / sig_s ** 2)
 assert (kl_eq16 - kl_step1).min() > 0.1
 # the paper's bracket without 1/2 is 2 KL
-torch.testing.assert_close(torch.trace(Sigma) + beta @ beta - k - torch.logdet(Sigma), 2 * kl_step2)
-print(f"Step 1 KL = {half_shape.item():.4f} for all {N} images (scalar and per-dimension sigma); "
-      f"Step 2 KL = {kl_step2.item():.4f}; J1 = J2 (values and gradients) for lambda_1 = lambda_2; "
-      f"the N(0, sigma^2 I) reading differs by {(kl_eq16 - kl_step1).mean().item():.2f} nats per image on average")
+torch.testing.assert_close(torch.trace(Sigma) + beta @ beta - k - torch.logdet(Sigma),
+                           2 * kl_step2)
+print(f"Step 1 KL = {half_shape.item():.4f} for all {N} images (scalar and "
+      f"per-dimension sigma); Step 2 KL = {kl_step2.item():.4f}; J1 = J2 (values and "
+      "gradients) for lambda_1 = lambda_2; the N(0, sigma^2 I) reading differs by "
+      f"{(kl_eq16 - kl_step1).mean().item():.2f} nats per image on average")
 
 # %% [markdown]
 # ## 3. The aggregated posterior (Eq. 9)
@@ -362,14 +384,17 @@ L_chol = torch.linalg.cholesky(Sigma.detach())
 beta_d = beta.detach()
 mu_draw = beta_d + torch.randn(M, k, dtype=torch.float64, generator=g) @ L_chol.T
 s_draw = 0.3 + 1.2 * torch.rand(M, 1, dtype=torch.float64, generator=g)
-z_agg = mu_draw + s_draw * (torch.randn(M, k, dtype=torch.float64, generator=g) @ L_chol.T)
+eps_agg = torch.randn(M, k, dtype=torch.float64, generator=g)
+z_agg = mu_draw + s_draw * (eps_agg @ L_chol.T)
 mean_s2 = (s_draw ** 2).mean()
 cov_pred = (1 + mean_s2) * Sigma.detach()
 cov_emp = torch.cov(z_agg.T)
 rel = ((cov_emp - cov_pred).abs().max() / cov_pred.abs().max()).item()
 assert rel < 0.02, rel
-assert (z_agg.mean(0) - beta_d).abs().max() < 5 * cov_pred.diagonal().max().sqrt() / math.sqrt(M)
-print(f"mean sigma^2 = {mean_s2:.3f}; max |Cov(z) - (1 + mean sigma^2) Sigma| / max|.| = {rel:.4f}")
+se_mean = cov_pred.diagonal().max().sqrt() / math.sqrt(M)
+assert (z_agg.mean(0) - beta_d).abs().max() < 5 * se_mean
+print(f"mean sigma^2 = {mean_s2:.3f}; "
+      f"max |Cov(z) - (1 + mean sigma^2) Sigma| / max|.| = {rel:.4f}")
 
 # %% [markdown]
 # ## 4. The multivariate reparameterisation (Eq. 8)
@@ -388,9 +413,11 @@ err_right = (torch.cov(right.T) - Sigma.detach()).abs().max().item()
 err_wrong = (torch.cov(wrong.T) - Sigma.detach()).abs().max().item()
 scale = Sigma.detach().abs().max().item()
 assert err_right < 0.02 * scale
-torch.testing.assert_close(torch.cov(wrong.T), L_chol.T @ L_chol, atol=0.03 * scale, rtol=0)
+torch.testing.assert_close(torch.cov(wrong.T), L_chol.T @ L_chol,
+                           atol=0.03 * scale, rtol=0)
 assert err_wrong > 0.1 * scale
-print(f"max |Cov - Sigma|: eps @ L.T {err_right:.4f}, eps @ L {err_wrong:.4f} (max |Sigma| = {scale:.2f})")
+print(f"max |Cov - Sigma|: eps @ L.T {err_right:.4f}, eps @ L {err_wrong:.4f} "
+      f"(max |Sigma| = {scale:.2f})")
 
 # %% [markdown]
 # ## 5. HEBAE in `vaelab`: two forms
@@ -410,7 +437,8 @@ print(f"max |Cov - Sigma|: eps @ L.T {err_right:.4f}, eps @ L {err_wrong:.4f} (m
 
 # %%
 torch.manual_seed(4)
-tiny = {f: mlp_hebae(latent_dim=3, data_shape=(1, 5, 5), enc_hidden=(16,), dec_hidden=(16,), form=f).double()
+tiny = {f: mlp_hebae(latent_dim=3, data_shape=(1, 5, 5), enc_hidden=(16,),
+                     dec_hidden=(16,), form=f).double()
         for f in ("exact", "code")}
 tiny["code"].load_state_dict(tiny["exact"].state_dict())
 x_t = torch.rand(12, 1, 5, 5, dtype=torch.float64, generator=g)
@@ -426,15 +454,17 @@ for f, model_t in tiny.items():
     else:
         z_t = mu_t + eps_t * S_t.diagonal().sqrt() * log_sig_t.exp()
     logits = model_t.decoder(z_t)
-    rec_t = torch.nn.functional.binary_cross_entropy_with_logits(logits, x_t.flatten(1), reduction="none").sum(1)
+    rec_t = torch.nn.functional.binary_cross_entropy_with_logits(
+        logits, x_t.flatten(1), reduction="none").sum(1)
+    std_normal = mvn(torch.zeros(3, dtype=torch.float64),
+                     torch.eye(3, dtype=torch.float64))
     torch.testing.assert_close(out["z"], z_t)
     torch.testing.assert_close(out["rec"], rec_t)
-    torch.testing.assert_close(out["reg"], kl_divergence(mvn(b_t, S_t), mvn(torch.zeros(3, dtype=torch.float64),
-                                                                              torch.eye(3, dtype=torch.float64))))
+    torch.testing.assert_close(out["reg"], kl_divergence(mvn(b_t, S_t), std_normal))
 
 
 def cross_jacobian(model_t):
-    """d z_0 / d x_1 for the batch x_t with fixed noise: how image 1 moves the sample of image 0."""
+    """d z_0 / d x_1 for the batch x_t, noise fixed: how image 1 moves image 0's z."""
     def z0(x1):
         torch.manual_seed(6)
         return model_t(torch.cat([x_t[:1], x1.unsqueeze(0), x_t[2:]]))["z"][0]
@@ -448,13 +478,13 @@ try:
     raise AssertionError("a batch of k images must be refused")
 except ValueError as err:
     assert "use batches of at least k + 1 = 4 images" in str(err)
-print(f"loss = independent computation in both forms; max |d z_0 / d x_1|: exact {jac['exact']:.2e}, "
-      f"code {jac['code']:.1f}; batch of k images refused")
+print("loss = independent computation in both forms; max |d z_0 / d x_1|: "
+      f"exact {jac['exact']:.2e}, code {jac['code']:.1f}; batch of k images refused")
 
 # %% [markdown]
 # ## 6. MNIST: the experiments of the paper
 #
-# The App. B.1 setting as in chapter 01: encoder 784-784-800-(2k), decoder k-800-800-784 (ReLU), grey
+# The App. B.1 setting as in [chapter 1](01_vae_collapse.ipynb): encoder 784-784-800-(2k), decoder k-800-800-784 (ReLU), grey
 # pixels as Bernoulli means (not binarised; cross-entropy summed per image), Adam $10^{-3}$ decayed by 0.995
 # per epoch, batch 128 (every batch full: `drop_last=True`, since HEBAE needs $N\ge k+1$; the same for all
 # models). HEBAE runs in the form chosen by the `form` parameter (default: the paper's exact form).
@@ -579,38 +609,44 @@ for k_ in latent_dims:
 
 # %%
 colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-fig, axes = plt.subplots(1, 4, figsize=(16, 3.4))
-panels = (("loss", "own objective (train, nats, lower is better)"),
-          ("track_elbo", "standard ELBO, test (nats)"),
-          ("track_ll", f"IS log-likelihood, test (S={track_samples})"),
-          ("sigma_mean", r"HEBAE: mean $\sigma_i$ (train)"))
+fig, axes = subplots(4)
+panels = (("loss", "own objective (train)", "nats, lower is better"),
+          ("track_elbo", "standard ELBO (test)", "nats"),
+          ("track_ll", f"IS log-likelihood (test, S={track_samples})", "nats"),
+          ("sigma_mean", r"HEBAE: mean $\sigma_i$ (train)", r"$\sigma$"))
 for c, k_ in zip(colors, latent_dims):
     for kind, ls in (("vae", "--"), ("hebae", "-")):
         h = runs[f"{kind}{'-' + form if kind == 'hebae' else ''}_k{k_}_lam1"]["history"]
-        for ax, (key, title) in zip(axes, panels):
+        for ax, (key, title, unit) in zip(axes, panels):
             if key in h:
                 ax.plot(h["epoch"], h[key], ls, color=c, label=f"{kind.upper()} k={k_}")
-            ax.set(title=title, xlabel="epoch")
-axes[0].legend(fontsize=7, ncol=2)
+            ax.set(title=title, xlabel="epoch", ylabel=unit)
+legend_above(fig, axes[0], ncol=4)
 for ax in axes:
+    integer_ticks(ax, "x")
     ax.grid(alpha=0.3)
-fig.tight_layout()
 save_figure(fig, out_dir, "fig1a_top_epochs")
 plt.show()
 
 # %%
-print(f"{'k':>3} | {'VAE -ELBO (own)':>15} {'HEBAE own obj.':>14} | {'std ELBO VAE':>12} {'HEBAE':>8} | "
+print(f"{'k':>3} | {'VAE -ELBO (own)':>15} {'HEBAE own obj.':>14} | "
+      f"{'std ELBO VAE':>12} {'HEBAE':>8} | "
       f"{'IS LL VAE':>9} {'HEBAE':>8} {'HEBAE tau':>9} | {'HEBAE sigma':>11}")
 fig1a_top = []
 for k_ in latent_dims:
     v, h = runs[f"vae_k{k_}_lam1"], runs[f"hebae-{form}_k{k_}_lam1"]
-    fig1a_top.append({"k": k_, "vae_objective": v["objective"], "hebae_objective": h["objective"],
+    fig1a_top.append({"k": k_, "vae_objective": v["objective"],
+                      "hebae_objective": h["objective"],
                       "vae_std_elbo": v["std_elbo"], "hebae_std_elbo": h["std_elbo"],
-                      "vae_is_ll": v["is_ll"], "hebae_is_ll": h["is_ll"], "hebae_is_ll_pop": h["is_ll_pop"],
+                      "vae_is_ll": v["is_ll"], "hebae_is_ll": h["is_ll"],
+                      "hebae_is_ll_pop": h["is_ll_pop"],
                       "hebae_tau": h["tau"], "hebae_sigma_mean": h["sigma_mean"]})
-    print(f"{k_:3d} | {v['objective']:15.2f} {h['objective']:14.2f} | {v['std_elbo']:12.2f} {h['std_elbo']:8.2f} | "
-          f"{v['is_ll']:9.2f} {h['is_ll']:8.2f} {h['is_ll_pop']:9.2f} | {h['sigma_mean']:11.3f}")
-print("IS LL columns: the model's own posterior as proposal; 'HEBAE tau': HEBAE with N(mu, tau^2 Sigma_pop)")
+    print(f"{k_:3d} | {v['objective']:15.2f} {h['objective']:14.2f} | "
+          f"{v['std_elbo']:12.2f} {h['std_elbo']:8.2f} | "
+          f"{v['is_ll']:9.2f} {h['is_ll']:8.2f} {h['is_ll_pop']:9.2f} | "
+          f"{h['sigma_mean']:11.3f}")
+print("IS LL columns: the model's own posterior as proposal; 'HEBAE tau': HEBAE with "
+      "N(mu, tau^2 Sigma_pop)")
 
 # %% [markdown]
 # **Which comparison the paper made.** Fig. 1a plots "ELBO" against epochs for both models. What HEBAE's
@@ -629,19 +665,22 @@ for lam in lams:
         train(kind, sweep_dim, lam)
 lam_rows = {kind: [runs[f"{kind}{'-' + form if kind == 'hebae' else ''}_k{sweep_dim}_lam{lam:.4g}"] for lam in lams]
             for kind in ("vae", "hebae")}
-fig, axes = plt.subplots(1, 4, figsize=(16, 3.4))
+fig, axes = subplots(4)
+panels = (("objective", "own objective (train)", "nats, lower is better"),
+          ("std_elbo", "standard ELBO (test)", "nats"),
+          ("is_ll", f"IS log-likelihood (test, S={is_samples})", "nats"),
+          ("active_units", f"active units (of {sweep_dim})", "units"))
 for kind, ls in (("vae", "o--"), ("hebae", "s-")):
     rows = lam_rows[kind]
-    for ax, key, title in zip(axes, ("objective", "std_elbo", "is_ll", "active_units"),
-                              ("own objective (train)", "standard ELBO, test", f"IS log-likelihood, test (S={is_samples})",
-                               f"active units (of {sweep_dim})")):
+    for ax, (key, title, unit) in zip(axes, panels):
         ax.plot(lams, [r[key] for r in rows], ls, label=kind.upper())
-        ax.set(xscale="log", xlabel=r"$\lambda$", title=title)
-axes[2].plot(lams, [r["is_ll_pop"] for r in lam_rows["hebae"]], "s:", label=r"HEBAE, $\tau^2\Sigma$ proposal")
+        ax.set(xscale="log", xlabel=r"$\lambda$", ylabel=unit, title=title)
+axes[2].plot(lams, [r["is_ll_pop"] for r in lam_rows["hebae"]], "s:",
+             label=r"HEBAE, $\tau^2\Sigma$ proposal")
+integer_ticks(axes[3], "y")
+legend_above(fig, axes[2], ncol=3)
 for ax in axes:
     ax.grid(alpha=0.3)
-    ax.legend()
-fig.tight_layout()
 save_figure(fig, out_dir, "fig1a_bottom_lambda")
 plt.show()
 spread = {kind: {key: float(np.ptp([r[key] for r in lam_rows[kind]])) for key in ("objective", "std_elbo", "is_ll")}
@@ -663,26 +702,32 @@ print("range over the lambda grid (max - min):", json.dumps(spread, indent=None)
 # "less noise". The mean $\sigma_i$ over training (right panel of §6.1, and here for the $\lambda$ sweep):
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.3))
+fig, axes = subplots(2, aspect=0.75)
 for k_, c in zip(latent_dims, colors):
     h = runs[f"hebae-{form}_k{k_}_lam1"]["history"]
     axes[0].plot(h["epoch"], h["sigma_mean"], "-o", color=c, label=f"k={k_}")
 for lam, c in zip(lams, colors * 2):
     h = runs[f"hebae-{form}_k{sweep_dim}_lam{lam:.4g}"]["history"]
-    axes[1].plot(h["epoch"], h["sigma_mean"], "-", color=c, label=rf"$\lambda$={lam:.3g}")
-axes[0].set(title=r"mean $\sigma_i$, $\lambda=1$", xlabel="epoch", yscale="log")
-axes[1].set(title=rf"mean $\sigma_i$, k={sweep_dim}", xlabel="epoch", yscale="log")
+    axes[1].plot(h["epoch"], h["sigma_mean"], "-", color=c,
+                 label=rf"$\lambda$={lam:.3g}")
+axes[0].set(title=r"$\lambda=1$, each $k$", xlabel="epoch", ylabel=r"mean $\sigma_i$",
+            yscale="log")
+axes[1].set(title=rf"$k$={sweep_dim}, each $\lambda$", xlabel="epoch", yscale="log")
 for ax in axes:
+    integer_ticks(ax, "x")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-fig.tight_layout()
 save_figure(fig, out_dir, "sigma_over_training")
 plt.show()
-sigma_first_last = {f"k{k_}": (runs[f"hebae-{form}_k{k_}_lam1"]["history"]["sigma_mean"][0],
-                               runs[f"hebae-{form}_k{k_}_lam1"]["history"]["sigma_mean"][-1]) for k_ in latent_dims}
-print("mean sigma, first and last epoch:", {key: tuple(round(v, 4) for v in val) for key, val in sigma_first_last.items()})
+sigma_first_last = {
+    f"k{k_}": (runs[f"hebae-{form}_k{k_}_lam1"]["history"]["sigma_mean"][0],
+               runs[f"hebae-{form}_k{k_}_lam1"]["history"]["sigma_mean"][-1])
+    for k_ in latent_dims}
+print("mean sigma, first and last epoch:",
+      {key: tuple(round(v, 4) for v in val) for key, val in sigma_first_last.items()})
 if not smoke:  # the mechanism, asserted where it has had epochs to act
-    assert all(last < first for first, last in sigma_first_last.values()), "sigma did not fall during training"
+    assert all(last < first for first, last in sigma_first_last.values()), (
+        "sigma did not fall during training")
 
 # %% [markdown]
 # ### 6.4 The two forms side by side ($\lambda = 1$)
@@ -709,14 +754,14 @@ for r in forms_rows:
 # Codes of test images: $z\sim q(z\mid x)$ for the VAE and for HEBAE (its full posterior, so that its
 # correlations are in the samples), $z = f(x)$ for the WAE. One number per model for the distance from
 # independence: the mean absolute off-diagonal correlation. Then the MIC and TIC between the index of a test
-# image and each latent coordinate, as in chapter 01 (several posterior samples per image; the paper's
+# image and each latent coordinate, as in [chapter 1](01_vae_collapse.ipynb) (several posterior samples per image; the paper's
 # ordering is VAE < HEBAE < WAE).
 
 # %%
 trio = {"VAE": train("vae", sweep_dim, 1.0)[0], "HEBAE": train("hebae", sweep_dim, 1.0)[0],
         "WAE": train("wae", sweep_dim, wae_lam_fig2)[0]}
 stats = {}
-fig, axes = plt.subplots(2, 3, figsize=(13, 8))
+fig, axes = plt.subplots(2, 3, figsize=(7, 5))
 for col, (name, model) in enumerate(trio.items()):
     zz = posterior_samples(model, elbo_set, 1, generator=torch.Generator(dev).manual_seed(seed))[:, 0]
     cov, corr = latent_cov_corr(zz)
@@ -725,10 +770,14 @@ for col, (name, model) in enumerate(trio.items()):
                    "mean_abs_offdiag_cov": mean_abs_offdiag(cov).item(),
                    "mean_var": cov.diagonal().mean().item()}
     for row, (mat, what) in enumerate(((cov, "covariance"), (corr, "correlation"))):
-        im = axes[row, col].imshow(mat.abs().cpu(), cmap="viridis")
-        axes[row, col].set_title(f"{name}: |{what}|, mean off-diag {mean_abs_offdiag(mat):.3f}", fontsize=9)
-        fig.colorbar(im, ax=axes[row, col], fraction=0.046)
-fig.tight_layout()
+        ax = axes[row, col]
+        im = ax.imshow(mat.abs().cpu(), cmap="viridis")
+        ax.set_title(f"{name}: |{what}|\nmean off-diagonal {mean_abs_offdiag(mat):.3f}",
+                     fontsize=9)
+        ax.set(xlabel="dimension" if row == 1 else None,
+               ylabel="dimension" if col == 0 else None)
+        integer_ticks(ax, "both", nbins=4)
+        fig.colorbar(im, ax=ax, fraction=0.046, label=f"|{what}|" if col == 2 else None)
 save_figure(fig, out_dir, "fig2_cov_corr")
 plt.show()
 print(json.dumps(stats, indent=1))
@@ -737,28 +786,30 @@ print(json.dumps(stats, indent=1))
 micset = data.test.subset(mic_points)
 mic_res = {}
 for name, model in trio.items():
-    zs = posterior_samples(model, micset, mic_samples, generator=torch.Generator(dev).manual_seed(seed))
+    zs = posterior_samples(model, micset, mic_samples,
+                           generator=torch.Generator(dev).manual_seed(seed))
     mic, tic = mic_tic_index(zs)
-    mic_res[name] = {"mic": mic.tolist(), "tic": tic.tolist(), "mean_mic": mic.mean().item(),
+    mic_res[name] = {"mic": mic.tolist(), "tic": tic.tolist(),
+                     "mean_mic": mic.mean().item(),
                      "mean_tic": tic.mean().item()}
     print(f"{name:6s}: mean MIC {mic.mean():.3f}, mean TIC {tic.mean():.1f}")
-fig, axes = plt.subplots(1, 2, figsize=(12, 3.2))
+fig, axes = subplots(2, max_cols=1, aspect=0.3)
 for ax, key in zip(axes, ("mic", "tic")):
     for off, name in zip((-0.27, 0.0, 0.27), trio):
         ax.bar(np.arange(sweep_dim) + off, mic_res[name][key], width=0.27, label=name)
-    ax.set(xlabel="latent dimension", title=f"{key.upper()}(index, $z_j$)")
-    ax.legend(ncol=3, fontsize=8)
-fig.tight_layout()
+    ax.set(xlabel="latent dimension $j$", ylabel=f"{key.upper()}(index, $z_j$)")
+    integer_ticks(ax, "x")
+legend_above(fig, axes[0])
 save_figure(fig, out_dir, "fig2_mic_tic")
 plt.show()
 order = sorted(mic_res, key=lambda n: mic_res[n]["mean_mic"])
 print("ordering by mean MIC:", " < ".join(order), "(paper: VAE < HEBAE < WAE)")
 
 # %% [markdown]
-# ### 6.6 Fig. 4: samples, reconstructions, interpolations ($k$ = `sample_dim`; $\lambda = 1$ for VAE and
-# HEBAE, 10 for the WAE, as the official code) and a sample-quality number
+# ### 6.6 Fig. 4: samples, reconstructions, interpolations and a sample-quality number
 #
-# Samples decode $z\sim\mathcal N(0, I)$ for all three. Two Frechet distances between generated and test
+# The three models have $k$ = `sample_dim` latent dimensions and the weights of the official code:
+# $\lambda = 1$ for the VAE and HEBAE, 10 for the WAE. Samples decode $z\sim\mathcal N(0, I)$ for all three. Two Frechet distances between generated and test
 # images: the FID {cite:p}`heusel2017fid` with pytorch-fid's Inception network (the converted offline
 # weights of the data script, see its provenance note), which was trained on photographs and is a poor judge
 # of digits; and the same formula in the 128 features of a small MNIST classifier trained here (the usual
@@ -785,7 +836,6 @@ with torch.no_grad():
 fig, axes = plt.subplots(len(rows), 1, figsize=(7, 1.1 * len(rows)))
 for ax, (title, imgs) in zip(axes, rows):
     show_images(imgs, nrow=10, ax=ax, title=title)
-fig.tight_layout()
 save_figure(fig, out_dir, "fig4_pictures")
 plt.show()
 
@@ -797,23 +847,32 @@ clf_acc = accuracy(clf, data.test)
 print(f"MNIST classifier: test accuracy {clf_acc:.4f}")
 n_gen = max(fd_samples, fid_samples)
 real = data.test.batch(torch.arange(n_gen, device=dev))
-f_real_clf, f_real_inc = features(clf, real[:fd_samples]), inception_features(real[:fid_samples], device=dev)
+f_real_clf = features(clf, real[:fd_samples])
+f_real_inc = inception_features(real[:fid_samples], device=dev)
 quality = {}
 with torch.no_grad():
     for name, model in trio4.items():
-        fake = torch.cat([model.sample(500, generator=torch.Generator(dev).manual_seed(seed + s)).clamp(0, 1)
-                          for s in range(math.ceil(n_gen / 500))])[:n_gen]
-        quality[name] = {"fd_classifier": frechet_distance_features(f_real_clf, features(clf, fake[:fd_samples])),
-                         "fid_inception": fid_from_features(f_real_inc, inception_features(fake[:fid_samples],
-                                                                                           device=dev))}
-# the floor: the first n test images against the next n (disjoint; n at most half the test set)
-n_clf, n_inc = min(fd_samples, len(data.test) // 2), min(fid_samples, len(data.test) // 2)
+        chunks = [model.sample(500, generator=torch.Generator(dev).manual_seed(s))
+                  for s in range(seed, seed + math.ceil(n_gen / 500))]
+        fake = torch.cat(chunks)[:n_gen].clamp(0, 1)
+        f_fake_clf = features(clf, fake[:fd_samples])
+        f_fake_inc = inception_features(fake[:fid_samples], device=dev)
+        quality[name] = {
+            "fd_classifier": frechet_distance_features(f_real_clf, f_fake_clf),
+            "fid_inception": fid_from_features(f_real_inc, f_fake_inc)}
+# the floor: the first n test images against the next n (disjoint; n at most half the
+# test set)
+half = len(data.test) // 2
+n_clf, n_inc = min(fd_samples, half), min(fid_samples, half)
 second = data.test.batch(torch.arange(len(data.test) // 2, len(data.test), device=dev))
 quality["real vs real (floor)"] = {
-    "fd_classifier": frechet_distance_features(f_real_clf[:n_clf], features(clf, second[:n_clf])),
-    "fid_inception": fid_from_features(f_real_inc[:n_inc], inception_features(second[:n_inc], device=dev))}
+    "fd_classifier": frechet_distance_features(f_real_clf[:n_clf],
+                                               features(clf, second[:n_clf])),
+    "fid_inception": fid_from_features(f_real_inc[:n_inc],
+                                       inception_features(second[:n_inc], device=dev))}
 print(f"{'':22s} {'FD (classifier)':>16} {'FID (Inception)':>16}")
-print(f"{'images per set':22s} {fd_samples:16d} {fid_samples:16d}  (floor: {n_clf} and {n_inc})")
+print(f"{'images per set':22s} {fd_samples:16d} {fid_samples:16d}  "
+      f"(floor: {n_clf} and {n_inc})")
 for name, q in quality.items():
     print(f"{name:22s} {q['fd_classifier']:16.2f} {q['fid_inception']:16.2f}")
 
@@ -867,19 +926,23 @@ for name, q in quality.items():
 # %%
 runtime = time.perf_counter() - t_start
 results = {
-    "scale": "smoke" if smoke else {"epochs": epochs, "train_size": len(data.train), "is_samples": is_samples,
+    "scale": "smoke" if smoke else {"epochs": epochs, "train_size": len(data.train),
+                                    "is_samples": is_samples,
                                     "is_images": is_images, "fid_samples": fid_samples,
                                     "fd_samples": fd_samples},
     "form": form,
     "fig1a_top": fig1a_top,
-    "fig1a_bottom": {kind: [{key: r[key] for key in ("lam", "objective", "std_elbo", "is_ll", "is_ll_pop", "tau",
-                                                     "active_units") if key in r}
+    "fig1a_bottom": {kind: [{key: r[key]
+                             for key in ("lam", "objective", "std_elbo", "is_ll",
+                                         "is_ll_pop", "tau", "active_units")
+                             if key in r}
                             for r in lam_rows[kind]] for kind in lam_rows},
     "lambda_range": spread,
     "sigma_first_last_epoch": sigma_first_last,
     "forms": forms_rows,
     "fig2_latent_stats": stats,
-    "fig2_mic_tic": {n: {"mean_mic": r["mean_mic"], "mean_tic": r["mean_tic"], "mic": r["mic"], "tic": r["tic"]}
+    "fig2_mic_tic": {n: {"mean_mic": r["mean_mic"], "mean_tic": r["mean_tic"],
+                         "mic": r["mic"], "tic": r["tic"]}
                      for n, r in mic_res.items()},
     "fig4_quality": quality, "classifier_test_accuracy": clf_acc,
     "histories": {name: r["history"] for name, r in runs.items()},

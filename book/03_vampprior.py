@@ -16,9 +16,9 @@
 # %% [markdown]
 # # VampPrior: the optimal prior, its gradients, and a two-level model
 #
-# Chapter 01 split the VAE's KL term into the information a code carries about its image and the
-# mismatch between the aggregate posterior $q(z) = \frac1N\sum_n q(z\mid x_n)$ and the prior. Tomczak and
-# Welling {cite:p}`tomczak2018vampprior` take the second part at its word: if the prior is free, the best
+# [Chapter 1](01_vae_collapse.ipynb) split the VAE's KL term into the information a code carries about its image and the
+# mismatch between the aggregate posterior $q(z) = \frac1N\sum_n q(z\mid x_n)$ and the prior.
+# {cite:t}`tomczak2018vampprior` take the second part at its word: if the prior is free, the best
 # prior *is* the aggregate posterior, and a cheap approximation of it, a mixture of the encoder's own
 # posteriors at $K$ learned pseudo-inputs, is the VampPrior. This chapter derives that claim and checks it,
 # implements the VampPrior, the mixture-of-Gaussians prior and the two-level model, derives the gradients
@@ -105,19 +105,20 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from torch import nn
-from torch.distributions import (Categorical, Independent, MixtureSameFamily, MultivariateNormal,
-                                 Normal)
+from torch.distributions import (Categorical, Independent, MixtureSameFamily,
+                                 MultivariateNormal, Normal)
 
 from vaelab.densities import log_normal_diag, log_standard_normal
 from vaelab.diagnostics import active_units
 from vaelab.hvae import hvae
 from vaelab.likelihood import importance_log_likelihood
-from vaelab.plots import save_figure, show_images
+from vaelab.plots import book_style, integer_ticks, save_figure, show_images
 from vaelab.results import save_results
 from vaelab.schedules import LinearWarmup
 from vaelab.train import evaluate
 from vaelab.vamp import MixtureOfGaussians, VampPrior, mog_vae, std_vae, vamp_vae
 
+book_style()  # figures drawn at the width of the book's column
 torch.manual_seed(seed)
 dev = vaelab.get_device(device)
 t_start = time.perf_counter()
@@ -151,20 +152,31 @@ g = torch.Generator().manual_seed(1)
 N, k = 300, 2
 mu_n = torch.randn(N, k, generator=g, dtype=torch.float64) * 2
 lv_n = -1.5 + 0.5 * torch.randn(N, k, generator=g, dtype=torch.float64)
-z = (mu_n + torch.exp(0.5 * lv_n) * torch.randn(20, N, k, generator=g, dtype=torch.float64)).reshape(-1, k)
-# an independent draw to fit the moment-matched Gaussian (fitted on z itself it would overfit z)
-z_fit = (mu_n + torch.exp(0.5 * lv_n) * torch.randn(20, N, k, generator=g, dtype=torch.float64)).reshape(-1, k)
+
+
+def draw():
+    """20 samples of each of the N posteriors, as one (20 N, k) tensor."""
+    eps = torch.randn(20, N, k, generator=g, dtype=torch.float64)
+    return (mu_n + torch.exp(0.5 * lv_n) * eps).reshape(-1, k)
+
+
+z = draw()
+# an independent draw to fit the moment-matched Gaussian (fitted on z itself it would
+# overfit z)
+z_fit = draw()
 
 
 def mixture_logp(zz, means, logvars):
-    return torch.logsumexp(log_normal_diag(zz[:, None], means[None], logvars[None]), 1) - math.log(len(means))
+    log_comp = log_normal_diag(zz[:, None], means[None], logvars[None])
+    return torch.logsumexp(log_comp, 1) - math.log(len(means))
 
 
 zc = z_fit - z_fit.mean(0)
 candidates = {
     "aggregate posterior (N components)": mixture_logp(z, mu_n, lv_n),
     "standard normal": log_standard_normal(z),
-    "moment-matched Gaussian": MultivariateNormal(z_fit.mean(0), zc.T @ zc / len(zc)).log_prob(z),
+    "moment-matched Gaussian": MultivariateNormal(z_fit.mean(0),
+                                                  zc.T @ zc / len(zc)).log_prob(z),
     "mixture of the first 30 posteriors": mixture_logp(z, mu_n[:30], lv_n[:30]),
     "aggregate posterior, variances x 2": mixture_logp(z, mu_n, lv_n + math.log(2)),
 }
@@ -174,11 +186,13 @@ for name, v in scores.items():
 
 
 def beats_all(cands, best_name):
-    """E_q[log q - log p] = KL(q || p) >= 0 for every other prior p: paired Monte Carlo, within 4 s.e."""
+    """E_q[log q - log p] = KL(q || p) >= 0 for every other prior p: paired Monte Carlo,
+    within 4 s.e."""
     for name, v in cands.items():
         if name != best_name:
             d = cands[best_name] - v
-            assert d.mean() > -4 * d.std() / math.sqrt(len(d)), f"{name} beats the aggregate posterior"
+            assert d.mean() > -4 * d.std() / math.sqrt(len(d)), (
+                f"{name} beats the aggregate posterior")
 
 
 beats_all(candidates, "aggregate posterior (N components)")
@@ -214,7 +228,8 @@ ref = brute_mixture(mog.means, mog.logvars, mog.logits).log_prob(zq)
 torch.testing.assert_close(mog.log_prob(zq), ref, rtol=1e-5, atol=1e-5)
 
 enc = nn.Linear(16, 6)  # a tiny encoder: 4x4 images -> (mu, logvar) of 3 latents
-vp = VampPrior(lambda u: enc(u.flatten(1)).split(3, 1), n_pseudo=5, data_shape=(1, 4, 4), weighted=True)
+vp = VampPrior(lambda u: enc(u.flatten(1)).split(3, 1), n_pseudo=5,
+               data_shape=(1, 4, 4), weighted=True)
 with torch.no_grad():
     vp.logits.normal_()
     vp.pseudo_raw.uniform_(0, 1)
@@ -226,12 +241,14 @@ with torch.no_grad():
     s = vp.sample(200_000, generator=torch.Generator().manual_seed(3))
     w = torch.softmax(vp.logits, 0)
     mean = w @ mu_u
-    second = (w[:, None, None] * (torch.diag_embed(lv_u.exp()) + mu_u[:, :, None] * mu_u[:, None, :])).sum(0)
+    comp_second = torch.diag_embed(lv_u.exp()) + mu_u[:, :, None] * mu_u[:, None, :]
+    second = (w[:, None, None] * comp_second).sum(0)
     cov = second - mean[:, None] * mean[None, :]
     se_mean = (torch.diagonal(cov) / len(s)).sqrt()
     assert ((s.mean(0) - mean).abs() < 5 * se_mean).all()
     torch.testing.assert_close(torch.cov(s.T), cov, atol=0.03, rtol=0.02)
-print("MoG and (weighted) VampPrior log_prob = brute-force mixtures; sample moments = closed forms")
+print("MoG and (weighted) VampPrior log_prob = brute-force mixtures; "
+      "sample moments = closed forms")
 
 # %% [markdown]
 # ## 3. The gradients the prior sends to the encoder
@@ -275,11 +292,13 @@ print("MoG and (weighted) VampPrior log_prob = brute-force mixtures; sample mome
 torch.manual_seed(4)
 D, kk, K = 6, 3, 4
 A, a = torch.randn(kk, D, dtype=torch.float64), torch.randn(kk, dtype=torch.float64)
-B, b = 0.3 * torch.randn(kk, D, dtype=torch.float64), -0.5 + 0.1 * torch.randn(kk, dtype=torch.float64)
+B = 0.3 * torch.randn(kk, D, dtype=torch.float64)
+b = -0.5 + 0.1 * torch.randn(kk, dtype=torch.float64)
 x1 = torch.rand(D, dtype=torch.float64)
 U = torch.rand(K, D, dtype=torch.float64)
 eps = torch.randn(kk, dtype=torch.float64)
-m_mog, lv_mog = torch.randn(K, kk, dtype=torch.float64), 0.2 * torch.randn(K, kk, dtype=torch.float64)
+m_mog = torch.randn(K, kk, dtype=torch.float64)
+lv_mog = 0.2 * torch.randn(K, kk, dtype=torch.float64)
 
 
 def regulariser(A, B, prior):
@@ -291,7 +310,8 @@ def regulariser(A, B, prior):
     elif prior == "mog":
         log_p = torch.logsumexp(log_normal_diag(z, m_mog, lv_mog), 0) - math.log(K)
     else:
-        log_p = torch.logsumexp(log_normal_diag(z, U @ A.T + a, U @ B.T + b), 0) - math.log(K)
+        log_p = torch.logsumexp(log_normal_diag(z, U @ A.T + a, U @ B.T + b),
+                                0) - math.log(K)
     return log_q - log_p
 
 
@@ -300,18 +320,19 @@ def derived(prior):
     mu, lv = A @ x1 + a, B @ x1 + b
     sig = torch.exp(0.5 * lv)
     z = mu + sig * eps
-    dz_dB = 0.5 * sig * eps                                          # dz_i / dB_ij = this_i * x_j
+    dz_dB = 0.5 * sig * eps                    # dz_i / dB_ij = this_i * x_j
     if prior == "standard":
-        g_z = z                                                      # d(-log p)/dz
-        return torch.outer(g_z, x1), torch.outer(g_z * dz_dB, x1) - 0.5 * x1.expand(kk, D)
+        g_z = z                                # d(-log p)/dz
+        dB = torch.outer(g_z * dz_dB, x1) - 0.5 * x1.expand(kk, D)
+        return torch.outer(g_z, x1), dB
     means, lvs = (m_mog, lv_mog) if prior == "mog" else (U @ A.T + a, U @ B.T + b)
     logs = log_normal_diag(z, means, lvs)
-    r = torch.softmax(logs, 0)                                       # responsibilities (K,)
-    t = (z - means) * torch.exp(-lvs)                                # (K, k)
+    r = torch.softmax(logs, 0)                 # responsibilities (K,)
+    t = (z - means) * torch.exp(-lvs)          # (K, k)
     g_z = (r[:, None] * t).sum(0)
     dA = torch.outer(g_z, x1)
     dB = torch.outer(g_z * dz_dB, x1) - 0.5 * x1.expand(kk, D)
-    if prior == "vamp":                                              # second path: through u_k's components
+    if prior == "vamp":                        # second path: through u_k's components
         dA = dA - (r[:, None] * t).T @ U
         dB = dB + (r[:, None] * 0.5 * (1 - (z - means) ** 2 * torch.exp(-lvs))).T @ U
     return dA, dB
@@ -325,7 +346,8 @@ for prior in ("standard", "mog", "vamp"):
     torch.testing.assert_close(dB, Bg.grad, rtol=0, atol=1e-6)
     print(f"{prior:8s}: derived gradients = autograd (max |diff| "
           f"{max((dA - Ag.grad).abs().max(), (dB - Bg.grad).abs().max()):.1e})")
-# the coupling term vanishes for a data point equal to a pseudo-input of a one-component VampPrior
+# the coupling term vanishes for a data point equal to a pseudo-input of a one-component
+# VampPrior
 x_saved, U_saved, K_saved = x1.clone(), U, K
 U, K = x1[None].clone(), 1
 dA_self, _ = derived("vamp")
@@ -357,7 +379,8 @@ from vaelab.priors import StandardNormal
 
 
 class LinearGaussian(nn.Module):
-    """p(z) = N(0, I), p(x|z) = N(Wz + c, s^2 I); proposal = exact posterior, optionally widened."""
+    """p(z) = N(0, I), p(x|z) = N(Wz + c, s^2 I); proposal = exact posterior, optionally
+    widened."""
 
     def __init__(self, W, c, s2, widen=0.0):
         super().__init__()
@@ -368,7 +391,8 @@ class LinearGaussian(nn.Module):
     def proposal(self, x):
         prec = 1 + (self.W**2).sum(0) / self.s2                  # W^T W is diagonal
         mean = ((x - self.c) @ self.W / self.s2) / prec
-        return Independent(Normal(mean, (1 / prec).sqrt().expand_as(mean) * math.exp(self.widen)), 1)
+        scale = (1 / prec).sqrt().expand_as(mean) * math.exp(self.widen)
+        return Independent(Normal(mean, scale), 1)
 
     def decode(self, z):
         return z @ self.W.T + self.c
@@ -380,12 +404,14 @@ class LinearGaussian(nn.Module):
 Q, _ = torch.linalg.qr(torch.randn(8, 3, dtype=torch.float64))
 W = Q * torch.tensor([2.0, 1.0, 0.5], dtype=torch.float64)
 c, s2 = torch.randn(8, dtype=torch.float64), 0.3
-xs = MultivariateNormal(c, W @ W.T + s2 * torch.eye(8, dtype=torch.float64)).sample((5,))
-exact = MultivariateNormal(c, W @ W.T + s2 * torch.eye(8, dtype=torch.float64)).log_prob(xs)
+marginal = MultivariateNormal(c, W @ W.T + s2 * torch.eye(8, dtype=torch.float64))
+xs = marginal.sample((5,))
+exact = marginal.log_prob(xs)
 ll_exact_q = importance_log_likelihood(LinearGaussian(W, c, s2), xs, n_samples=10)
 torch.testing.assert_close(ll_exact_q, exact, rtol=0, atol=1e-8)
-res = importance_log_likelihood(LinearGaussian(W, c, s2, widen=0.5), xs, n_samples=20_000,
-                                return_elbo=True, generator=torch.Generator().manual_seed(5))
+res = importance_log_likelihood(LinearGaussian(W, c, s2, widen=0.5), xs,
+                                n_samples=20_000, return_elbo=True,
+                                generator=torch.Generator().manual_seed(5))
 print("exact log p(x):", exact.numpy().round(3))
 print("IS, S=20000   :", res.log_likelihood.numpy().round(3))
 print("ELBO          :", res.elbo.numpy().round(3))
@@ -483,14 +509,16 @@ with torch.no_grad():
     mu_q, lv_q = (t.double() for t in enc_model.encode(xq))
     gq = torch.Generator(dev).manual_seed(seed)
     draw = lambda: (mu_q + torch.exp(0.5 * lv_q) * torch.randn(  # noqa: E731
-        (10, *mu_q.shape), generator=gq, device=dev, dtype=torch.float64)).reshape(-1, latent_dim)
+        (10, *mu_q.shape), generator=gq, device=dev, dtype=torch.float64)
+    ).reshape(-1, latent_dim)
     zq, z_fit = draw(), draw()      # z_fit: an independent draw to fit the Gaussian on
     zc = z_fit - z_fit.mean(0)
     vp_mu, vp_lv = (t.double() for t in models["VAE VampPrior"].prior.components())
     real = {
         "aggregate posterior of the 300 images": mixture_logp(zq, mu_q, lv_q),
         "standard normal": log_standard_normal(zq),
-        "moment-matched Gaussian": MultivariateNormal(z_fit.mean(0), zc.T @ zc / len(zc)).log_prob(zq),
+        "moment-matched Gaussian": MultivariateNormal(z_fit.mean(0),
+                                                      zc.T @ zc / len(zc)).log_prob(zq),
         "the VampPrior learned by the VampPrior VAE": mixture_logp(zq, vp_mu, vp_lv),
     }
 real_scores = {name: v.mean().item() for name, v in real.items()}
@@ -511,12 +539,15 @@ with torch.no_grad():
     vv = models["VAE VampPrior"]
     xt = data.test.batch(torch.arange(500, device=dev))
     mu_t, lv_t = vv.encode(xt)
-    z_t = mu_t + torch.exp(0.5 * lv_t) * torch.randn(mu_t.shape, generator=gq, device=dev)
+    eps_t = torch.randn(mu_t.shape, generator=gq, device=dev)
+    z_t = mu_t + torch.exp(0.5 * lv_t) * eps_t
     comp_mu, comp_lv = vv.prior.components()
-    r = torch.softmax(log_normal_diag(z_t[:, None], comp_mu[None], comp_lv[None]), dim=1)   # (B, K)
+    log_comp = log_normal_diag(z_t[:, None], comp_mu[None], comp_lv[None])
+    r = torch.softmax(log_comp, dim=1)                 # (B, K)
     u_flat = vv.prior.pseudo_inputs().flatten(1)
-    d2 = torch.cdist(xt.flatten(1), u_flat) ** 2                                          # (B, K)
-    coupling = {"weighted_sq_distance": (r * d2).sum(1).mean().item(), "plain_sq_distance": d2.mean().item(),
+    d2 = torch.cdist(xt.flatten(1), u_flat) ** 2       # (B, K)
+    coupling = {"weighted_sq_distance": (r * d2).sum(1).mean().item(),
+                "plain_sq_distance": d2.mean().item(),
                 "max_responsibility": r.max(1).values.mean().item()}
     post_var = {kind: torch.exp(models[kind].encode(xt)[1]).mean().item()
                 for kind in ("VAE standard", "VAE VampPrior")}
@@ -535,7 +566,8 @@ print("mean posterior variance:", {k: round(v, 4) for k, v in post_var.items()})
 # Table 2 (HVAE): standard, MoG, VampPrior data, VampPrior. Our numbers come from the scale printed above:
 
 # %%
-paper = {"VAE standard": -84.50, "VAE VampPrior": -82.38, "HVAE standard": -82.42, "HVAE VampPrior": -81.24}
+paper = {"VAE standard": -84.50, "VAE VampPrior": -82.38, "HVAE standard": -82.42,
+         "HVAE VampPrior": -81.24}
 print(f"{'model':28s} {'ours: LL':>10s} {'paper':>8s}")
 for r in rows:
     p = paper.get(r["model"])
@@ -597,12 +629,16 @@ au = {}
 for kind in ("HVAE standard", "HVAE VampPrior"):
     stats = models[kind].posterior_stats(data.test)
     au[kind] = {layer: active_units(mu)[0] for layer, (mu, _) in stats.items()}
-    print(f"{kind:16s} active units: " + ", ".join(f"{layer} {n}/{latent_dim}" for layer, n in au[kind].items()))
+    counts = ", ".join(f"{layer} {n}/{latent_dim}" for layer, n in au[kind].items())
+    print(f"{kind:16s} active units: {counts}")
 fig, ax = plt.subplots(figsize=(5, 3))
 layers = list(au["HVAE standard"])
 for off, kind in ((-0.2, "HVAE standard"), (0.2, "HVAE VampPrior")):
-    ax.bar(np.arange(len(layers)) + off, [au[kind][l] for l in layers], width=0.4, label=kind)
-ax.set(xticks=range(len(layers)), xticklabels=layers, ylabel="active units", ylim=(0, latent_dim + 5))
+    ax.bar(np.arange(len(layers)) + off, [au[kind][l] for l in layers], width=0.4,
+           label=kind)
+ax.set(xticks=range(len(layers)), xticklabels=layers, xlabel="stochastic layer",
+       ylabel=f"active units (of {latent_dim})", ylim=(0, latent_dim + 5))
+integer_ticks(ax, "y")
 ax.legend()
 save_figure(fig, out_dir, "active_units")
 plt.show()
@@ -630,11 +666,11 @@ with torch.no_grad():
                 ("samples z ~ q(z | u_k), k = 1..10", from_u), ("test images", x_show)]
     for kind in ("VAE standard", "VAE VampPrior", "HVAE standard", "HVAE VampPrior"):
         rows_img.append((f"{kind}: reconstructions", models[kind].reconstruct(x_show)))
-        rows_img.append((f"{kind}: prior samples", models[kind].sample(10, generator=gz)))
+        rows_img.append((f"{kind}: prior samples",
+                         models[kind].sample(10, generator=gz)))
 fig, axes = plt.subplots(len(rows_img), 1, figsize=(7, 1.15 * len(rows_img)))
 for ax, (title, imgs) in zip(axes, rows_img):
     show_images(imgs, nrow=10, ax=ax, title=title)
-fig.tight_layout()
 save_figure(fig, out_dir, "pseudo_inputs_samples")
 plt.show()
 
@@ -644,10 +680,14 @@ plt.show()
 # %%
 runtime = time.perf_counter() - t_start
 results = {
-    "scale": "smoke" if smoke else {"epochs": epochs, "warmup_epochs": warmup_epochs, "train_size": len(data.train),
-                                    "n_pseudo": n_pseudo, "ll_samples": ll_samples, "ll_images": len(ll_set)},
-    "tables_1_2": rows, "paper_dynamic_mnist": paper, "elbo_vs_k": k_rows, "active_units": au,
-    "optimal_prior_check": scores, "optimal_prior_check_real": real_scores, "coupling": coupling,
+    "scale": "smoke" if smoke else {"epochs": epochs, "warmup_epochs": warmup_epochs,
+                                    "train_size": len(data.train),
+                                    "n_pseudo": n_pseudo, "ll_samples": ll_samples,
+                                    "ll_images": len(ll_set)},
+    "tables_1_2": rows, "paper_dynamic_mnist": paper, "elbo_vs_k": k_rows,
+    "active_units": au,
+    "optimal_prior_check": scores, "optimal_prior_check_real": real_scores,
+    "coupling": coupling,
     "posterior_variance": post_var, "runtime_s": runtime, "device": str(dev),
 }
 save_results(out_dir, results)

@@ -144,7 +144,7 @@ from vaelab import fid
 from vaelab.conv import (conv_model, describe, forward_flops_per_image,
                          measured_flops_per_image, train_flops_per_image)
 from vaelab.data import ImageData
-from vaelab.plots import save_figure, show_images
+from vaelab.plots import book_style, save_figure, show_images
 from vaelab.results import save_results
 from vaelab.schedules import Constant
 from vaelab.speed import flop_bound_epoch_s, gpu_peak_bf16
@@ -156,14 +156,16 @@ if smoke:  # a fake CelebA folder, made afresh unless smoke_resume
         shutil.rmtree(out_dir, ignore_errors=True)
     celeba_root = celeba.make_fake_celeba(Path(out_dir) / "fake_celeba", n=(24, 2, 8),
                                           seed=seed)
+book_style()  # figures drawn at the width of the book's column
 dev = vaelab.get_device(device)
 check_precision(precision, dev)
 torch.manual_seed(seed)
 t_start = time.perf_counter()
-print(f"device {dev}" + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else
-                         f", {torch.get_num_threads()} threads"))
-print(f"models {models}, lambda grid {lams}, {epochs} epochs, batch {batch_size}, precision {precision}, "
-      f"channels_last {channels_last}, compile {torch_compile}")
+where = (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda"
+         else f", {torch.get_num_threads()} threads")
+print(f"device {dev}{where}")
+print(f"models {models}, lambda grid {lams}, {epochs} epochs, batch {batch_size}, "
+      f"precision {precision}, channels_last {channels_last}, compile {torch_compile}")
 
 # %% [markdown]
 # ## 1. The data: CelebA at 64x64 in $[-1, 1]$
@@ -211,9 +213,10 @@ with torch.device("meta"):
 by_hand = train_flops_per_image(full_size)
 counted = measured_flops_per_image(full_size, batch_size=2)
 print(f"full-size network: {describe(full_size)}")
-print(f"forward {forward_flops_per_image(full_size) / 1e9:.3f} GFLOP/image; training step: 3 x forward = "
-      f"{by_hand / 1e9:.2f} GFLOP, FlopCounterMode {counted / 1e9:.2f} GFLOP")
-assert abs(counted - by_hand) / by_hand < 0.01  # the first layer needs no input gradient: 0.1 % less
+print(f"forward {forward_flops_per_image(full_size) / 1e9:.3f} GFLOP/image; "
+      f"training step: 3 x forward = {by_hand / 1e9:.2f} GFLOP, "
+      f"FlopCounterMode {counted / 1e9:.2f} GFLOP")
+assert abs(counted - by_hand) / by_hand < 0.01  # the first layer: no input gradient
 flops_per_image = counted
 del full_size
 
@@ -227,8 +230,9 @@ del full_size
 # largest value and the same regulariser to within a few per cent.
 
 # %%
-probe = conv_model(models[0], latent_dim, obs_sigma=obs_sigma, width=width).to(dev).eval()
-xb = train.batch(torch.arange(batch_size, device=dev))  # HEBAE needs a batch of more than k images
+probe = conv_model(models[0], latent_dim, obs_sigma=obs_sigma, width=width)
+probe = probe.to(dev).eval()
+xb = train.batch(torch.arange(batch_size, device=dev))  # HEBAE: more than k images
 with torch.no_grad():
     torch.manual_seed(seed)
     ref = probe(xb)
@@ -237,7 +241,8 @@ with torch.no_grad():
         low = probe(xb)
     mean_ref, mean_low = probe.decode(ref["z"]), probe.decode(low["z"])
 gap = ((mean_ref - mean_low).abs().max() / mean_ref.abs().max()).item()
-reg_gap = ((ref["reg"].mean() - low["reg"].mean()).abs() / ref["reg"].mean().abs().clamp_min(1e-6)).item()
+reg_ref, reg_low = ref["reg"].mean(), low["reg"].mean()
+reg_gap = ((reg_ref - reg_low).abs() / reg_ref.abs().clamp_min(1e-6)).item()
 print(f"{precision} vs fp32: max |decoder mean difference| / max |mean| {gap:.3g}, "
       f"relative regulariser difference {reg_gap:.3g}")
 assert low["rec"].dtype == torch.float32 and gap < 0.1 and reg_gap < 0.05
@@ -292,7 +297,8 @@ if resume and real_path.is_file():
     real_features = np.load(real_path)
 else:
     t0 = time.perf_counter()
-    real_features = fid.inception_features(test.images[:fid_samples], batch_size=fid_batch, device=dev,
+    real_features = fid.inception_features(test.images[:fid_samples],
+                                           batch_size=fid_batch, device=dev,
                                            root=data_root)
     fid_rate = fid_samples / (time.perf_counter() - t0)
     print(f"Inception features of {fid_samples} test images: {fid_rate:.0f} images/s")
@@ -304,28 +310,33 @@ def generated_uint8(net, n: int, generator: torch.Generator) -> torch.Tensor:
     """n decoded prior samples as uint8 images (N, 3, 64, 64)."""
     out = []
     for start in range(0, n, fid_batch):
-        z = torch.randn(min(fid_batch, n - start), latent_dim, generator=generator, device=dev)
-        out.append(((net.mean_image(z).float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8))
+        z = torch.randn(min(fid_batch, n - start), latent_dim, generator=generator,
+                        device=dev)
+        pixels = ((net.mean_image(z).float() + 1) * 127.5).round().clamp(0, 255)
+        out.append(pixels.to(torch.uint8))
     return torch.cat(out)
 
 
 def run_config(name, lam_value):
-    return {"model": name, "lam": lam_value, "epochs": epochs, "latent_dim": latent_dim, "batch_size": batch_size,
-            "lr": lr, "lr_divisors": lr_divisors, "obs_sigma": obs_sigma, "width": width, "fid_samples": fid_samples,
+    return {"model": name, "lam": lam_value, "epochs": epochs, "latent_dim": latent_dim,
+            "batch_size": batch_size, "lr": lr, "lr_divisors": lr_divisors,
+            "obs_sigma": obs_sigma, "width": width, "fid_samples": fid_samples,
             "seed": seed, "precision": precision, "smoke": smoke}
 
 
 rows = []
 for (name, lam_value), net in trained.items():
     directory, config = run_dir(name, lam_value), run_config(name, lam_value)
-    cached = json.loads((directory / "results.json").read_text()) if (directory / "results.json").is_file() else None
-    if resume and cached is not None and cached.get("config") == json.loads(json.dumps(config)):
+    done = directory / "results.json"
+    cached = json.loads(done.read_text()) if done.is_file() else None
+    if resume and cached and cached.get("config") == json.loads(json.dumps(config)):
         rows.append(cached)
         continue
     gen = torch.Generator(device=dev).manual_seed(seed + 1)
     t0 = time.perf_counter()
-    fake_features = fid.inception_features(generated_uint8(net, fid_samples, gen), batch_size=fid_batch,
-                                           device=dev, root=data_root)
+    fake_features = fid.inception_features(generated_uint8(net, fid_samples, gen),
+                                           batch_size=fid_batch, device=dev,
+                                           root=data_root)
     score = fid.fid_from_features(fake_features, real_features)
     hist = histories[name, lam_value]
     epoch_s = float(np.median(hist.epochs["time_s"]))
@@ -341,36 +352,45 @@ for (name, lam_value), net in trained.items():
 
 # %%
 peak = gpu_peak_bf16(torch.cuda.get_device_name(dev)) if dev.type == "cuda" else None
-print(f"{'model':6} {'lambda':>7} {'FID':>8} {'epoch s':>8} {'img/s':>8} {'TFLOP/s':>8}" + ("  share of peak" if peak else ""))
+print(f"{'model':6} {'lambda':>7} {'FID':>8} {'epoch s':>8} {'img/s':>8} {'TFLOP/s':>8}"
+      + ("  share of peak" if peak else ""))
 for row in rows:
     c = row["config"]
-    line = (f"{c['model']:6} {c['lam']:7g} {row['fid']:8.2f} {row['median_epoch_s']:8.2f} "
-            f"{row['train_images_per_s']:8.0f} {row['achieved_tflops']:8.3g}")
+    line = (f"{c['model']:6} {c['lam']:7g} {row['fid']:8.2f} "
+            f"{row['median_epoch_s']:8.2f} {row['train_images_per_s']:8.0f} "
+            f"{row['achieved_tflops']:8.3g}")
     print(line + (f"  {row['achieved_tflops'] * 1e12 / peak:.1%}" if peak else ""))
 best = {}
 for row in rows:
     c = row["config"]
     if c["model"] not in best or row["fid"] < best[c["model"]]["fid"]:
         best[c["model"]] = row
-PAPER_BEST_HEBAE_FID = 46  # HEBAE paper, Sec. 4 / Fig. 1b: best HEBAE FID on CelebA (full data, 100 epochs)
-summary = {"runs": rows, "best": {m: {"lam": r["config"]["lam"], "fid": r["fid"]} for m, r in best.items()},
-           "paper_best_hebae_fid": PAPER_BEST_HEBAE_FID, "flops_per_train_image": flops_per_image,
+# HEBAE paper, Sec. 4 / Fig. 1b: best HEBAE FID on CelebA (full data, 100 epochs)
+PAPER_BEST_HEBAE_FID = 46
+summary = {"runs": rows,
+           "best": {m: {"lam": r["config"]["lam"], "fid": r["fid"]}
+                    for m, r in best.items()},
+           "paper_best_hebae_fid": PAPER_BEST_HEBAE_FID,
+           "flops_per_train_image": flops_per_image,
            "smoke": smoke, "minutes": (time.perf_counter() - t_start) / 60}
 save_results(out_dir, summary)
 (Path(out_dir) / "summary.csv").write_text(
     "model,lam,fid,median_epoch_s,train_images_per_s\n"
-    + "".join(f"{r['config']['model']},{r['config']['lam']},{r['fid']},{r['median_epoch_s']},"
-              f"{r['train_images_per_s']}\n" for r in rows))
+    + "".join(f"{r['config']['model']},{r['config']['lam']},{r['fid']},"
+              f"{r['median_epoch_s']},{r['train_images_per_s']}\n" for r in rows))
 
 fig, ax = plt.subplots(figsize=(5, 3.4))
 for name in models:
-    pts = sorted((r["config"]["lam"], r["fid"]) for r in rows if r["config"]["model"] == name)
+    pts = sorted((r["config"]["lam"], r["fid"])
+                 for r in rows if r["config"]["model"] == name)
     ax.plot(*zip(*pts), "o-", label=f"{name} (ours)")
-ax.axhline(PAPER_BEST_HEBAE_FID, color="k", ls="--", lw=1, label="HEBAE, paper's best (46)")
+ax.axhline(PAPER_BEST_HEBAE_FID, color="k", ls="--", lw=1,
+           label="HEBAE, paper's best (46)")
 ax.set_xscale("log")
 ax.set_xlabel(r"$\lambda$")
 ax.set_ylabel("FID")
-ax.set_title(f"FID vs lambda ({'SMOKE: meaningless' if smoke else f'{epochs} epochs, {fid_samples} images'})")
+scale = "SMOKE: meaningless" if smoke else f"{epochs} epochs, {fid_samples} images"
+ax.set_title(f"FID vs lambda ({scale})")
 ax.legend(fontsize=8)
 save_figure(fig, out_dir, "fid_vs_lambda")
 plt.show()
@@ -399,18 +419,19 @@ def code_mean(net, x):
 n_show = min(8, len(test))
 x_show = test.batch(torch.arange(n_show, device=dev))
 steps = torch.linspace(0, 1, 8, device=dev)[:, None]
-fig, axes = plt.subplots(3, len(best), figsize=(4.2 * len(best), 5.6), squeeze=False)
+# one block per model, as wide as the column: rows of 8 images each
+fig, axes = plt.subplots(len(best), 1, figsize=(7, 3.9 * len(best)), squeeze=False)
 with torch.no_grad():
     for j, (name, row) in enumerate(best.items()):
         net = trained[name, row["config"]["lam"]]
-        show_images(torch.cat([x_show, net.reconstruct(x_show)]), nrow=n_show, ax=axes[0, j], value_range=(-1, 1),
-                    title=f"{name}, lambda={row['config']['lam']:g}: test / reconstruction")
         z = code_mean(net, x_show[:2])
         walk = net.mean_image(z[0] + steps * (z[1] - z[0]))
-        show_images(walk, nrow=8, ax=axes[1, j], value_range=(-1, 1), title="interpolation")
         gen = torch.Generator(device=dev).manual_seed(seed + 2)
         samples = net.mean_image(torch.randn(16, latent_dim, generator=gen, device=dev))
-        show_images(samples, nrow=8, ax=axes[2, j], value_range=(-1, 1), title="samples")
+        block = torch.cat([x_show, net.reconstruct(x_show), walk, samples[:8]])
+        show_images(block, nrow=8, ax=axes[j, 0], value_range=(-1, 1),
+                    title=f"{name}, lambda={row['config']['lam']:g}; rows: test "
+                          "images, reconstructions, interpolation, samples")
 save_figure(fig, out_dir, "reconstructions_interpolations_samples")
 plt.show()
 
@@ -418,24 +439,30 @@ plt.show()
 # ## 6. Speed: how close to the hardware
 #
 # The whole data set sits on the GPU as uint8 (no data loader), and three switches make the step
-# cheaper: bfloat16 autocast, channels-last convolutions and `torch.compile`. The target of this
-# book (PERFORMANCE.md) is an epoch within twice the time the FLOP count needs at the GPU's peak
-# dense bf16 rate. The cell below prints that bound for this run's device, and the estimate for one
+# cheaper: bfloat16 autocast, channels-last convolutions and `torch.compile`. The target we set for
+# this chapter is an epoch within twice the time the FLOP count needs at the GPU's peak dense bf16
+# rate: a training step that spends at least half of its time in useful arithmetic. The cell below prints that bound for this run's device, and the estimate for one
 # H100 SXM (989 TFLOP/s dense bf16) from the FLOP count.
 
 # %%
 n_epoch = 162_770  # CelebA's training split
 bound_h100 = flop_bound_epoch_s(n_epoch, flops_per_image, 989.4e12)
-print(f"{flops_per_image / 1e9:.2f} GFLOP per training image; one CelebA epoch = {n_epoch * flops_per_image / 1e15:.2f} PFLOP")
-print(f"H100 SXM at peak dense bf16: {bound_h100:.1f} s per epoch, {100 * bound_h100 / 60:.1f} min per 100-epoch run; "
-      f"the target (2x) {2 * bound_h100:.1f} s per epoch, {200 * bound_h100 / 60:.1f} min per run")
+print(f"{flops_per_image / 1e9:.2f} GFLOP per training image; one CelebA epoch = "
+      f"{n_epoch * flops_per_image / 1e15:.2f} PFLOP")
+print(f"H100 SXM at peak dense bf16: {bound_h100:.1f} s per epoch, "
+      f"{100 * bound_h100 / 60:.1f} min per 100-epoch run; the target (2x) "
+      f"{2 * bound_h100:.1f} s per epoch, {200 * bound_h100 / 60:.1f} min per run")
 if peak:
     for row in rows:
         c = row["config"]
-        print(f"{c['model']} lambda={c['lam']:g}: epoch {row['median_epoch_s'] * n_epoch / len(train):.1f} s "
-              f"(measured, scaled to {n_epoch} images) vs bound {flop_bound_epoch_s(n_epoch, flops_per_image, peak):.1f} s "
-              f"on {torch.cuda.get_device_name(dev)}: {row['achieved_tflops'] * 1e12 / peak:.1%} of peak")
-print(f"this notebook: {(time.perf_counter() - t_start) / 60:.1f} min" + (" (SMOKE scale)" if smoke else ""))
+        full_epoch_s = row["median_epoch_s"] * n_epoch / len(train)
+        bound_s = flop_bound_epoch_s(n_epoch, flops_per_image, peak)
+        print(f"{c['model']} lambda={c['lam']:g}: epoch {full_epoch_s:.1f} s "
+              f"(measured, scaled to {n_epoch} images) vs bound {bound_s:.1f} s on "
+              f"{torch.cuda.get_device_name(dev)}: "
+              f"{row['achieved_tflops'] * 1e12 / peak:.1%} of peak")
+print(f"this notebook: {(time.perf_counter() - t_start) / 60:.1f} min"
+      + (" (SMOKE scale)" if smoke else ""))
 
 # %% [markdown]
 # ## Closing note: what was measured, and where

@@ -39,7 +39,8 @@ def book_build(tmp_path_factory) -> BookBuild:
 
     The repository's _config.yml is copied with `execute_notebooks: force` (a stale entry in
     _build/.jupyter_cache can never stand in for a run) and `run_in_temp: true`; the output
-    goes to a temp dir. Returns the result whether or not the build succeeded.
+    goes to a temp dir. MathJax is installed first (tools/ensure_mathjax.sh). Returns the
+    result whether or not the build succeeded.
     """
     out = tmp_path_factory.mktemp("book")
     config = yaml.safe_load((REPO / "_config.yml").read_text(encoding="utf8"))
@@ -47,8 +48,19 @@ def book_build(tmp_path_factory) -> BookBuild:
     # Each notebook runs in a fresh temp dir, so its out_dir (checkpoints, figures) neither
     # lands in book/ nor resumes from an earlier run's checkpoint.
     config["execute"]["run_in_temp"] = True
+    # jupyter-book resolves local extensions' folders against the config file's folder:
+    # make them absolute, since the copy lives in the temp dir.
+    local = config.get("sphinx", {}).get("local_extensions") or {}
+    for name, folder in local.items():
+        local[name] = str((REPO / folder).resolve())
     config_path = out / "_config.yml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf8")
+
+    # The book serves its own MathJax (_config.yml: html_static_path, mathjax_path).
+    mathjax = subprocess.run(["bash", str(REPO / "tools" / "ensure_mathjax.sh")], capture_output=True, text=True)
+    if mathjax.returncode != 0:
+        pytest.fail(f"tools/ensure_mathjax.sh failed (the book needs its MathJax copy):\n{mathjax.stderr[-2000:]}",
+                    pytrace=False)
 
     bindir = Path(sys.executable).parent
     env = dict(os.environ, VAELAB_SMOKE="1", VAELAB_PROGRESS="0", PATH=f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}")

@@ -1,6 +1,11 @@
-"""Figures the chapters share: image grids, training curves, saving into ``out_dir``.
+"""Figures the chapters share: one style sized for the book's column, panel grids, image
+grids, training curves, saving into ``out_dir``.
 
-Chapters call these instead of re-writing plotting code (DESIGN.md, "Plots").
+The book's text column is about 700 px wide. A figure drawn at ``COLUMN_WIDTH`` inches and
+``DPI`` dots per inch is shown at its natural size, so its fonts read as they were set:
+call :func:`book_style` once after importing pyplot, lay out several panels with
+:func:`subplots` (rows and columns chosen to fit the column), and mark discrete axes with
+:func:`integer_ticks`. Chapters call these instead of re-writing plotting code.
 """
 from __future__ import annotations
 
@@ -9,11 +14,92 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.ticker import MaxNLocator
 
-__all__ = ["image_grid", "show_images", "plot_history", "save_figure"]
+__all__ = ["COLUMN_WIDTH", "DPI", "BOOK_STYLE", "book_style", "grid_shape", "subplots",
+           "integer_ticks", "legend_above", "image_grid", "show_images", "plot_history",
+           "save_figure"]
+
+COLUMN_WIDTH = 7.0  # inches: 700 px at DPI, the width of the book's text column
+DPI = 100
+
+BOOK_STYLE = {
+    "figure.figsize": (COLUMN_WIDTH, 3.0),
+    "figure.dpi": DPI,
+    "figure.constrained_layout.use": True,
+    "font.size": 10,
+    "axes.titlesize": 10,
+    "axes.labelsize": 10,
+    "xtick.labelsize": 9,
+    "ytick.labelsize": 9,
+    "legend.fontsize": 8.5,
+    "legend.framealpha": 0.85,
+    "lines.markersize": 4,
+    "image.cmap": "viridis",
+}
+
+
+def book_style() -> dict:
+    """Apply the book's figure style (``BOOK_STYLE``) to matplotlib; returns the settings.
+
+    Figures default to the column's width at ``DPI`` and lay themselves out with
+    constrained layout (no ``tight_layout`` needed)."""
+    mpl.rcParams.update(BOOK_STYLE)
+    return dict(BOOK_STYLE)
+
+
+def grid_shape(n: int, max_cols: int = 2) -> tuple[int, int]:
+    """(rows, cols) for ``n`` panels, at most ``max_cols`` per row, rows as even as possible.
+
+    ``grid_shape(4) == (2, 2)``, ``grid_shape(3, max_cols=3) == (1, 3)``,
+    ``grid_shape(5, max_cols=3) == (2, 3)``, ``grid_shape(7, max_cols=3) == (3, 3)``."""
+    if n < 1 or max_cols < 1:
+        raise ValueError(f"need n >= 1 panels and max_cols >= 1, got n={n}, max_cols={max_cols}")
+    rows = math.ceil(n / max_cols)
+    return rows, math.ceil(n / rows)
+
+
+def subplots(n: int, max_cols: int = 2, *, width: float = COLUMN_WIDTH, aspect: float = 0.62,
+             height: float | None = None, **kwargs):
+    """A figure with ``n`` panels in a grid that fits the column: returns ``(fig, axes)``,
+    ``axes`` a flat list of the ``n`` panels (grid cells beyond ``n`` are removed).
+
+    Each panel is ``width / cols`` wide and ``aspect`` times as high, unless ``height`` (of
+    the whole figure, inches) is given. Other keyword arguments go to ``plt.subplots``
+    (``sharex``, ``sharey``, ``gridspec_kw``, ...)."""
+    rows, cols = grid_shape(n, max_cols)
+    if height is None:
+        height = rows * (width / cols) * aspect
+    fig, grid = plt.subplots(rows, cols, figsize=(width, height), squeeze=False, **kwargs)
+    axes = list(grid.flat)
+    for ax in axes[n:]:
+        ax.remove()
+    return fig, axes[:n]
+
+
+def integer_ticks(ax, axis: str = "x", nbins: int | str = "auto"):
+    """Ticks only at whole numbers on ``axis`` ("x", "y" or "both"): for counts, epochs,
+    latent dimensions; at most ``nbins`` intervals (fewer for small panels). A range that
+    holds a single whole number (one epoch) gets that one tick. Returns ``ax``."""
+    if axis not in ("x", "y", "both"):
+        raise ValueError(f"axis must be 'x', 'y' or 'both', got {axis!r}")
+    for name in ("x", "y") if axis == "both" else (axis,):
+        locator = MaxNLocator(nbins=nbins, integer=True, min_n_ticks=1)
+        getattr(ax, f"{name}axis").set_major_locator(locator)
+    return ax
+
+
+def legend_above(fig, ax=None, ncol: int | None = None, **kwargs):
+    """One legend for the whole figure, above the panels (outside every axes, so it never
+    covers data), from the labelled artists of ``ax`` (default: the first axes)."""
+    ax = ax if ax is not None else fig.axes[0]
+    handles, labels = ax.get_legend_handles_labels()
+    return fig.legend(handles, labels, loc="outside upper center", ncol=ncol or len(labels),
+                      frameon=False, **kwargs)
 
 
 def image_grid(images: torch.Tensor, nrow: int = 10, pad: int = 1, value_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
@@ -44,7 +130,8 @@ def show_images(images: torch.Tensor, nrow: int = 10, title: str | None = None, 
     return ax
 
 
-def plot_history(history, keys: Sequence[str], ax=None, per: str = "epochs", logy: bool = False, title: str | None = None):
+def plot_history(history, keys: Sequence[str], ax=None, per: str = "epochs", logy: bool = False, title: str | None = None,
+                 ylabel: str | None = None):
     """Curves of ``history.epochs[key]`` (or ``history.steps``) against epoch (or step)."""
     table = getattr(history, per)
     if ax is None:
@@ -56,6 +143,9 @@ def plot_history(history, keys: Sequence[str], ax=None, per: str = "epochs", log
         x = np.asarray(table["epoch"]) if per == "epochs" else np.arange(1, len(y) + 1)
         ax.plot(x, y, label=key)
     ax.set_xlabel("epoch" if per == "epochs" else "step")
+    integer_ticks(ax, "x")
+    if ylabel:
+        ax.set_ylabel(ylabel)
     if logy:
         ax.set_yscale("log")
     ax.legend()

@@ -16,15 +16,15 @@
 # %% [markdown]
 # # The pendulum study: does REWO's Table 1 advantage reproduce?
 #
-# Klushyn et al. {cite:p}`klushyn2019learning` report in Table 1 that a VHP trained with REWO lays the
+# {cite:t}`klushyn2019learning` report in Table 1 that a VHP trained with REWO lays the
 # pendulum's images out on a circle ordered by angle with an absolute angle error of 0.054 rad, an order of
 # magnitude below GECO (0.53), the plain objective (0.49) and linear warm-up (0.20 over 20 epochs, 0.31 over
-# 200). Chapter 04 derives the methods; at its default scale (a few minutes of training) every method
+# 200). {doc}`Chapter 4 <04_geco_rewo>` derives the methods; at its default scale (a few minutes of training) every method
 # scores about the same and the seed decides. This page is the study that settles the claim: the paper's
 # model and settings (Table 3: four $4\times256$ ReLU MLPs, two latent dimensions, $K = 16$ importance
 # samples in the prior, Adam $10^{-4}$, $\kappa = 0.02$, $\nu = 5$, $\tau = 3$), the paper's length
 # (tens of thousands of iterations: its Fig. 11 needed 27,500 iterations before the plain objective learned
-# a representation) and several seeds per method, with both angle scores of chapter 04.
+# a representation) and several seeds per method, with both angle scores of chapter 4.
 #
 # **One run per execution, or all of them.** The page trains the runs named by its parameters (`method`,
 # `seed`, `seeds`, `obs_sigma`) in `out_dir`, one directory per run, each checkpointed every epoch and
@@ -150,8 +150,9 @@ import pandas as pd
 import torch
 
 from vaelab.pendulum_runs import PAPER_TABLE1, PendulumSettings, train_pendulum_run
-from vaelab.plots import save_figure
+from vaelab.plots import book_style, legend_above, save_figure
 
+book_style()  # figures drawn at the width of the book's column
 dev = vaelab.get_device(device)
 settings = PendulumSettings(
     iterations=iterations,
@@ -176,7 +177,7 @@ print(f"device {dev}, torch {torch.__version__}, threads {torch.get_num_threads(
 # Each run trains the Table 3 model with one method (`vaelab.pendulum_runs`): REWO (Algorithm 1), REWO with
 # App. B.1's update, GECO, the plain objective, linear warm-up over 20 and 200 epochs, and App. B.4's
 # control (REWO with the ELBO, $K = 1$, in the prior's second layer). The angle scores are computed on
-# the 1,500 test images' posterior means: the polar-angle score of chapter 04 (0 for a perfect circle of
+# the 1,500 test images' posterior means: the polar-angle score of chapter 4 (0 for a perfect circle of
 # codes, about $\pi/2$ without angle information) and App. B.3 as written (at least 0.864 for any full
 # circle, $\pi/2$ without information).
 
@@ -287,8 +288,9 @@ print(
 # %%
 by_key = {(r["settings"]["obs_sigma"], r["method"], r["seed"]): r for r in results}
 sigmas = sorted({k[0] for k in by_key})
+width = min(7.0, 2.6 * len(sigmas) + 1.6)
 fig, axes = plt.subplots(
-    3, len(sigmas), figsize=(3.6 * len(sigmas) + 1.0, 7.5), squeeze=False, sharex=True
+    3, len(sigmas), figsize=(width, 7.5), squeeze=False, sharex=True
 )
 for j, sigma in enumerate(sigmas):
     for m in METHODS:
@@ -306,12 +308,12 @@ for j, sigma in enumerate(sigmas):
         axes[2, j].plot(it, r["kl_trace"], lw=1)
     axes[1, j].axhline(kappa**2, color="k", ls="--", lw=0.8)
     axes[0, j].set_title(f"decoder sigma = {sigma:g}")
+    axes[1, j].set_yscale("log")
     axes[2, j].set_xlabel("iteration")
 axes[0, 0].set_ylabel("beta")
 axes[1, 0].set_ylabel("train MSE per pixel")
 axes[2, 0].set_ylabel("KL bound (nats)")
-axes[0, -1].legend(fontsize=7, loc="lower right")
-fig.tight_layout()
+legend_above(fig, axes[0, 0], ncol=2, fontsize=7)
 save_figure(fig, out_dir, "traces")
 plt.show()
 
@@ -337,7 +339,7 @@ theta = pend_test.targets[:600].numpy()
 ncol = min(4, max(1, len(snaps)))
 nrow = math.ceil(len(snaps) / ncol)
 fig, axes = plt.subplots(
-    nrow, ncol, figsize=(1.8 * ncol + 0.8, 1.9 * nrow), squeeze=False
+    nrow, ncol, figsize=(7.0, 1.9 * nrow), squeeze=False
 )
 for ax, (r, snap) in zip(axes.flat, snaps):
     mu = snap["mu"].numpy()
@@ -351,7 +353,6 @@ for ax, (r, snap) in zip(axes.flat, snaps):
     ax.set_yticks([])
 for ax in list(axes.flat)[len(snaps) :]:
     ax.axis("off")
-fig.tight_layout()
 save_figure(fig, out_dir, "codes")
 plt.show()
 

@@ -362,3 +362,17 @@ print(
     f"this execution: {elapsed / 60:.1f} min "
     f"({'gathered' if gather else 'trained'} {len(results)} runs)"
 )
+
+# %% [markdown]
+# ## The record of this execution
+#
+# `out_dir/results.json` holds every run found below `out_dir` (the traces left out) and the table
+# above, so that `python -m vaelab.records` can turn a sweep's points into committed records.
+
+# %%
+from vaelab.results import save_results
+
+light = [{k: v for k, v in r.items() if not k.endswith("_trace")} for r in results]
+save_results(out_dir, {"runs": light, "table1": table, "gathered": gather,
+                       "execution_s": elapsed})
+

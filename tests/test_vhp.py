@@ -292,3 +292,29 @@ def test_vae_terms_equal_the_log_normal_diag_forms():
         terms = model(x.float())
         assert all(model.encode(x.float())[i].dtype == torch.float32 for i in range(2))
     assert all(t.dtype == torch.float32 for t in terms.values())
+
+
+def test_frozen_prior_steps_skip_its_gradients_and_train_as_before(monkeypatch):
+    """While REWO freezes the prior, fit's backward computes no gradient for the prior's parameters (``inputs=``):
+    the run ends bit-identical to the former full backward whose prior gradients were then dropped."""
+    calls = []
+    orig = torch.Tensor.backward
+
+    def spy(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        calls.append(inputs is not None)
+        return orig(self, gradient, retain_graph, create_graph, inputs)
+
+    def train():
+        model = vhp_vae()
+        fit(model, toy_data(), epochs=2, batch_size=50, lr=1e-2, progress=False,
+            schedule=REWO(kappa=1e-3, nu=0.05, alpha=0.5, beta_init=1e-2))  # kappa never met: frozen throughout
+        return model.state_dict()
+
+    monkeypatch.setattr(torch.Tensor, "backward", spy)
+    new = train()
+    assert calls and all(calls)
+    monkeypatch.setattr(torch.Tensor, "backward",
+                        lambda self, gradient=None, retain_graph=None, create_graph=False, inputs=None:
+                        orig(self, gradient, retain_graph, create_graph))  # the former: every gradient
+    old = train()
+    assert new.keys() == old.keys() and all(torch.equal(new[k], old[k]) for k in new)

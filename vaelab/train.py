@@ -558,6 +558,7 @@ def _train(model, train, valid, schedule, settings: RunSettings, run_dir: RunDir
 
     log = StepLog(history, sync_every, run_dir.where)
     prior_params: list[nn.Parameter] | None = None
+    other_params: list[nn.Parameter] | None = None
     steps_per_epoch = len(train) // settings.batch_size if settings.drop_last else math.ceil(len(train) / settings.batch_size)
     step_bar = progress and steps_per_epoch >= STEP_BAR_MIN_STEPS
     bar = tqdm(range(start_epoch + 1, epochs + 1), desc=desc or "epochs", disable=not progress,
@@ -583,11 +584,16 @@ def _train(model, train, valid, schedule, settings: RunSettings, run_dir: RunDir
                 step += 1
                 log.add({"loss": loss.detach(), **logged}, step, epoch)
                 log.flush(step, epoch)
-            loss.backward()
-            if schedule.freeze_prior:
+            if schedule.freeze_prior:  # the prior's gradients are not needed: backward does not compute them
                 prior_params = _prior_parameters(model) if prior_params is None else prior_params
+                if other_params is None:
+                    frozen = {id(p) for p in prior_params}
+                    other_params = [p for p in model.parameters() if p.requires_grad and id(p) not in frozen]
+                loss.backward(inputs=other_params or None)
                 for p in prior_params:
                     p.grad = None
+            else:
+                loss.backward()
             if settings.grad_clip is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
             optimizer.step()

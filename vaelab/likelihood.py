@@ -36,6 +36,7 @@ from torch.distributions import Distribution, Independent, MultivariateNormal, N
 
 from .data import ImageData
 from .hebae import HEBAE
+from .malloc import keep_freed_memory
 from .vae import VAE
 
 __all__ = ["WithProposal", "proposal_for", "log_importance_weights", "importance_log_likelihood", "ISResult",
@@ -243,6 +244,8 @@ def importance_log_likelihood(model: nn.Module, data: ImageData | torch.Tensor, 
         from tqdm import tqdm
 
         starts = tqdm(starts, desc="log-likelihood", unit="batch")
+    if torch.device(device).type == "cpu":
+        keep_freed_memory()  # chunks of decoded images reuse freed memory instead of faulting in new pages
     was_training = model.training
     model.eval()
     prior = getattr(model, "prior", None)

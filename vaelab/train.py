@@ -41,6 +41,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .data import ImageData, batch_indices
+from .malloc import keep_freed_memory
 from .runs import (CheckpointError, IdentityError, RunLock, check_writable, describe_diff, identity_diff,
                    load_checkpoint, run_identity, save_checkpoint)
 from .schedules import Constant, Schedule, objective
@@ -511,6 +512,8 @@ def _prior_parameters(model: nn.Module) -> list[nn.Parameter]:
 def _train(model, train, valid, schedule, settings: RunSettings, run_dir: RunDirectory, device, progress, desc,
            on_epoch) -> History:
     forward, amp = prepare_model(model, device, settings)
+    if device.type == "cpu":
+        keep_freed_memory()  # no page faults for the same tensors every step (vaelab.malloc)
     sync_every = settings.sync_every or (1 if device.type == "cpu" else 50)
     torch.manual_seed(settings.seed)
     gen = torch.Generator().manual_seed(settings.seed)

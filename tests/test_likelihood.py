@@ -119,6 +119,56 @@ def test_vae_is_estimate_above_elbo_increases_with_s_and_encodes_once():
     assert model.training and a.shape == (48,) and a.dtype == torch.float64
 
 
+def _old_log_weights(model, x, n_samples, chunk, generator):
+    """The former loop: draws as before (q.sample, or loc + L eps with ``generator``), log q by q.log_prob,
+    x copied to every sample (reference for the faster loop)."""
+    from torch.distributions import Independent, MultivariateNormal, Normal
+    b = x.shape[0]
+    q = proposal_for(model, x)
+    out = []
+    for start in range(0, n_samples, chunk):
+        c = min(chunk, n_samples - start)
+        shape = (c, *q.batch_shape, *q.event_shape)
+        if generator is None:
+            z = q.sample((c,))
+        else:
+            eps = torch.randn(shape, generator=generator, dtype=x.dtype)
+            if isinstance(q, Independent):
+                z = q.base_dist.loc + q.base_dist.scale * eps
+            else:
+                z = q.loc + (q.scale_tril @ eps.unsqueeze(-1)).squeeze(-1)
+        log_q = q.log_prob(z)
+        flat = z.reshape(c * b, -1)
+        xs = x.unsqueeze(0).expand(c, *x.shape).reshape(c * b, *x.shape[1:])
+        log_lik = model.log_likelihood(xs, model.decode(flat)).view(c, b)
+        out.append((log_lik + model.prior.log_prob(flat).view(c, b) - log_q).T.double())
+    return torch.cat(out, 1)
+
+
+@pytest.mark.parametrize("kind", ["bernoulli", "gaussian", "hebae"])
+def test_faster_loop_computes_the_former_log_weights(kind):
+    """log q read off the draws' eps, x broadcast instead of copied: the same log weights up to float rounding,
+    with a generator and without (then the draws are q.sample's own numbers)."""
+    torch.manual_seed(0)
+    data = ImageData.from_float(toy_images(40, seed=3))
+    if kind == "hebae":
+        model = mlp_hebae(latent_dim=3, data_shape=(1, 8, 8), enc_hidden=(16,), dec_hidden=(16,))
+        model.population_stats(data)
+    else:
+        model = mlp_vae(latent_dim=3, data_shape=(1, 8, 8), enc_hidden=(16,), dec_hidden=(16,), likelihood=kind)
+    model.eval()
+    x = data.batch(torch.arange(5))
+    with torch.no_grad():
+        new = log_importance_weights(model, x, 30, chunk=7, generator=torch.Generator().manual_seed(1))
+        old = _old_log_weights(model, x, 30, 7, torch.Generator().manual_seed(1))
+        torch.testing.assert_close(new, old, rtol=1e-5, atol=1e-4)
+        torch.manual_seed(2)
+        new = log_importance_weights(model, x, 30, chunk=7)
+        torch.manual_seed(2)
+        old = _old_log_weights(model, x, 30, 7, None)
+        torch.testing.assert_close(new, old, rtol=1e-5, atol=1e-4)
+
+
 def test_hebae_proposal_is_its_population_posterior():
     data = ImageData.from_float(toy_images(128, seed=1))
     torch.manual_seed(0)

@@ -80,6 +80,31 @@ def test_log_mixture_float32_is_close():
     torch.testing.assert_close(log_mixture_diag(z, means, logvars).double(), exact, rtol=1e-6, atol=1e-3)
 
 
+def _pairwise_two_products(z, means, logvars):
+    """The former evaluation: two (batch, k) x (k, K) products and the constant added afterwards."""
+    prec = torch.exp(-logvars)
+    const = -0.5 * (means.shape[1] * math.log(2 * math.pi) + logvars.sum(1) + (means * means * prec).sum(1))
+    return const - 0.5 * ((z * z) @ prec.T - 2.0 * (z @ (means * prec).T))
+
+
+def test_pairwise_one_product_equals_two_products_and_stays_float32_under_autocast():
+    g = torch.Generator().manual_seed(5)
+    means, logvars = torch.randn(50, 40, generator=g), torch.randn(50, 40, generator=g) - 2
+    z = torch.randn(100, 40, generator=g, requires_grad=True)
+    exact = _pairwise_two_products(z.detach().double(), means.double(), logvars.double())
+    torch.testing.assert_close(log_normal_diag_pairwise(z.double(), means.double(), logvars.double()), exact,
+                               rtol=1e-12, atol=1e-9)
+    new, old = log_normal_diag_pairwise(z, means, logvars), _pairwise_two_products(z, means, logvars)
+    torch.testing.assert_close(new.double(), exact, rtol=1e-6, atol=2e-3)  # float32 cancellation, both ways
+    torch.testing.assert_close(new, old, rtol=1e-6, atol=2e-3)
+    (gn,), (go,) = torch.autograd.grad(new.sum(), z), torch.autograd.grad(old.sum(), z)
+    torch.testing.assert_close(gn, go, rtol=1e-5, atol=1e-3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # bf16 training: the density stays float32
+        amp = log_normal_diag_pairwise(z, means.bfloat16(), logvars)
+    assert amp.dtype == torch.float32
+    torch.testing.assert_close(amp, log_normal_diag_pairwise(z, means.bfloat16().float(), logvars))
+
+
 @pytest.mark.parametrize("learn_weights", [False, True])
 def test_mog_log_prob_and_samples(learn_weights):
     torch.manual_seed(3)
@@ -285,3 +310,25 @@ def test_vae_binds_an_unbound_vampprior_to_its_own_encoder():
     torch.testing.assert_close(prior.components()[0], mu)
     out = vae(torch.rand(5, 1, 2, 2))
     assert torch.isfinite(out["reg"]).all()
+
+
+def test_gated_dense_glu_is_h_times_sigmoid_g():
+    """GatedDense computes h * sigmoid(g) with one glu kernel in float32: the same forward values, the same
+    gradients up to rounding; under bf16 autocast the two-op form."""
+    from vaelab.nets import GatedDense
+    torch.manual_seed(0)
+    layer = GatedDense(7, 5)
+    x = torch.randn(11, 7, requires_grad=True)
+    h, g = layer.linear(x).split(5, dim=-1)
+    ref = h * torch.sigmoid(g)
+    out = layer(x)
+    assert torch.equal(out, ref)
+    gy = torch.randn_like(out)
+    new = torch.autograd.grad(out, [x, *layer.parameters()], gy)
+    old = torch.autograd.grad(ref, [x, *layer.parameters()], gy)
+    for a, b in zip(new, old):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = layer(x)
+        h, g = layer.linear(x).split(5, dim=-1)
+        assert y.dtype == torch.bfloat16 and torch.equal(y, h * torch.sigmoid(g))

@@ -239,3 +239,82 @@ def test_vhp_vae_is_klushyns_table3_model():
     assert isinstance(s.prior, StandardNormal) and s.encoder[0].out_features == 32
     with pytest.raises(ValueError, match="unknown"):
         vhp_vae(prior="vamp")
+
+
+# -- the restructured computations against the formulas they replace --------------------------------
+def _old_log_weights(prior, z, eps):
+    """log w as three ``log_normal_diag`` / ``log_standard_normal`` calls (the form before restructuring)."""
+    from vaelab.densities import log_normal_diag, log_standard_normal
+    q_mean, q_logvar = prior.posterior(z)
+    zeta = q_mean + torch.exp(0.5 * q_logvar) * eps
+    p_mean, p_logvar = prior.conditional(zeta)
+    return (log_normal_diag(z, p_mean, p_logvar) + log_standard_normal(zeta)
+            - log_normal_diag(zeta, q_mean, q_logvar))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_log_weights_equal_the_three_log_densities(dtype):
+    torch.manual_seed(0)
+    prior = vhp_prior(latent_dim=2, zeta_dim=3, hidden=(16, 16), n_samples=5).to(dtype)
+    z = (2 * torch.randn(9, 2, dtype=dtype)).requires_grad_()
+    new = prior.log_weights(z, generator=torch.Generator().manual_seed(1))
+    eps = torch.randn((5, 9, 3), generator=torch.Generator().manual_seed(1), dtype=dtype)
+    old = _old_log_weights(prior, z, eps)
+    tol = dict(rtol=1e-12, atol=1e-10) if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(new, old, **tol)
+    params = [z, *prior.parameters()]
+    g_new = torch.autograd.grad(new.sum(), params)
+    g_old = torch.autograd.grad(old.sum(), params)
+    for a, b in zip(g_new, g_old):
+        torch.testing.assert_close(a, b, **tol)
+
+
+def test_vae_terms_equal_the_log_normal_diag_forms():
+    """The VAE's Gaussian log-likelihood and its one-sample log q(z|x) equal ``log_normal_diag``'s, and under
+    bf16 autocast the networks' outputs and every term are float32."""
+    from vaelab.densities import log_normal_diag
+    from vaelab.vhp import vhp_vae as build
+    torch.manual_seed(0)
+    model = build(data_shape=(1, 4, 4), hidden=(16, 16), n_samples=3).double()
+    x = torch.rand(6, 1, 4, 4, dtype=torch.float64)
+    out = model.decode(torch.randn(6, 2, dtype=torch.float64))
+    torch.testing.assert_close(model.log_likelihood(x, out),
+                               log_normal_diag(x, out, torch.tensor(model.obs_logvar, dtype=torch.float64), event_dims=3))
+    torch.manual_seed(3)
+    terms = model(x)
+    torch.manual_seed(3)  # the former forward pass, from the same random state (z, then the prior's K draws)
+    mu, logvar = model.encode(x)
+    z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+    torch.testing.assert_close(terms["z"], z, rtol=0, atol=0)  # the same draw as before
+    torch.testing.assert_close(terms["reg"], log_normal_diag(z, mu, logvar) - model.prior.log_prob(z))
+    model = model.float()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        terms = model(x.float())
+        assert all(model.encode(x.float())[i].dtype == torch.float32 for i in range(2))
+    assert all(t.dtype == torch.float32 for t in terms.values())
+
+
+def test_frozen_prior_steps_skip_its_gradients_and_train_as_before(monkeypatch):
+    """While REWO freezes the prior, fit's backward computes no gradient for the prior's parameters (``inputs=``):
+    the run ends bit-identical to the former full backward whose prior gradients were then dropped."""
+    calls = []
+    orig = torch.Tensor.backward
+
+    def spy(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        calls.append(inputs is not None)
+        return orig(self, gradient, retain_graph, create_graph, inputs)
+
+    def train():
+        model = vhp_vae()
+        fit(model, toy_data(), epochs=2, batch_size=50, lr=1e-2, progress=False,
+            schedule=REWO(kappa=1e-3, nu=0.05, alpha=0.5, beta_init=1e-2))  # kappa never met: frozen throughout
+        return model.state_dict()
+
+    monkeypatch.setattr(torch.Tensor, "backward", spy)
+    new = train()
+    assert calls and all(calls)
+    monkeypatch.setattr(torch.Tensor, "backward",
+                        lambda self, gradient=None, retain_graph=None, create_graph=False, inputs=None:
+                        orig(self, gradient, retain_graph, create_graph))  # the former: every gradient
+    old = train()
+    assert new.keys() == old.keys() and all(torch.equal(new[k], old[k]) for k in new)

@@ -13,7 +13,9 @@ a time, i.e. one (chunk * batch_size, k) matrix through the decoder, with no Pyt
 data point. Memory is about chunk * batch_size * D floats for the decoder output. The default
 chunk sends about ``CHUNK_ROWS`` decoded images through the decoder per call: 1,000 on a CPU,
 where the elementwise work on larger (rows x 784) tensors falls out of the cache and runs 2-3x
-slower per image, and 32,768 on a GPU, where large calls keep the device busy.
+slower per image, and 32,768 on a GPU, where large calls keep the device busy. For the Gaussian
+proposals the draws are z = loc + L eps and log q(z | x) is computed from eps (no second pass over z);
+the data are broadcast over the samples, not copied (for models with the VAE's ``log_likelihood``).
 
 Proposals (``proposal_for``): a model's own ``proposal(x)`` method when it has one (any
 ``torch.distributions.Distribution`` with batch shape (B,) and event shape (k,)); HEBAE's
@@ -34,6 +36,8 @@ from torch.distributions import Distribution, Independent, MultivariateNormal, N
 
 from .data import ImageData
 from .hebae import HEBAE
+from .malloc import keep_freed_memory
+from .vae import VAE
 
 __all__ = ["WithProposal", "proposal_for", "log_importance_weights", "importance_log_likelihood", "ISResult",
            "default_chunk", "CHUNK_ROWS"]
@@ -115,24 +119,52 @@ def proposal_for(model: nn.Module, x: torch.Tensor) -> Distribution:
     return q
 
 
-def _draw(q: Distribution, n: int, generator: torch.Generator | None) -> torch.Tensor:
-    """n draws (n, B, k) of q; with ``generator`` for the Gaussian proposals (reproducible), else q.sample."""
+def _normal(shape, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Standard normal numbers of ``shape`` in ``like``'s dtype and device (drawn on the generator's device)."""
     if generator is None:
-        return q.sample((n,))
+        return torch.randn(shape, dtype=like.dtype, device=like.device)
+    return torch.randn(shape, generator=generator, dtype=like.dtype, device=generator.device).to(like.device)
+
+
+def _draw(q: Distribution, n: int, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """n draws z (n, B, k) of q and their log q(z) (n, B).
+
+    For the Gaussian proposals z = loc + L eps with eps ~ N(0, I) (L = diag(scale) or scale_tril), and
+    log q(z) = -1/2 |eps|^2 - sum log diag L - k/2 log 2 pi: the density at z, read off the eps that made it
+    (L^{-1} (z - loc) = eps), without a second pass over z. Without ``generator`` the draws are the very
+    numbers ``q.sample`` returns (torch.normal is N(0, 1) times scale plus loc), with it they are
+    reproducible. Any other distribution: ``q.sample`` (under a seed drawn from ``generator``) and
+    ``q.log_prob``.
+    """
     shape = (n, *q.batch_shape, *q.event_shape)
-    if isinstance(q, Independent) and isinstance(q.base_dist, Normal):
+    if isinstance(q, Independent) and isinstance(q.base_dist, Normal) and q.reinterpreted_batch_ndims == 1:
         loc, scale = q.base_dist.loc, q.base_dist.scale
-        eps = torch.randn(shape, generator=generator, dtype=loc.dtype, device=generator.device).to(loc.device)
-        return loc + scale * eps
-    if isinstance(q, MultivariateNormal):
+        eps = _normal(shape, loc, generator)
+        z = loc + scale * eps
+        log_det = torch.log(scale).sum(-1)
+    elif isinstance(q, MultivariateNormal):
         loc, tril = q.loc, q.scale_tril
-        eps = torch.randn(shape, generator=generator, dtype=loc.dtype, device=generator.device).to(loc.device)
-        return loc + (tril @ eps.unsqueeze(-1)).squeeze(-1)
-    # any other distribution: its own sampler under a seed drawn from the generator
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
-    with torch.random.fork_rng(devices=list(range(torch.cuda.device_count()))):
-        torch.manual_seed(seed)
-        return q.sample((n,))
+        eps = _normal(shape, loc, generator)
+        z = loc + (tril @ eps.unsqueeze(-1)).squeeze(-1)
+        log_det = torch.log(torch.diagonal(tril, dim1=-2, dim2=-1)).sum(-1)
+    else:
+        if generator is None:
+            z = q.sample((n,))
+        else:  # its own sampler under a seed drawn from the generator
+            seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+            with torch.random.fork_rng(devices=list(range(torch.cuda.device_count()))):
+                torch.manual_seed(seed)
+                z = q.sample((n,))
+        return z, q.log_prob(z)
+    k = shape[-1]
+    log_q = -0.5 * (eps * eps).sum(-1) - log_det - 0.5 * k * math.log(2 * math.pi)
+    return z, log_q
+
+
+def _broadcasts_data(model: nn.Module) -> bool:
+    """Whether ``model.log_likelihood`` is the VAE's, which takes (c, B, *data_shape) tensors (a broadcast x)."""
+    target = model.model if isinstance(model, WithProposal) else model
+    return getattr(type(target), "log_likelihood", None) is VAE.log_likelihood
 
 
 def _check_int(name: str, value) -> int:
@@ -158,15 +190,19 @@ def log_importance_weights(model: nn.Module, x: torch.Tensor, n_samples: int = 5
         chunk = default_chunk(b, n_samples, x.device)
     chunk = _check_int("chunk", chunk)
     q = proposal_for(model, x)
+    broadcast = b > 1 and _broadcasts_data(model)
     out = torch.empty((b, n_samples), dtype=torch.float64, device=x.device)
     for start in range(0, n_samples, chunk):
         c = min(chunk, n_samples - start)
-        z = _draw(q, c, generator)                                               # (c, B, k)
-        log_q = q.log_prob(z)                                                    # (c, B)
+        z, log_q = _draw(q, c, generator)                                        # (c, B, k), (c, B)
         flat = z.reshape(c * b, -1)
         log_prior = model.prior.log_prob(flat).view(c, b)
-        xs = x.unsqueeze(0).expand(c, *x.shape).reshape(c * b, *x.shape[1:])
-        log_lik = model.log_likelihood(xs, model.decode(flat)).view(c, b)
+        decoded = model.decode(flat)
+        xs = x.unsqueeze(0).expand(c, *x.shape)  # a view: x is not copied c times
+        if broadcast:
+            log_lik = model.log_likelihood(xs, decoded.view(c, b, *decoded.shape[1:]))
+        else:  # a reshape that copies x only when b > 1
+            log_lik = model.log_likelihood(xs.reshape(c * b, *x.shape[1:]), decoded).view(c, b)
         out[:, start:start + c] = (log_lik + log_prior - log_q).T.to(torch.float64)
     return out
 
@@ -208,6 +244,8 @@ def importance_log_likelihood(model: nn.Module, data: ImageData | torch.Tensor, 
         from tqdm import tqdm
 
         starts = tqdm(starts, desc="log-likelihood", unit="batch")
+    if torch.device(device).type == "cpu":
+        keep_freed_memory()  # chunks of decoded images reuse freed memory instead of faulting in new pages
     was_training = model.training
     model.eval()
     prior = getattr(model, "prior", None)

@@ -41,6 +41,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .data import ImageData, batch_indices
+from .malloc import keep_freed_memory
 from .runs import (CheckpointError, IdentityError, RunLock, check_writable, describe_diff, identity_diff,
                    load_checkpoint, run_identity, save_checkpoint)
 from .schedules import Constant, Schedule, objective
@@ -511,6 +512,8 @@ def _prior_parameters(model: nn.Module) -> list[nn.Parameter]:
 def _train(model, train, valid, schedule, settings: RunSettings, run_dir: RunDirectory, device, progress, desc,
            on_epoch) -> History:
     forward, amp = prepare_model(model, device, settings)
+    if device.type == "cpu":
+        keep_freed_memory()  # no page faults for the same tensors every step (vaelab.malloc)
     sync_every = settings.sync_every or (1 if device.type == "cpu" else 50)
     torch.manual_seed(settings.seed)
     gen = torch.Generator().manual_seed(settings.seed)
@@ -558,6 +561,7 @@ def _train(model, train, valid, schedule, settings: RunSettings, run_dir: RunDir
 
     log = StepLog(history, sync_every, run_dir.where)
     prior_params: list[nn.Parameter] | None = None
+    other_params: list[nn.Parameter] | None = None
     steps_per_epoch = len(train) // settings.batch_size if settings.drop_last else math.ceil(len(train) / settings.batch_size)
     step_bar = progress and steps_per_epoch >= STEP_BAR_MIN_STEPS
     bar = tqdm(range(start_epoch + 1, epochs + 1), desc=desc or "epochs", disable=not progress,
@@ -583,11 +587,16 @@ def _train(model, train, valid, schedule, settings: RunSettings, run_dir: RunDir
                 step += 1
                 log.add({"loss": loss.detach(), **logged}, step, epoch)
                 log.flush(step, epoch)
-            loss.backward()
-            if schedule.freeze_prior:
+            if schedule.freeze_prior:  # the prior's gradients are not needed: backward does not compute them
                 prior_params = _prior_parameters(model) if prior_params is None else prior_params
+                if other_params is None:
+                    frozen = {id(p) for p in prior_params}
+                    other_params = [p for p in model.parameters() if p.requires_grad and id(p) not in frozen]
+                loss.backward(inputs=other_params or None)
                 for p in prior_params:
                     p.grad = None
+            else:
+                loss.backward()
             if settings.grad_clip is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
             optimizer.step()

@@ -25,9 +25,9 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .densities import log_normal_diag, log_standard_normal
+from .densities import LOG_2PI
 from .nets import mlp
-from .vae import VAE
+from .vae import VAE, full_precision
 
 __all__ = ["VHPPrior", "vhp_prior", "vhp_vae"]
 
@@ -55,13 +55,13 @@ class VHPPrior(nn.Module):
             raise ValueError(f"z has shape {tuple(z.shape)}, expected (batch, {self.latent_dim})")
 
     def conditional(self, zeta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and log-variance of p(z | zeta), each (..., latent_dim)."""
-        mean, logvar = self.p_net(zeta).split(self.latent_dim, dim=-1)
+        """Mean and log-variance of p(z | zeta), each (..., latent_dim); float32 also under bf16 autocast."""
+        mean, logvar = full_precision(self.p_net(zeta)).split(self.latent_dim, dim=-1)
         return mean, logvar
 
     def posterior(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and log-variance of q(zeta | z), each (..., zeta_dim)."""
-        mean, logvar = self.q_net(z).split(self.zeta_dim, dim=-1)
+        """Mean and log-variance of q(zeta | z), each (..., zeta_dim); float32 also under bf16 autocast."""
+        mean, logvar = full_precision(self.q_net(z)).split(self.zeta_dim, dim=-1)
         return mean, logvar
 
     def log_weights(self, z: torch.Tensor, n_samples: int | None = None,
@@ -78,8 +78,7 @@ class VHPPrior(nn.Module):
         eps = torch.randn((k, *q_mean.shape), generator=generator, device=z.device, dtype=z.dtype)
         zeta = q_mean + torch.exp(0.5 * q_logvar) * eps  # (K, batch, zeta_dim)
         p_mean, p_logvar = self.conditional(zeta)  # (K, batch, latent_dim)
-        return (log_normal_diag(z, p_mean, p_logvar) + log_standard_normal(zeta)
-                - log_normal_diag(zeta, q_mean, q_logvar))
+        return _log_weights(z, p_mean, p_logvar, zeta, q_logvar, eps)
 
     def log_prob(self, z: torch.Tensor, n_samples: int | None = None,
                  generator: torch.Generator | None = None) -> torch.Tensor:
@@ -102,6 +101,20 @@ class VHPPrior(nn.Module):
 
     def extra_repr(self) -> str:
         return f"latent_dim={self.latent_dim}, zeta_dim={self.zeta_dim}, n_samples={self.n_samples}"
+
+
+def _log_weights(z, p_mean, p_logvar, zeta, q_logvar, eps) -> torch.Tensor:
+    """log p(z | zeta) + log p(zeta) - log q(zeta | z) for zeta = q_mean + exp(q_logvar / 2) eps, shape (K, batch).
+
+    The three Gaussian log-densities of ``log_weights`` with their constants collected and log q read off eps:
+    (zeta - q_mean)^2 exp(-q_logvar) = eps^2, so q_mean drops out of log q (its derivative there is 0 in both
+    forms) and log q = -1/2 sum (log 2 pi + q_logvar + eps^2); the 2 pi terms of p(zeta) and q cancel. The same
+    function as ``log_normal_diag(z, p_mean, p_logvar) + log_standard_normal(zeta) - log_normal_diag(zeta, q_mean,
+    q_logvar)`` in a third of the operations (``tests/test_vhp.py`` compares the two).
+    """
+    quad = torch.addcmul(p_logvar, torch.square(z - p_mean), torch.exp(-p_logvar))  # (K, batch, latent_dim)
+    return -0.5 * (quad.sum(-1) + torch.square(zeta).sum(-1) - torch.square(eps).sum(-1) - q_logvar.sum(-1)
+                   + z.shape[-1] * LOG_2PI)
 
 
 def vhp_prior(latent_dim: int = 2, zeta_dim: int = 2, hidden: Sequence[int] = (256, 256, 256, 256),

@@ -252,15 +252,18 @@ full_records = load_records("00_vae_in_a_few_lines", where={"epochs": 100})
 full = full_records[0] if full_records else None
 paper_source = "HEBAE Fig. 1a: curves only"
 metrics = [
-    Metric("test ELBO (nats)", None, paper_source, record_value(full, "test_elbo"), elbo_test),
+    Metric("test ELBO (nats)", None, paper_source,
+           record_value(full, "test_elbo"), elbo_test),
     Metric("test reconstruction term (nats)", None, paper_source,
            record_value(full, "test_rec"), test["rec"]),
-    Metric("test KL term (nats)", None, paper_source, record_value(full, "test_kl"), test["reg"]),
+    Metric("test KL term (nats)", None, paper_source,
+           record_value(full, "test_kl"), test["reg"]),
 ]
 scale = "smoke" if vaelab.is_smoke() else f"{epochs} epochs, {len(data.train):,} images"
 display(comparison_table(metrics, full, scale).style.hide(axis="index"))
 if full is None:
-    print(no_record_note(record_command("00_vae_in_a_few_lines", {"seed": [0]}, {"epochs": 100})))
+    command = record_command("00_vae_in_a_few_lines", {"seed": [0]}, {"epochs": 100})
+    print(no_record_note(command))
 
 # %% [markdown]
 # ## The record of this run

@@ -192,8 +192,6 @@ class _Constrained(Schedule):
     read); ``update`` after the step is the base class's no-op.
     """
 
-    freeze_prior = False  # True while the prior's parameters must not be trained (REWO's initial phase)
-
     def __init__(self, kappa, nu, alpha, constraint, scale, shift):
         self.kappa = _positive("kappa", kappa, ": kappa^2 is the tolerance of the constraint E[C] <= kappa^2")
         self.nu = _positive("nu", nu, ": nu is the step size of the multiplier update")

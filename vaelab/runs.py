@@ -24,6 +24,7 @@ Three things make that safe, each here as one small piece:
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import errno
 import fcntl
@@ -77,10 +78,10 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> Path:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        with _suppress_oserror():
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    with _suppress_oserror():
+    with contextlib.suppress(OSError):
         dfd = os.open(path.parent, os.O_RDONLY)
         try:
             os.fsync(dfd)
@@ -92,14 +93,6 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> Path:
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     """``atomic_write`` of ``obj`` as indented, key-sorted JSON."""
     return atomic_write(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf8"))
-
-
-class _suppress_oserror:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, value, tb):
-        return kind is not None and issubclass(kind, OSError)
 
 
 def check_writable(out_dir: str | os.PathLike) -> Path:

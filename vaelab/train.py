@@ -40,7 +40,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .data import ImageData, batch_indices
+from .data import ImageData, batch_indices, n_batches
 from .malloc import keep_freed_memory
 from .runs import (CheckpointError, IdentityError, RunLock, check_writable, describe_diff, identity_diff,
                    load_checkpoint, run_identity, save_checkpoint)
@@ -274,7 +274,7 @@ class RunDirectory:
     ``save(...)`` writes the whole state atomically. Without ``out_dir`` every method does nothing.
     """
 
-    def __init__(self, out_dir: str | os.PathLike | None, identity: dict, settings: RunSettings):
+    def __init__(self, out_dir: str | os.PathLike | None, identity: dict | None, settings: RunSettings):
         self.out = None if out_dir is None else Path(out_dir)
         self.path = None if self.out is None else self.out / CHECKPOINT
         self.identity, self.settings = identity, settings
@@ -490,10 +490,13 @@ def fit(model: nn.Module, train: ImageData, *, epochs: int, batch_size: int, sch
         _check_data_range(model, valid, "valid")
     if progress is None:
         progress = _progress_default()
-    identity = run_identity(model=model, schedule=schedule, train=train, valid=valid, epochs=epochs,
-                            batch_size=batch_size, lr=lr, lr_factor=settings.lr_factor, seed=seed,
-                            precision=precision, grad_clip=grad_clip, drop_last=drop_last, patience=patience,
-                            patience_after=patience_after)
+    # the identity (a hash of the pixels, the lr factor per epoch) only matters for a run directory
+    identity = None
+    if out_dir is not None:
+        identity = run_identity(model=model, schedule=schedule, train=train, valid=valid, epochs=epochs,
+                                batch_size=batch_size, lr=lr, lr_factor=settings.lr_factor, seed=seed,
+                                precision=precision, grad_clip=grad_clip, drop_last=drop_last,
+                                patience=patience, patience_after=patience_after)
     run_dir = RunDirectory(out_dir, identity, settings).open()
     try:
         return _train(model, train, valid, schedule, settings, run_dir, device, progress, desc, on_epoch)
@@ -562,7 +565,7 @@ def _train(model, train, valid, schedule, settings: RunSettings, run_dir: RunDir
     log = StepLog(history, sync_every, run_dir.where)
     prior_params: list[nn.Parameter] | None = None
     other_params: list[nn.Parameter] | None = None
-    steps_per_epoch = len(train) // settings.batch_size if settings.drop_last else math.ceil(len(train) / settings.batch_size)
+    steps_per_epoch = n_batches(len(train), settings.batch_size, settings.drop_last)
     step_bar = progress and steps_per_epoch >= STEP_BAR_MIN_STEPS
     bar = tqdm(range(start_epoch + 1, epochs + 1), desc=desc or "epochs", disable=not progress,
                initial=start_epoch, total=epochs, leave=True, mininterval=1.0, file=sys.stderr)

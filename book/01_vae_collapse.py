@@ -42,25 +42,29 @@ if "google.colab" in sys.modules:
                    check=True)
 
 # %% tags=["parameters"]
-# Parameters (papermill: -p name value). Default scale: the book build, about 9 minutes on
-# 2 CPU cores. Full scale (the paper's): -p epochs 100 -p train_size 60000 -p valid_size 0.
+# Parameters (papermill: -p name value). Default scale: the book build, minutes on 2
+# CPU cores. Full scale (the paper's): -p epochs 100 -p train_size 60000 -p valid_size 0.
 epochs = 20            # per model; the paper: 100
 train_size = 10_000    # training images; the paper: all 60,000
-valid_size = 10_000    # held out of the training set (not used for training; 0 at full scale)
+valid_size = 10_000    # held out of the training images, unused (0 at full scale)
 latent_dim = 20
 n_lams = 7             # KL weights, log-spaced in [lam_min, lam_max]
-lam_min, lam_max = 0.01, 100.0
+lam_min = 0.01
+lam_max = 100.0
 wae_lam = 1.0          # the WAE's MMD weight for the comparisons (HEBAE Fig. 2: 1)
 batch_size = 128
 lr = 1e-3
 lr_decay = 0.995       # per epoch, HEBAE App. B.1
 eval_size = 2_000      # test images for ELBO surgery, covariances and active units
-mic_points, mic_samples = 300, 10   # data points and posterior samples per point for MIC/TIC
+mic_points = 300       # MIC/TIC: test images
+mic_samples = 10       # MIC/TIC: posterior samples per image
 seed = 0
 device = "auto"
 data_root = None
 out_dir = "runs/01_vae_collapse"
 resume = True
+run = "all"     # one model only, for sweeps: "vae1".."vae<n_lams>" (by lambda) or "wae"
+gather = False  # True: train nothing, read the models of a finished sweep below out_dir
 
 # %%
 import vaelab
@@ -75,8 +79,8 @@ if smoke:  # VAELAB_SMOKE=1 (CI, nbval): seconds of work, meaningless numbers
 # run here with a message that names it and the fix.
 
 # %% tags=["remove-input"]
-from vaelab.checks import (ParameterError, check_bool, check_device, check_float,
-                           check_int, check_path)
+from vaelab.checks import (ParameterError, check_bool, check_choice, check_device,
+                           check_float, check_int, check_path)
 
 epochs = check_int("epochs", epochs, min=1, example=20)
 valid_size = check_int("valid_size", valid_size, min=0, max=59_999, example=10_000)
@@ -106,14 +110,22 @@ device = check_device("device", device)
 data_root = check_path("data_root", data_root, none_ok=True, example="None")
 out_dir = check_path("out_dir", out_dir, example="runs/01_vae_collapse")
 resume = check_bool("resume", resume)
+run_names = [f"vae{i}" for i in range(1, n_lams + 1)] + ["wae"]  # vae1: lam_min
+run = check_choice("run", run, ["all"] + run_names)
+gather = check_bool("gather", gather)
+if gather and run != "all":
+    raise ParameterError("gather=True reads every model of a sweep: pass -p run all "
+                         f"with it, got run={run!r}")
+point_mode = run != "all"  # this execution trains one model and draws nothing
 
 # %%
-import json
 import math
 import time
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import torch
 from torch.distributions import Normal, kl_divergence
 
@@ -420,18 +432,35 @@ data = vaelab.load_dataset("mnist", root=data_root, device=dev, train_size=train
                            valid_size=valid_size, seed=seed)
 evalset = data.test.subset(eval_size)
 lams = np.logspace(math.log10(lam_min), math.log10(lam_max), n_lams)
-print(f"training on {len(data.train)} images for {epochs} epochs per model; lambdas {np.round(lams, 4)}")
+print(f"training on {len(data.train)} images for {epochs} epochs per model; "
+      f"lambdas {np.round(lams, 4)}")
+
+
+def model_dir(name):
+    """A model's run directory: out_dir/name, or the finished sweep point holding it."""
+    if not gather:
+        return f"{out_dir}/{name}"
+    found = [d for d in Path(out_dir).glob(f"*/{name}")
+             if (d.parent / "done.json").exists()]
+    if len(found) != 1:
+        raise FileNotFoundError(
+            f"gather=True needs exactly one finished sweep point holding {name} below "
+            f"{out_dir}, found {len(found)}: run the sweep's points first (README)")
+    return str(found[0])
 
 
 def train(model, lam, name):
     torch.manual_seed(seed)
     return vaelab.fit(model, data.train, epochs=epochs, batch_size=batch_size, lr=lr,
                       lr_factor=exponential_lr(lr_decay), schedule=Constant(float(lam)),
-                      out_dir=f"{out_dir}/{name}", resume=resume, seed=seed)
+                      out_dir=model_dir(name), resume=resume or gather, seed=seed)
 
 
-sweep, vaes = [], {}
+selected = run_names if run == "all" else [run]
+sweep, vaes, wae = [], {}, None
 for i, lam in enumerate(lams, start=1):
+    if f"vae{i}" not in selected:
+        continue
     torch.manual_seed(seed)
     model = vaelab.mlp_vae(latent_dim=latent_dim).to(dev)
     t0 = time.perf_counter()
@@ -442,20 +471,36 @@ for i, lam in enumerate(lams, start=1):
     n_active, a_u = active_units(mu_e)
     kl_dim = kl_per_dim(mu_e, lv_e)
     dead = a_u <= 0.01
-    surgery = elbo_surgery(mu_e, lv_e, n_samples=4, generator=torch.Generator(dev).manual_seed(seed))
-    row = {"lam": float(lam), "elbo": -(test["rec"] + test["reg"]), "rec": test["rec"], "kl": test["reg"],
-           "active_units": n_active, "kl_per_dim": kl_dim.tolist(),
-           "inactive_mean_abs_mu": mu_e[:, dead].abs().mean().item() if dead.any() else None,
-           "inactive_mean_var": lv_e[:, dead].exp().mean().item() if dead.any() else None,
+    surgery = elbo_surgery(mu_e, lv_e, n_samples=4,
+                           generator=torch.Generator(dev).manual_seed(seed))
+    row = {"lam": float(lam), "elbo": -(test["rec"] + test["reg"]), "rec": test["rec"],
+           "kl": test["reg"], "active_units": n_active, "kl_per_dim": kl_dim.tolist(),
+           "inactive_mean_abs_mu": (mu_e[:, dead].abs().mean().item()
+                                    if dead.any() else None),
+           "inactive_mean_var": (lv_e[:, dead].exp().mean().item()
+                                 if dead.any() else None),
            "mutual_info": surgery["mutual_info"], "marginal_kl": surgery["marginal_kl"],
-           "surgery_avg_kl": surgery["avg_kl"], "surgery_se": math.hypot(surgery["mutual_info_se"],
-                                                                        surgery["marginal_kl_se"]),
+           "surgery_avg_kl": surgery["avg_kl"],
+           "surgery_se": math.hypot(surgery["mutual_info_se"],
+                                    surgery["marginal_kl_se"]),
            "log_n": surgery["log_n"], "seconds": time.perf_counter() - t0}
     sweep.append(row)
     vaes[float(lam)] = model
-    print(f"lambda {lam:8.3f}: ELBO {row['elbo']:8.2f}  rec {row['rec']:7.2f}  KL {row['kl']:6.2f}  "
-          f"active {n_active:2d}/{latent_dim}  I(n;z) {row['mutual_info']:5.2f}  "
-          f"KL(q(z)||p) {row['marginal_kl']:6.2f}  ({row['seconds']:.0f} s)")
+    print(f"lambda {lam:8.3f}: ELBO {row['elbo']:8.2f}  rec {row['rec']:7.2f}  "
+          f"KL {row['kl']:6.2f}  active {n_active:2d}/{latent_dim}  "
+          f"I(n;z) {row['mutual_info']:5.2f}  KL(q(z)||p) {row['marginal_kl']:6.2f}  "
+          f"({row['seconds']:.0f} s)")
+if "wae" in selected:  # the WAE of section 7, trained here with the VAEs
+    torch.manual_seed(seed)
+    wae = mlp_wae(latent_dim=latent_dim).to(dev)
+    print(f"training WAE lambda={wae_lam:g} ({n_lams + 1}/{n_lams + 1})")
+    train(wae, wae_lam, f"wae_lam{wae_lam:g}")
+    wae_test = evaluate(wae, data.test)
+    print(f"WAE: test reconstruction {wae_test['rec']:.2f} nats, "
+          f"MMD {wae_test['reg']:.4f}")
+if point_mode:
+    print(f"run={run}: this execution trains only that model; the gather execution "
+          "(gather=True) draws the sweep")
 
 # %% [markdown]
 # The two parts of ELBO surgery add up to the average KL on every trained model (a check of the
@@ -466,63 +511,69 @@ for row in sweep:
     parts_sum = row["mutual_info"] + row["marginal_kl"]
     assert abs(parts_sum - row["surgery_avg_kl"]) < 4 * row["surgery_se"] + 1e-6
     assert row["mutual_info"] <= row["log_n"] + 1e-9
-print("surgery checks hold for all", len(sweep), "models; log N =",
-      round(sweep[0]["log_n"], 3))
+if sweep:
+    print(f"surgery checks hold for all {len(sweep)} models; "
+          f"log N = {sweep[0]['log_n']:.3f}")
 
 # %%
-lam_arr = np.array([r["lam"] for r in sweep])
-fig, axes = subplots(4)
-axes[0].plot(lam_arr, [r["elbo"] for r in sweep], "o-")
-axes[0].set(title="test ELBO", ylabel="nats")
-axes[1].plot(lam_arr, [r["rec"] for r in sweep], "o-", label="reconstruction")
-axes[1].plot(lam_arr, [r["kl"] for r in sweep], "o-", label="KL")
-axes[1].set(title="terms of the ELBO", ylabel="nats")
-axes[1].legend()
-axes[2].plot(lam_arr, [r["active_units"] for r in sweep], "o-")
-axes[2].set(title=f"active units (of {latent_dim})", ylabel="units",
-            ylim=(-0.5, latent_dim + 0.5))
-integer_ticks(axes[2], "y")
-axes[3].plot(lam_arr, [r["mutual_info"] for r in sweep], "o-", label=r"$I(n; z)$")
-axes[3].plot(lam_arr, [r["marginal_kl"] for r in sweep], "o-",
-             label=r"KL$(q(z)\|p(z))$")
-axes[3].axhline(sweep[0]["log_n"], color="gray", ls=":", label=r"$\log N$")
-axes[3].set(title="ELBO surgery", ylabel="nats")
-axes[3].legend()
-for ax in axes:
-    ax.set(xscale="log", xlabel=r"$\lambda$")
-    ax.grid(alpha=0.3)
-save_figure(fig, out_dir, "lambda_sweep")
-plt.show()
+if not point_mode:  # a sweep point (run != 'all') trains one model and draws nothing
+    lam_arr = np.array([r["lam"] for r in sweep])
+    fig, axes = subplots(4)
+    axes[0].plot(lam_arr, [r["elbo"] for r in sweep], "o-")
+    axes[0].set(title="test ELBO", ylabel="nats")
+    axes[1].plot(lam_arr, [r["rec"] for r in sweep], "o-", label="reconstruction")
+    axes[1].plot(lam_arr, [r["kl"] for r in sweep], "o-", label="KL")
+    axes[1].set(title="terms of the ELBO", ylabel="nats")
+    axes[1].legend()
+    axes[2].plot(lam_arr, [r["active_units"] for r in sweep], "o-")
+    axes[2].set(title=f"active units (of {latent_dim})", ylabel="units",
+                ylim=(-0.5, latent_dim + 0.5))
+    integer_ticks(axes[2], "y")
+    axes[3].plot(lam_arr, [r["mutual_info"] for r in sweep], "o-", label=r"$I(n; z)$")
+    axes[3].plot(lam_arr, [r["marginal_kl"] for r in sweep], "o-",
+                 label=r"KL$(q(z)\|p(z))$")
+    axes[3].axhline(sweep[0]["log_n"], color="gray", ls=":", label=r"$\log N$")
+    axes[3].set(title="ELBO surgery", ylabel="nats")
+    axes[3].legend()
+    for ax in axes:
+        ax.set(xscale="log", xlabel=r"$\lambda$")
+        ax.grid(alpha=0.3)
+    save_figure(fig, out_dir, "lambda_sweep")
+    plt.show()
+
 
 # %% [markdown]
 # Collapse as numbers: the KL of every latent dimension at every $\lambda$ (dimensions sorted by KL), and,
 # for the inactive units, how close their posteriors are to the prior.
 
 # %%
-kl_mat = np.array([sorted(r["kl_per_dim"], reverse=True) for r in sweep])
-fig, ax = plt.subplots(figsize=(7, 2.8))
-im = ax.imshow(np.log10(np.maximum(kl_mat, 1e-4)), aspect="auto", cmap="viridis")
-ax.set(yticks=range(len(sweep)), yticklabels=[f"{r['lam']:.3g}" for r in sweep],
-       ylabel=r"$\lambda$", xlabel="latent dimension (sorted by KL)",
-       title="KL per dimension")
-integer_ticks(ax, "x")
-fig.colorbar(im, ax=ax, label=r"$\log_{10}$ KL (nats)")
-save_figure(fig, out_dir, "kl_per_dim")
-plt.show()
-print(f"{'lambda':>8} {'active':>6} {'dims KL<0.01':>12} {'mean|mu| inactive':>18} "
-      f"{'mean var inactive':>18}")
-for r in sweep:
-    n_small = int((np.array(r["kl_per_dim"]) < 0.01).sum())
-    mu_txt = ("-" if r["inactive_mean_abs_mu"] is None
-              else f"{r['inactive_mean_abs_mu']:.3f}")
-    var_txt = "-" if r["inactive_mean_var"] is None else f"{r['inactive_mean_var']:.3f}"
-    print(f"{r['lam']:8.3g} {r['active_units']:6d} {n_small:12d} {mu_txt:>18} "
-          f"{var_txt:>18}")
-if not smoke:  # the effect itself, asserted at the scales where it is meant to show
-    assert sweep[-1]["active_units"] < sweep[0]["active_units"], (
-        "no collapse at the largest lambda")
-    assert sweep[-1]["inactive_mean_var"] > 0.9
-    assert sweep[-1]["inactive_mean_abs_mu"] < 0.1
+if not point_mode:  # a sweep point (run != 'all') trains one model and draws nothing
+    kl_mat = np.array([sorted(r["kl_per_dim"], reverse=True) for r in sweep])
+    fig, ax = plt.subplots(figsize=(7, 2.8))
+    im = ax.imshow(np.log10(np.maximum(kl_mat, 1e-4)), aspect="auto", cmap="viridis")
+    ax.set(yticks=range(len(sweep)), yticklabels=[f"{r['lam']:.3g}" for r in sweep],
+           ylabel=r"$\lambda$", xlabel="latent dimension (sorted by KL)",
+           title="KL per dimension")
+    integer_ticks(ax, "x")
+    fig.colorbar(im, ax=ax, label=r"$\log_{10}$ KL (nats)")
+    save_figure(fig, out_dir, "kl_per_dim")
+    plt.show()
+    print(f"{'lambda':>8} {'active':>6} {'dims KL<0.01':>12} {'mean|mu| inactive':>18} "
+          f"{'mean var inactive':>18}")
+    for r in sweep:
+        n_small = int((np.array(r["kl_per_dim"]) < 0.01).sum())
+        mu_txt = ("-" if r["inactive_mean_abs_mu"] is None
+                  else f"{r['inactive_mean_abs_mu']:.3f}")
+        var_txt = ("-" if r["inactive_mean_var"] is None
+                   else f"{r['inactive_mean_var']:.3f}")
+        print(f"{r['lam']:8.3g} {r['active_units']:6d} {n_small:12d} {mu_txt:>18} "
+              f"{var_txt:>18}")
+    if not smoke:  # the effect itself, asserted at the scales where it is meant to show
+        assert sweep[-1]["active_units"] < sweep[0]["active_units"], (
+            "no collapse at the largest lambda")
+        assert sweep[-1]["inactive_mean_var"] > 0.9
+        assert sweep[-1]["inactive_mean_abs_mu"] < 0.1
+
 
 # %% [markdown]
 # **What the sweep shows.** In the default-scale run of this book (10,000 training images, 20 epochs,
@@ -542,32 +593,33 @@ if not smoke:  # the effect itself, asserted at the scales where it is meant to 
 # VAE we take samples $z\sim q(z\mid x)$ of test images, for the WAE the codes $z = f(x)$.
 
 # %%
-torch.manual_seed(seed)
-wae = mlp_wae(latent_dim=latent_dim).to(dev)
-print(f"training WAE lambda={wae_lam:g} ({n_lams + 1}/{n_lams + 1})")
-train(wae, wae_lam, f"wae_lam{wae_lam:g}")
-vae1 = vaes[min(vaes, key=lambda lam: abs(math.log(lam)))]   # the lambda closest to 1
-gen = torch.Generator(dev).manual_seed(seed)
-z_vae = posterior_samples(vae1, evalset, 1, generator=gen)[:, 0]
-z_wae = posterior_samples(wae, evalset, 1)[:, 0]
-stats = {}
-fig, axes = plt.subplots(2, 2, figsize=(7, 6))
-for col, (name, zz) in enumerate((("VAE", z_vae), ("WAE", z_wae))):
-    cov, corr = latent_cov_corr(zz)
-    np.testing.assert_allclose(cov.cpu().numpy(), np.cov(zz.cpu().numpy().T), rtol=1e-4, atol=1e-6)
-    stats[name] = {"mean_abs_offdiag_corr": mean_abs_offdiag(corr).item(),
-                   "mean_abs_offdiag_cov": mean_abs_offdiag(cov).item()}
-    for row, (mat, what) in enumerate(((cov, "covariance"), (corr, "correlation"))):
-        ax = axes[row, col]
-        im = ax.imshow(mat.abs().cpu(), cmap="viridis")
-        ax.set_title(f"{name}: |{what}|\nmean off-diagonal {mean_abs_offdiag(mat):.3f}")
-        ax.set(xlabel="latent dimension" if row == 1 else None,
-               ylabel="latent dimension" if col == 0 else None)
-        integer_ticks(ax, "both", nbins=4)
-        fig.colorbar(im, ax=ax, fraction=0.046, label=f"|{what}|")
-save_figure(fig, out_dir, "latent_cov_corr")
-plt.show()
-print(stats)
+if not point_mode:  # a sweep point (run != 'all') trains one model and draws nothing
+    # the VAE whose lambda is closest to 1
+    vae1 = vaes[min(vaes, key=lambda lam: abs(math.log(lam)))]
+    gen = torch.Generator(dev).manual_seed(seed)
+    z_vae = posterior_samples(vae1, evalset, 1, generator=gen)[:, 0]
+    z_wae = posterior_samples(wae, evalset, 1)[:, 0]
+    stats = {}
+    fig, axes = plt.subplots(2, 2, figsize=(7, 6))
+    for col, (name, zz) in enumerate((("VAE", z_vae), ("WAE", z_wae))):
+        cov, corr = latent_cov_corr(zz)
+        np.testing.assert_allclose(cov.cpu().numpy(), np.cov(zz.cpu().numpy().T),
+                                   rtol=1e-4, atol=1e-6)
+        stats[name] = {"mean_abs_offdiag_corr": mean_abs_offdiag(corr).item(),
+                       "mean_abs_offdiag_cov": mean_abs_offdiag(cov).item()}
+        for row, (mat, what) in enumerate(((cov, "covariance"), (corr, "correlation"))):
+            ax = axes[row, col]
+            im = ax.imshow(mat.abs().cpu(), cmap="viridis")
+            ax.set_title(f"{name}: |{what}|\n"
+                         f"mean off-diagonal {mean_abs_offdiag(mat):.3f}")
+            ax.set(xlabel="latent dimension" if row == 1 else None,
+                   ylabel="latent dimension" if col == 0 else None)
+            integer_ticks(ax, "both", nbins=4)
+            fig.colorbar(im, ax=ax, fraction=0.046, label=f"|{what}|")
+    save_figure(fig, out_dir, "latent_cov_corr")
+    plt.show()
+    print(stats)
+
 
 # %% [markdown]
 # **MIC and TIC between the sample index and each latent.** The maximal information coefficient
@@ -581,31 +633,34 @@ print(stats)
 # deterministic code stays below 1 when the images are many compared with the grid.)
 
 # %%
-micset = data.test.subset(mic_points)
-mic_res = {}
-for name, model in (("VAE", vae1), ("WAE", wae)):
-    zs = posterior_samples(model, micset, mic_samples,
-                           generator=torch.Generator(dev).manual_seed(seed))
-    t0 = time.perf_counter()
-    mic, tic = mic_tic_index(zs)
-    mic_res[name] = {"mic": mic.tolist(), "tic": tic.tolist(),
-                     "mean_mic": mic.mean().item(),
-                     "mean_tic": tic.mean().item()}
-    print(f"{name}: mean MIC {mic.mean():.3f}, mean TIC {tic.mean():.1f} "
-          f"({mic_points} images x {mic_samples} samples, "
-          f"{time.perf_counter() - t0:.1f} s)")
-fig, axes = subplots(2, max_cols=1, aspect=0.3)
-for ax, key in zip(axes, ("mic", "tic")):
-    for off, name in ((-0.2, "VAE"), (0.2, "WAE")):
-        ax.bar(np.arange(latent_dim) + off, mic_res[name][key], width=0.4, label=name)
-    ax.set(xlabel="latent dimension $j$", ylabel=f"{key.upper()}(index, $z_j$)")
-    integer_ticks(ax, "x")
-legend_above(fig, axes[0])
-save_figure(fig, out_dir, "mic_tic")
-plt.show()
-if not smoke:
-    assert mic_res["WAE"]["mean_mic"] > mic_res["VAE"]["mean_mic"], (
-        "paper's ordering VAE < WAE not found")
+if not point_mode:  # a sweep point (run != 'all') trains one model and draws nothing
+    micset = data.test.subset(mic_points)
+    mic_res = {}
+    for name, model in (("VAE", vae1), ("WAE", wae)):
+        zs = posterior_samples(model, micset, mic_samples,
+                               generator=torch.Generator(dev).manual_seed(seed))
+        t0 = time.perf_counter()
+        mic, tic = mic_tic_index(zs)
+        mic_res[name] = {"mic": mic.tolist(), "tic": tic.tolist(),
+                         "mean_mic": mic.mean().item(),
+                         "mean_tic": tic.mean().item()}
+        print(f"{name}: mean MIC {mic.mean():.3f}, mean TIC {tic.mean():.1f} "
+              f"({mic_points} images x {mic_samples} samples, "
+              f"{time.perf_counter() - t0:.1f} s)")
+    fig, axes = subplots(2, max_cols=1, aspect=0.3)
+    for ax, key in zip(axes, ("mic", "tic")):
+        for off, name in ((-0.2, "VAE"), (0.2, "WAE")):
+            ax.bar(np.arange(latent_dim) + off, mic_res[name][key], width=0.4,
+                   label=name)
+        ax.set(xlabel="latent dimension $j$", ylabel=f"{key.upper()}(index, $z_j$)")
+        integer_ticks(ax, "x")
+    legend_above(fig, axes[0])
+    save_figure(fig, out_dir, "mic_tic")
+    plt.show()
+    if not smoke:
+        assert mic_res["WAE"]["mean_mic"] > mic_res["VAE"]["mean_mic"], (
+            "paper's ordering VAE < WAE not found")
+
 
 # %% [markdown]
 # **Beside the paper.** HEBAE's Fig. 2 shows (as pictures, without a table of numbers) a nearly diagonal
@@ -627,24 +682,27 @@ if not smoke:
 # coordinates fixed at the code of one test image.
 
 # %%
-x_show = data.test.batch(torch.arange(10, device=dev))
-gs = torch.Generator(dev).manual_seed(seed + 1)
-with torch.no_grad():
-    rows = [("test images", x_show), ("VAE reconstructions", vae1.reconstruct(x_show)),
-            ("WAE reconstructions", wae.reconstruct(x_show)),
-            ("VAE samples", vae1.sample(10, generator=gs)),
-            ("WAE samples", wae.sample(10, generator=gs))]
-    steps = torch.linspace(-3, 3, 10, device=dev)
-    for name, model, zz in (("VAE", vae1, z_vae), ("WAE", wae, z_wae)):
-        j = int(zz.var(0).argmax())
-        base = posterior_stats(model, data.test.subset(1))[0].repeat(10, 1)
-        base[:, j] = steps
-        rows.append((f"{name} traversal of dimension {j}", model.mean_image(base)))
-fig, axes = plt.subplots(len(rows), 1, figsize=(7, 1.15 * len(rows)))
-for ax, (title, imgs) in zip(axes, rows):
-    show_images(imgs, nrow=10, ax=ax, title=title)
-save_figure(fig, out_dir, "pictures")
-plt.show()
+if not point_mode:  # a sweep point (run != 'all') trains one model and draws nothing
+    x_show = data.test.batch(torch.arange(10, device=dev))
+    gs = torch.Generator(dev).manual_seed(seed + 1)
+    with torch.no_grad():
+        rows = [("test images", x_show),
+                ("VAE reconstructions", vae1.reconstruct(x_show)),
+                ("WAE reconstructions", wae.reconstruct(x_show)),
+                ("VAE samples", vae1.sample(10, generator=gs)),
+                ("WAE samples", wae.sample(10, generator=gs))]
+        steps = torch.linspace(-3, 3, 10, device=dev)
+        for name, model, zz in (("VAE", vae1, z_vae), ("WAE", wae, z_wae)):
+            j = int(zz.var(0).argmax())
+            base = posterior_stats(model, data.test.subset(1))[0].repeat(10, 1)
+            base[:, j] = steps
+            rows.append((f"{name} traversal of dimension {j}", model.mean_image(base)))
+    fig, axes = plt.subplots(len(rows), 1, figsize=(7, 1.15 * len(rows)))
+    for ax, (title, imgs) in zip(axes, rows):
+        show_images(imgs, nrow=10, ax=ax, title=title)
+    save_figure(fig, out_dir, "pictures")
+    plt.show()
+
 
 # %% [markdown]
 # ## The record of this run
@@ -654,13 +712,17 @@ runtime = time.perf_counter() - t_start
 results = {
     "scale": "smoke" if smoke else {"epochs": epochs, "train_size": len(data.train),
                                     "eval_size": eval_size},
+    "run": run, "gathered": gather,
     "sweep": [{k: r[k] for k in ("lam", "elbo", "rec", "kl", "active_units",
                                  "mutual_info", "marginal_kl")}
               for r in sweep],
     "kl_per_dim": {f"{r['lam']:.4g}": r["kl_per_dim"] for r in sweep},
-    "latent_stats": stats, "mic_tic": mic_res, "wae_lam": wae_lam,
-    "runtime_s": runtime, "device": str(dev),
+    "wae_lam": wae_lam, "runtime_s": runtime, "device": str(dev),
 }
+if wae is not None:
+    results["wae_test"] = wae_test
+if not point_mode:
+    results.update(latent_stats=stats, mic_tic=mic_res)
 save_results(out_dir, results)
 print(f"chapter ran in {runtime / 60:.1f} min")
-print(json.dumps(results["sweep"], indent=1))
+pd.DataFrame(results["sweep"]).round(3)

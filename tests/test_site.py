@@ -547,10 +547,6 @@ SOURCE_CHAPTERS = sorted(p.stem for p in (REPO / "book").glob("*.py"))
 # data-loading and training cells, which other work was changing at the same time. Remove an
 # entry once its cell is wrapped.
 UNWRAPPED_CELLS = {
-    "01_vae_collapse": (
-        'data = vaelab.load_dataset("mnist", root=data_root, device=dev, train_size=train_size,',
-        "wae = mlp_wae(latent_dim=latent_dim).to(dev)",
-    ),
     "02_hebae": (
         'data = vaelab.load_dataset("mnist", root=data_root, device=dev, train_size=train_size, valid_size=0',
         "for lam in lams:\n    for kind in (\"vae\", \"hebae\"):\n        train(kind, sweep_dim, lam)",

@@ -255,3 +255,24 @@ def test_the_set_up_installs_ray_pinned():
     assert "ray" in pins
     assert 'sweep = [\n    "ray>=' in (REPO / "pyproject.toml").read_text()
     assert "-e '.[book,test,sweep]'" in (REPO / "Makefile").read_text()
+
+
+def test_gather_execution_sets_the_chapters_gather_switch(tmp_path):
+    """A chapter that declares ``gather`` gets gather=True in the --gather execution (and only there)."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("seed = 0\ngather = False\nout_dir = None")
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [cell]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = tmp_path / "chapter.ipynb"
+    nbformat.write(nb, path)
+    plan = sweep.make_plan(path, ["seed=0,1"], out=tmp_path / "out", gather=True)
+    assert plan.gather_parameters == {"gather": True}
+    assert all("gather" not in p.parameters for p in plan.points)  # the points train
+    assert sweep.make_plan(path, ["seed=0"], out=tmp_path / "o2", gather=False).gather_parameters == {}
+    kept = sweep.make_plan(path, ["seed=0"], out=tmp_path / "o3", gather=True,
+                           gather_parameters=[("gather", "False")])
+    assert kept.gather_parameters == {"gather": False}  # an explicit --gather-param wins
+    assert sweep.make_plan(TOY, ["seed=0"], out=tmp_path / "o4", gather=True).gather_parameters == {}

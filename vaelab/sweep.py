@@ -19,7 +19,8 @@ Running the same command again skips the points with ``done.json`` and re-runs t
 chapter resumes from its own checkpoint in the directory). A run directory whose ``point.json``
 holds other settings is refused before any job starts. ``--gather`` runs the chapter once more,
 after every point finished, with the fixed parameters and ``out_dir`` = ``--out``, where
-``sweep.json`` lists the points and their directories.
+``sweep.json`` lists the points and their directories; a chapter with a ``gather`` parameter gets
+``gather=True`` there (it then trains nothing and reads the points' run directories).
 """
 from __future__ import annotations
 
@@ -306,6 +307,8 @@ def make_plan(notebook: str | os.PathLike, grid_items: list[str], fixed: dict | 
 
     fixed = as_dict(fixed, "-p")
     gather_parameters = as_dict(gather_parameters, "--gather-param")
+    if gather and "gather" in known and "gather" not in gather_parameters:
+        gather_parameters["gather"] = True  # the chapter's own switch: train nothing, read the points
     if not grid_items:
         raise SweepError("the grid is empty: give at least one --grid item such as seed=0:3 or lr=1e-3,3e-4")
     grid: dict[str, list] = {}

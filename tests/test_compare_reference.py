@@ -3,9 +3,11 @@ import json
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from vaelab.compare import Metric, comparison_table, no_record_note, provenance, record_value
+from vaelab.compare import (Metric, comparison_table, no_record_note, paired_difference, provenance,
+                            record_value, verdict)
 from vaelab.records import chapter_name, load_records
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,11 +34,15 @@ def test_comparison_table_shows_the_records_numbers():
     frame = comparison_table(metrics, RECORD, "10 epochs")
     full_col = [c for c in frame.columns if c.startswith("full scale (recorded: Xeon")]
     assert len(full_col) == 1
-    assert frame[full_col[0]].tolist() == ["-98.20", "not reported"]
+    assert frame[full_col[0]].tolist() == ["-98.20", "—"]
     assert frame["paper"].tolist() == ["-97.00 (Table 1)", "not reported (not in the text)"]
     assert frame["this build (10 epochs)"].tolist() == ["-103.80", "20.00"]
+    assert frame["difference"].tolist() == ["-1.20 (full scale)", "—"]
+    assert frame["verdict"].tolist() == ["no tolerance stated", "not reported by the paper"]
     empty = comparison_table(metrics, None, "smoke")
     assert "full scale (no record yet)" in empty.columns
+    # without its record a full-scale value is neither shown nor judged: the build is
+    assert empty["difference"].tolist() == ["-6.80 (this build)", "—"]
     assert "python -m vaelab.sweep" in no_record_note("python -m vaelab.sweep x")
 
 
@@ -60,3 +66,31 @@ def test_every_record_is_a_documented_full_scale_run_at_a_commit_of_this_history
     assert ok, f"{path}: commit {commit} is not in this repository's history"
     assert not record["git"]["dirty"] and record["results"]
     assert load_records(chapter, where=documented), "the chapter's loader finds the record"
+
+
+def test_verdict_against_the_paper():
+    close = Metric("LL", -82.38, "Table 1", -82.9, -90.0, tolerance=1.0, higher_is_better=True)
+    assert verdict(close) == ("-0.52 (full scale)", "reproduced (within 1)")
+    far = Metric("LL", -82.38, "Table 1", -85.0, None, tolerance=1.0, higher_is_better=True)
+    assert verdict(far) == ("-2.62 (full scale)", "short of the paper")
+    lower_better = Metric("error (rad)", 0.054, "Table 1", None, 0.01, digits=3, higher_is_better=False)
+    assert verdict(lower_better) == ("-0.044 (this build)", "beyond the paper (at default scale)")
+    # a miss inside the tolerance plus two standard errors still counts as reproduced
+    noisy = Metric("LL", -82.38, "Table 1", -84.0, None, full_se=0.5, tolerance=1.0)
+    assert verdict(noisy)[1] == "reproduced (within 1)"
+    unsure = Metric("LL", -82.38, "Table 1", -83.0, None, full_se=0.5, higher_is_better=True)
+    assert verdict(unsure)[1] == "within 2 s.e. of the paper"
+    assert verdict(Metric("x", None, "", 1.0, 2.0)) == ("—", "not reported by the paper")
+
+
+def test_paired_difference_uses_the_differences_spread():
+    rng = np.random.default_rng(0)
+    base = rng.normal(-90, 20, size=500)  # a large per-image spread shared by both models
+    a, b = base + 0.3 + rng.normal(0, 0.1, 500), base
+    mean, se = paired_difference(a, b)
+    d = a - b
+    assert mean == pytest.approx(d.mean()) and se == pytest.approx(d.std(ddof=1) / np.sqrt(500))
+    unpaired = np.hypot(a.std(ddof=1), b.std(ddof=1)) / np.sqrt(500)
+    assert se < unpaired / 50  # pairing removes the shared spread
+    with pytest.raises(ValueError, match="same length"):
+        paired_difference([1.0, 2.0], [1.0])

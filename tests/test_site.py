@@ -588,6 +588,37 @@ def test_chapter_code_lines_fit_the_page(name):
                             "(wrap them):\n" + "\n".join(long_lines))
 
 
+GLUE_ROLE = re.compile(r"\{glue(?::text)?\}`([A-Za-z0-9_]+)(?::[^`]*)?`")
+GLUE_CALL = re.compile(r"\bglue\(\s*[\"']([A-Za-z0-9_]+)[\"']")
+
+
+def glue_problems(markdown: str, code: str) -> list[str]:
+    """Names the prose cites with {glue:text}`name` that no code cell glues (the number would be
+    missing from the page; the book build also fails on it)."""
+    cited = set(GLUE_ROLE.findall(markdown))
+    glued = GLUE_CALL.findall(code)
+    return [f"{{glue:text}}`{n}` is cited but no cell calls glue({n!r}, ...)"
+            for n in sorted(cited - set(glued))]
+
+
+@pytest.mark.parametrize("name", SOURCE_CHAPTERS)
+def test_every_number_the_prose_cites_is_glued_by_the_chapter(name):
+    import jupytext
+
+    nb = jupytext.read(REPO / "book" / f"{name}.py")
+    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    problems = glue_problems(markdown, code)
+    assert not problems, f"book/{name}.py: " + "; ".join(problems)
+
+
+def test_glue_check_finds_a_missing_number():
+    prose = "The run took {glue:text}`ch01_minutes` min and kept {glue:text}`ch01_active:d` units."
+    assert glue_problems(prose, "glue('ch01_minutes', m, '.1f')\nglue(\"ch01_active\", n)") == []
+    missing = glue_problems(prose, "glue('ch01_minutes', m, '.1f')")
+    assert missing == ["{glue:text}`ch01_active` is cited but no cell calls glue('ch01_active', ...)"]
+
+
 # ---------------------------------------------------------------- the checks on small snippets
 def page_html(body: str, head: str = "") -> str:
     return f"<!DOCTYPE html><html><head><meta charset='utf-8'>{head}</head><body><article class='bd-article'>{body}</article></body></html>"

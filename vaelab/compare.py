@@ -1,24 +1,39 @@
-"""One table for comparing a result with the paper: paper | full scale (recorded) | this build.
+"""One format for comparing a reproduced result with the paper (chapters 00-05).
 
-A chapter lists its headline metrics with the paper's number (and where the paper gives it), the
-value read from its recorded full-scale run (``vaelab.records``) and the value of the run that just
-executed, and ``comparison_table`` lays them out as a pandas DataFrame with the record's provenance
-(machine, date, wall time, commit) in the header. Where no record exists, ``no_record_note`` gives
-the command that makes one.
+Every chapter lays out its headline numbers the same way::
+
+    metric | paper (where, value) | full scale (recorded: machine, date, wall time, commit)
+           | this build (scale) | difference | verdict
+
+``Metric`` holds one row: the paper's number and where the paper gives it ("Table 1", "Fig. 1a,
+read off"; no source: "not reported"), the value of the recorded full-scale run
+(``vaelab.records``) and of the execution that just ran, each with its standard error where it
+has one. The difference is taken against the paper from the recorded full-scale value where one
+exists, else from this build (and says which); the verdict compares it with the metric's stated
+``tolerance`` and its standard error. Differences between two models on the same test images use
+``paired_difference`` (the standard error of the per-image differences, not of each mean).
+Where no record exists, ``no_record_note`` gives the command that makes one.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Sequence
 
-__all__ = ["Metric", "provenance", "comparison_table", "no_record_note", "record_value"]
+__all__ = ["Metric", "provenance", "comparison_table", "no_record_note", "record_value",
+           "paired_difference", "verdict"]
 
 
 @dataclass
 class Metric:
-    """One row: ``name``, the paper's ``paper`` value and ``source`` ("Table 1", "Fig. 1a, read off"),
-    the recorded full-scale value ``full`` and this build's value ``build`` (None: not available)."""
+    """One row of the comparison.
+
+    ``name``: what is measured, with its unit; ``paper``: the paper's value (None: not reported)
+    and ``source``: where the paper gives it; ``full`` / ``full_se``: the recorded full-scale value
+    and its standard error; ``build`` / ``build_se``: this execution's value and its standard error;
+    ``tolerance``: how far from the paper still counts as reproduced (None: no such claim);
+    ``higher_is_better``: the direction, for saying which side of the paper a miss falls on.
+    """
 
     name: str
     paper: float | None
@@ -26,6 +41,52 @@ class Metric:
     full: float | None
     build: float | None
     digits: int = 2
+    build_se: float | None = None
+    full_se: float | None = None
+    tolerance: float | None = None
+    higher_is_better: bool | None = None
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
+    """Mean and standard error of ``a - b`` for values of two models on the same items (e.g. the
+    per-image log-likelihoods on one test set): the s.e. of the differences, which is what decides
+    whether one model is ahead, not the two means' separate standard errors."""
+    import numpy as np
+
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
+        raise ValueError(f"paired_difference needs two 1-D sequences of the same length >= 2 "
+                         f"(one value per shared test item), got shapes {a.shape} and {b.shape}")
+    d = a - b
+    return float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d)))
+
+
+def verdict(m: Metric) -> tuple[str, str]:
+    """(difference, verdict) of a metric against the paper, from the full-scale value where
+    recorded, else from this build (the text says which)."""
+    if m.paper is None:
+        return "—", "not reported by the paper"
+    if m.full is not None:
+        ours, se, where = m.full, m.full_se, "full scale"
+    elif m.build is not None:
+        ours, se, where = m.build, m.build_se, "this build"
+    else:
+        return "—", "no value"
+    diff = ours - m.paper
+    text = f"{diff:+,.{m.digits}f} ({where})"
+    slack = 2 * se if se is not None else 0.0
+    if m.tolerance is not None and abs(diff) <= m.tolerance + slack:
+        return text, f"reproduced (within {m.tolerance:g})"
+    if m.higher_is_better is None:
+        judged = "differs" if m.tolerance is not None else "no tolerance stated"
+    else:
+        better = (diff > 0) == m.higher_is_better
+        judged = "beyond the paper" if better else "short of the paper"
+    if se is not None and abs(diff) <= slack:
+        judged = "within 2 s.e. of the paper"
+    if where == "this build":
+        judged += " (at default scale)"
+    return text, judged
 
 
 def record_value(record: dict | None, *keys: str) -> float | None:
@@ -54,23 +115,33 @@ def provenance(record: dict) -> str:
     return (f"{where}{f', {threads} thread(s)' if threads else ''}, {date}, {wall_text}, commit {commit}")
 
 
-def _fmt(value: float | None, digits: int) -> str:
+def _fmt(value: float | None, digits: int, se: float | None = None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "not reported"
-    return f"{value:,.{digits}f}"
+    text = f"{value:,.{digits}f}"
+    return text if se is None else f"{text} ± {se:,.{digits}f}"
 
 
 def comparison_table(metrics: list[Metric], record: dict | None, build_scale: str):
-    """DataFrame with columns metric | paper | full scale | this build; the header names where each came from."""
+    """DataFrame: metric | paper | full scale | this build | difference | verdict; the headers
+    name where each column came from (the record's provenance, this build's scale)."""
     import pandas as pd
 
-    full_head = f"full scale (recorded: {provenance(record)})" if record else "full scale (no record yet)"
+    full_head = (f"full scale (recorded: {provenance(record)})" if record
+                 else "full scale (no record yet)")
     rows = []
     for m in metrics:
-        paper = f"{_fmt(m.paper, m.digits)} ({m.source})" if m.source else _fmt(m.paper, m.digits)
-        full = _fmt(m.full, m.digits) if record else "—"
+        if record is None:  # a full-scale value without its record is not shown or judged
+            m = replace(m, full=None, full_se=None)
+        paper = _fmt(m.paper, m.digits)
+        if m.source:
+            paper = f"{paper} ({m.source})"
+        full = _fmt(m.full, m.digits, m.full_se) if record and m.full is not None else "—"
+        build = "—" if m.build is None else _fmt(m.build, m.digits, m.build_se)
+        diff, judged = verdict(m)
         rows.append({"metric": m.name, "paper": paper, full_head: full,
-                     f"this build ({build_scale})": _fmt(m.build, m.digits)})
+                     f"this build ({build_scale})": build, "difference": diff,
+                     "verdict": judged})
     return pd.DataFrame(rows)
 
 

@@ -127,8 +127,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+from IPython.display import display
 from torch.distributions import Normal, kl_divergence
 
+from vaelab.compare import Metric, comparison_table, no_record_note
 from vaelab.densities import kl_std_normal, kl_std_normal_per_dim
 from vaelab.diagnostics import (active_units, elbo_surgery, kl_per_dim, latent_cov_corr,
                                 mean_abs_offdiag, mic_tic_index, posterior_samples,
@@ -136,6 +138,8 @@ from vaelab.diagnostics import (active_units, elbo_surgery, kl_per_dim, latent_c
 from vaelab.mmd import imq_kernel, mmd_imq
 from vaelab.plots import (book_style, integer_ticks, legend_above, save_figure,
                           show_images, subplots)
+from vaelab.prose import glue
+from vaelab.records import load_records, record_command
 from vaelab.results import save_results
 from vaelab.schedules import Constant
 from vaelab.train import evaluate, exponential_lr
@@ -558,34 +562,54 @@ if not point_mode:  # a sweep point (run != 'all') trains one model and draws no
     fig.colorbar(im, ax=ax, label=r"$\log_{10}$ KL (nats)")
     save_figure(fig, out_dir, "kl_per_dim")
     plt.show()
-    print(f"{'lambda':>8} {'active':>6} {'dims KL<0.01':>12} {'mean|mu| inactive':>18} "
-          f"{'mean var inactive':>18}")
-    for r in sweep:
-        n_small = int((np.array(r["kl_per_dim"]) < 0.01).sum())
-        mu_txt = ("-" if r["inactive_mean_abs_mu"] is None
-                  else f"{r['inactive_mean_abs_mu']:.3f}")
-        var_txt = ("-" if r["inactive_mean_var"] is None
-                   else f"{r['inactive_mean_var']:.3f}")
-        print(f"{r['lam']:8.3g} {r['active_units']:6d} {n_small:12d} {mu_txt:>18} "
-              f"{var_txt:>18}")
+    collapse = pd.DataFrame([{
+        "lambda": f"{r['lam']:.3g}", "active units": r["active_units"],
+        "dims KL > 0.1": int((np.array(r["kl_per_dim"]) > 0.1).sum()),
+        "dims KL < 0.01": int((np.array(r["kl_per_dim"]) < 0.01).sum()),
+        "largest KL of a dim (nats)": f"{max(r['kl_per_dim']):.2g}",
+        "mean |mu|, inactive": r["inactive_mean_abs_mu"],
+        "mean var, inactive": r["inactive_mean_var"]} for r in sweep])
+    display(collapse.style.hide(axis="index").format(precision=3, na_rep="-"))
+    # the numbers the text below quotes
+    one = min(range(len(sweep)), key=lambda i: abs(math.log(sweep[i]["lam"])))
+    best = max(sweep, key=lambda r: r["elbo"])
+    low = [r for r in sweep if r["lam"] <= 1 + 1e-9]
+    glue("ch01_scale", f"{epochs} epochs on {len(data.train):,} images")
+    glue("ch01_active_list", ", ".join(str(r["active_units"]) for r in sweep))
+    glue("ch01_lam_list", ", ".join(f"{r['lam']:.3g}" for r in sweep))
+    glue("ch01_kl_max_top", max(sweep[-1]["kl_per_dim"]), ".1g")
+    glue("ch01_lam_top", sweep[-1]["lam"], ".3g")
+    glue("ch01_best_lam", best["lam"], ".3g")
+    glue("ch01_best_elbo", best["elbo"], ".1f")
+    glue("ch01_log_n", sweep[0]["log_n"], ".2f")
+    glue("ch01_mi_gap", max(r["log_n"] - r["mutual_info"] for r in low), ".2f")
+    glue("ch01_active_one", sweep[one]["active_units"])
+    glue("ch01_latent_dim", latent_dim)
     if not smoke:  # the effect itself, asserted at the scales where it is meant to show
         assert sweep[-1]["active_units"] < sweep[0]["active_units"], (
             "no collapse at the largest lambda")
         assert sweep[-1]["inactive_mean_var"] > 0.9
         assert sweep[-1]["inactive_mean_abs_mu"] < 0.1
+        counts = [r["active_units"] for r in sweep]
+        assert counts == sorted(counts, reverse=True), "active units not monotone"
 
 
 # %% [markdown]
-# **What the sweep shows.** In the default-scale run of this book (10,000 training images, 20 epochs,
-# 2-core CPU) all 20 units were active up to $\lambda \approx 0.2$, 17 at $\lambda = 1$, 5 at
-# $\lambda = 4.6$, 1 at $\lambda = 21.5$ and none at $\lambda = 100$, where the KL of every dimension is
-# below $10^{-4}$ nats and the posteriors are the prior: means at 0, variances at 1 (the table above). The
-# true ELBO peaks at $\lambda = 1$, as it must for the objective that *is* the ELBO. ELBO surgery shows
-# where the KL goes: for $\lambda \le 1$ the mutual information sits at its ceiling $\log N$ (every test
-# image is identifiable from its code) and the rest of the KL, the part that is reducible, is the mismatch
-# between aggregate posterior and prior. Raising $\lambda$ first removes that mismatch and then, past
-# $\lambda \approx 1$, starts eating the information itself: that is over-regularisation, and in the limit
-# collapse. The same two phases as in the linear toy, with the weak directions of the data going first.
+# **What the sweep shows.** In this run ({glue:text}`ch01_scale`) the numbers of active units at
+# $\lambda$ = {glue:text}`ch01_lam_list` are {glue:text}`ch01_active_list` (of
+# {glue:text}`ch01_latent_dim`): they fall
+# as the weight grows, monotonically (asserted above at default and full scale). At the largest
+# weight, $\lambda$ = {glue:text}`ch01_lam_top`, no dimension carries more than
+# {glue:text}`ch01_kl_max_top` nats of KL and the inactive posteriors are the prior: means at 0,
+# variances at 1 (the table). The true ELBO is highest at $\lambda$ = {glue:text}`ch01_best_lam`
+# ({glue:text}`ch01_best_elbo` nats), the weight closest to the objective that *is* the ELBO.
+# ELBO surgery shows where the KL goes: for $\lambda \le 1$ the mutual information stays within
+# {glue:text}`ch01_mi_gap` nats of its ceiling $\log N$ = {glue:text}`ch01_log_n` (nearly every
+# test image is identifiable from its code), and the rest of the KL, the part that is reducible,
+# is the mismatch between aggregate posterior and prior. Raising $\lambda$ first removes that
+# mismatch and then, past $\lambda \approx 1$, starts eating the information itself: that is
+# over-regularisation, and in the limit collapse. The same two phases as in the linear toy, with
+# the weak directions of the data going first.
 #
 # ## 7. VAE against WAE at $\lambda = 1$: covariance, correlation, MIC
 #
@@ -618,7 +642,8 @@ if not point_mode:  # a sweep point (run != 'all') trains one model and draws no
             fig.colorbar(im, ax=ax, fraction=0.046, label=f"|{what}|")
     save_figure(fig, out_dir, "latent_cov_corr")
     plt.show()
-    print(stats)
+    glue("ch01_corr_vae", stats["VAE"]["mean_abs_offdiag_corr"], ".2f")
+    glue("ch01_corr_wae", stats["WAE"]["mean_abs_offdiag_corr"], ".2f")
 
 
 # %% [markdown]
@@ -647,6 +672,24 @@ if not point_mode:  # a sweep point (run != 'all') trains one model and draws no
         print(f"{name}: mean MIC {mic.mean():.3f}, mean TIC {tic.mean():.1f} "
               f"({mic_points} images x {mic_samples} samples, "
               f"{time.perf_counter() - t0:.1f} s)")
+    glue("ch01_mic_vae", mic_res["VAE"]["mean_mic"], ".2f")
+    glue("ch01_mic_wae", mic_res["WAE"]["mean_mic"], ".2f")
+    glue("ch01_tic_vae", mic_res["VAE"]["mean_tic"], ".0f")
+    glue("ch01_tic_wae", mic_res["WAE"]["mean_tic"], ".0f")
+    # the VAE's dimensions whose KL is small: how much they tell about the image
+    vae1_kl = np.array(sweep[one]["kl_per_dim"])
+    quiet = vae1_kl < 0.1
+    mic_vae = np.array(mic_res["VAE"]["mic"])
+    glue("ch01_quiet_dims", int(quiet.sum()))
+    glue("ch01_quiet_mic", mic_vae[quiet].mean() if quiet.any() else float("nan"),
+         ".2f")
+    glue("ch01_loud_mic", mic_vae[~quiet].mean() if (~quiet).any() else float("nan"),
+         ".2f")
+    glue("ch01_wae_min_mic", min(mic_res["WAE"]["mic"]), ".2f")
+    glue("ch01_mic_points", mic_points)
+    glue("ch01_mic_samples", mic_samples)
+    glue("ch01_wae_rec", wae_test["rec"], ".0f")
+    glue("ch01_wae_mmd", wae_test["reg"], ".3f")
     fig, axes = subplots(2, max_cols=1, aspect=0.3)
     for ax, key in zip(axes, ("mic", "tic")):
         for off, name in ((-0.2, "VAE"), (0.2, "WAE")):
@@ -663,16 +706,69 @@ if not point_mode:  # a sweep point (run != 'all') trains one model and draws no
 
 
 # %% [markdown]
-# **Beside the paper.** HEBAE's Fig. 2 shows (as pictures, without a table of numbers) a nearly diagonal
-# covariance for the VAE, visible off-diagonal structure for the WAE, and MIC/TIC between index and latents
-# lower for the VAE than for the WAE. The default-scale run here reproduces all three: mean absolute
-# off-diagonal correlation 0.03 (VAE) against 0.11 (WAE), mean MIC 0.27 against 0.56 and mean TIC 25 against
-# 78 (300 test images x 10 samples). The VAE's MIC is high on about half of its dimensions and at the noise
-# floor (about 0.09) on the rest: the low-KL dimensions of the table above carry almost nothing about which
-# image they encode. The WAE has no such dimensions, and no noise at all, so its codes depend on the index in
-# every coordinate; what it pays is correlated codes whose aggregate fits the prior less well: with
-# $\lambda = 1$ the MMD term is small against about 90 nats of reconstruction, and its prior samples below are
-# worse than the VAE's (HEBAE's code uses $\lambda = 10$ for the WAE's samples; [chapter 2](02_hebae.ipynb) uses that).
+# **Beside the paper.** HEBAE's Fig. 2 shows, as pictures without a table of numbers, a nearly
+# diagonal covariance for the VAE, visible off-diagonal structure for the WAE, and MIC/TIC between
+# index and latents lower for the VAE than for the WAE. In this run the mean absolute off-diagonal
+# correlation is {glue:text}`ch01_corr_vae` (VAE) against {glue:text}`ch01_corr_wae` (WAE), the
+# mean MIC {glue:text}`ch01_mic_vae` against {glue:text}`ch01_mic_wae` and the mean TIC
+# {glue:text}`ch01_tic_vae` against {glue:text}`ch01_tic_wae` ({glue:text}`ch01_mic_points` test
+# images x {glue:text}`ch01_mic_samples` samples); the MIC ordering is asserted above at default
+# and full scale. The VAE's MIC splits by the KL of the dimension: its
+# {glue:text}`ch01_quiet_dims` dimensions with KL below 0.1 nats score {glue:text}`ch01_quiet_mic`
+# on average, the others {glue:text}`ch01_loud_mic`: the low-KL dimensions carry almost nothing
+# about which image they encode. The WAE has no noise at all, so every coordinate depends on the
+# index (its lowest MIC is {glue:text}`ch01_wae_min_mic`); what it pays is correlated codes whose
+# aggregate fits the prior less well: with $\lambda = 1$ its MMD term
+# ({glue:text}`ch01_wae_mmd`) is small against {glue:text}`ch01_wae_rec` nats of reconstruction,
+# and its prior samples below are worse than the VAE's (HEBAE's code uses $\lambda = 10$ for the
+# WAE's samples; [chapter 2](02_hebae.ipynb) uses that).
+#
+# The table puts the headline numbers beside the paper (which reports them only as figures) and
+# beside the recorded full-scale run: 100 epochs on all 60,000 training images, each model of
+# the sweep one point of `vaelab.sweep` (`-p run vae1` ... `-p run wae`).
+
+# %%
+if not point_mode:
+    FULL = {"epochs": 100, "train_size": 60_000, "valid_size": 0}
+    records = load_records("01_vae_collapse", where=FULL)
+    by_run = {r["results"].get("run"): r for r in records if r.get("point") != "gather"}
+    gathered = next((r for r in records if r.get("point") == "gather"), None)
+    one_rec = by_run.get(f"vae{one + 1}")  # the VAE closest to lambda = 1
+    one_row = one_rec["results"]["sweep"][0] if one_rec else {}
+    mic_full = (gathered or {}).get("results", {}).get("mic_tic", {})
+    fig2 = "HEBAE Fig. 2: picture only"
+    metrics = [
+        Metric(f"test ELBO at lambda = {sweep[one]['lam']:.3g} (nats)", None,
+               "HEBAE Fig. 1a: curves only", one_row.get("elbo"), sweep[one]["elbo"],
+               digits=1),
+        Metric(f"active units at lambda = {sweep[one]['lam']:.3g}", None,
+               "not reported", one_row.get("active_units"),
+               sweep[one]["active_units"], digits=0),
+        Metric("mean MIC, VAE", None, fig2,
+               mic_full.get("VAE", {}).get("mean_mic"), mic_res["VAE"]["mean_mic"]),
+        Metric("mean MIC, WAE", None, fig2,
+               mic_full.get("WAE", {}).get("mean_mic"), mic_res["WAE"]["mean_mic"]),
+    ]
+    scale = "smoke" if smoke else f"{epochs} epochs, {len(data.train):,} images"
+    display(comparison_table(metrics, gathered or one_rec, scale)
+            .style.hide(axis="index"))
+    if by_run:  # the recorded sweep, one row per finished point
+        display(pd.DataFrame([{
+            "lambda": f"{r['results']['sweep'][0]['lam']:.3g}",
+            "test ELBO": r["results"]["sweep"][0]["elbo"],
+            "KL": r["results"]["sweep"][0]["kl"],
+            "active units": r["results"]["sweep"][0]["active_units"],
+            "I(n; z)": r["results"]["sweep"][0]["mutual_info"],
+            "wall time (min)": r["wall_s"] / 60, "commit": r["git"]["commit"][:10]}
+            for r in sorted(by_run.values(), key=lambda r: r["point"])
+            if r["results"]["sweep"]]).style.hide(axis="index").format(precision=2))
+    command = record_command("01_vae_collapse", {"run": run_names}, FULL, gather=True)
+    if not records:
+        print(no_record_note(command))
+    elif len(by_run) < len(run_names) or gathered is None:
+        print(f"Recorded so far: {len(by_run)} of {len(run_names)} points"
+              f"{'' if gathered else ' and no gather record'}. The same command "
+              f"finishes the rest (finished points are skipped): {command}")
 
 # %% [markdown]
 # ## 8. Pictures: reconstructions, samples, a latent traversal
@@ -706,6 +802,9 @@ if not point_mode:  # a sweep point (run != 'all') trains one model and draws no
 
 # %% [markdown]
 # ## The record of this run
+#
+# This execution took {glue:text}`ch01_runtime_min` minutes; its numbers are in
+# `out_dir/results.json` with the scale and the device.
 
 # %%
 runtime = time.perf_counter() - t_start
@@ -724,5 +823,5 @@ if wae is not None:
 if not point_mode:
     results.update(latent_stats=stats, mic_tic=mic_res)
 save_results(out_dir, results)
-print(f"chapter ran in {runtime / 60:.1f} min")
+glue("ch01_runtime_min", runtime / 60, ".1f")
 pd.DataFrame(results["sweep"]).round(3)

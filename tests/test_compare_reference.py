@@ -94,3 +94,13 @@ def test_paired_difference_uses_the_differences_spread():
     assert se < unpaired / 50  # pairing removes the shared spread
     with pytest.raises(ValueError, match="same length"):
         paired_difference([1.0, 2.0], [1.0])
+
+
+def test_several_records_are_summarised_in_the_header():
+    other = {**RECORD, "started": "2026-12-03T01:00:00", "wall_s": 1800.0, "git": {"commit": "fedcba9876543210"}}
+    frame = comparison_table([Metric("error", 0.054, "Table 1", 0.07, 0.5, digits=3)], [RECORD, other], "default")
+    head = [c for c in frame.columns if c.startswith("full scale")][0]
+    assert head == ("full scale (recorded: 2 runs, Xeon (2 cores), 2026-12-02..2026-12-03, 1.2 h in all, "
+                    "commits 0123456789, fedcba9876)")
+    empty = comparison_table([Metric("error", 0.054, "Table 1", None, 0.5)], [], "default")
+    assert "full scale (no record yet)" in empty.columns

@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
-__all__ = ["Metric", "provenance", "comparison_table", "no_record_note", "record_value",
+__all__ = ["Metric", "provenance", "provenance_of_many", "comparison_table", "no_record_note", "record_value",
            "paired_difference", "verdict"]
 
 
@@ -122,13 +122,32 @@ def _fmt(value: float | None, digits: int, se: float | None = None) -> str:
     return text if se is None else f"{text} ± {se:,.{digits}f}"
 
 
-def comparison_table(metrics: list[Metric], record: dict | None, build_scale: str):
+def provenance_of_many(records: list[dict]) -> str:
+    """"<n> runs, <machines>, <first date>..<last date>, <total wall time>, commit(s) <shas>"."""
+    if len(records) == 1:
+        return provenance(records[0])
+    wheres = sorted({provenance(r).split(",")[0] for r in records})
+    dates = sorted(str(r.get("started") or "?")[:10] for r in records)
+    wall = sum(float(r.get("wall_s") or 0) for r in records)
+    commits = sorted({str((r.get("git") or {}).get("commit") or "?")[:10] for r in records})
+    span = dates[0] if dates[0] == dates[-1] else f"{dates[0]}..{dates[-1]}"
+    return (f"{len(records)} runs, {'; '.join(wheres)}, {span}, {wall / 3600:.1f} h in all, "
+            f"commit{'s' if len(commits) > 1 else ''} {', '.join(commits)}")
+
+
+def comparison_table(metrics: list[Metric], record: dict | list[dict] | None, build_scale: str):
     """DataFrame: metric | paper | full scale | this build | difference | verdict; the headers
-    name where each column came from (the record's provenance, this build's scale)."""
+    name where each column came from (the record's provenance, or a summary of several
+    records', and this build's scale)."""
     import pandas as pd
 
-    full_head = (f"full scale (recorded: {provenance(record)})" if record
-                 else "full scale (no record yet)")
+    if isinstance(record, list):
+        record = record or None
+        full_head = (f"full scale (recorded: {provenance_of_many(record)})" if record
+                     else "full scale (no record yet)")
+    else:
+        full_head = (f"full scale (recorded: {provenance(record)})" if record
+                     else "full scale (no record yet)")
     rows = []
     for m in metrics:
         if record is None:  # a full-scale value without its record is not shown or judged

@@ -3,7 +3,8 @@
 ``train_pendulum_run(method, seed, data, out_dir, settings)`` trains Klushyn et al.'s (2019) Table 3
 model (``vaelab.vhp.vhp_vae``: MLP encoder and decoder, the VHP prior with K importance samples,
 a Gaussian decoder of fixed ``obs_sigma``) with one of the methods of Table 1 and returns the run's
-numbers: both angle scores on the test codes (``vaelab.angle``), the final beta, the length of
+numbers: both angle scores on the test codes (``vaelab.angle``), Sec. 4.1's interpolation test
+(graph path against straight line, ``vaelab.interpolation``), the final beta, the length of
 REWO's initial phase, the final training MSE and KL bound, and beta every ``trace_every`` steps.
 Snapshots of the test codes and of prior samples at chosen iterations go to the run directory
 (Figs. 2 and 10-13 are drawn from them). ``fit`` checkpoints every epoch, so a killed run resumes.
@@ -36,6 +37,7 @@ import torch
 from .angle import angle_regression, arcsin_regression
 from .constrained import GECO, REWO, REWOB1, mse_from_gaussian_rec
 from .data import ImageData
+from .interpolation import interpolation_scores
 from .runs import atomic_write_json
 from .schedules import Constant, LinearWarmup
 from .train import fit
@@ -79,6 +81,11 @@ class PendulumSettings:
     alpha: float = 0.99
     snapshot_iterations: tuple[int, ...] = (1_000, 5_000, 10_000, 25_000, 50_000)
     trace_every: int = 50
+    # Sec. 4.1's interpolation test on the trained model (vaelab.interpolation; the paper's graph)
+    graph_samples: int = 1_000
+    graph_k: int = 18
+    interp_pairs: int = 10
+    interp_points: int = 16
 
     def steps_per_epoch(self, n_train: int) -> int:
         return math.ceil(n_train / self.batch_size)
@@ -175,6 +182,8 @@ def train_pendulum_run(
         codes = model.encode(test.batch())[0].cpu().numpy()
     theta = test.targets.cpu().numpy()
     polar, b3 = angle_regression(codes, theta), arcsin_regression(codes, theta)
+    interp = interpolation_scores(model, test.batch(), theta, seed=seed, graph_samples=s.graph_samples,
+                                  k=s.graph_k, n_pairs=s.interp_pairs, n_points=s.interp_points)
     w = np.asarray(hist.steps["weight"])
     moved = np.nonzero(w != w[0])[0]
     result = {
@@ -190,6 +199,7 @@ def train_pendulum_run(
         "b3_slope": b3.slope,
         "final_beta": float(w[-1]),
         "initial_phase_steps": int(moved[0]) if len(moved) else len(w),
+        "interpolation": interp,
         "final_train_mse": hist.epochs["rec"][-1] * mse["scale"] + mse["shift"],
         "final_train_kl": hist.epochs["reg"][-1],
         "beta_trace": w[:: s.trace_every].tolist(),

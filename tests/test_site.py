@@ -558,14 +558,6 @@ UNWRAPPED_CELLS = {
         'data = vaelab.load_dataset("mnist", root=data_root, device=dev, train_size=train_size,',
         "k_rows, fit_no = [], len(kinds)",
     ),
-    "04_geco_rewo": (
-        'pend = vaelab.load_dataset("pendulum", root=data_root, device=dev, valid_size=1500,',
-        'fm = vaelab.load_dataset("fashion_mnist", root=data_root, device=dev,',
-    ),
-    "celeba": (
-        "celeba.prepare(celeba_root, verify=not smoke)",
-        "def run_dir(name: str, lam_value: float) -> Path:",
-    ),
 }
 
 

@@ -528,15 +528,15 @@ plt.show()
 #   without information. This is the score of our Table 1.
 #
 # **Decoder likelihood and units of $\kappa$** (everything depends on them). The decoder is Gaussian,
-# $p(x\mid z) = \mathcal N(x;\mu(z), \sigma^2 I)$ with fixed $\sigma$ (`obs_sigma`, printed below) on pixel
+# $p(x\mid z) = \mathcal N(x;\mu(z), \sigma^2 I)$ with fixed $\sigma$ (`obs_sigma`, in the settings table below) on pixel
 # values in $[0,1]$; `rec` is its negative log-likelihood in nats per image. The constraint is on the
 # **per-pixel mean squared error**, $C = \frac1{256}\lVert x - \mu(z)\rVert^2$, so $\kappa$ is a per-pixel RMSE
 # in intensity units and $\kappa^2$ a per-pixel MSE. The weight $\beta$ multiplies the VHP's KL bound next to
 # `rec`, so $\beta = 1$ is the ELBO of this Gaussian decoder.
 #
 # **Scale.** Table 3's networks (four layers of 256 units, Adam $10^{-4}$) and long training do not fit in the
-# default budget. The default trains smaller MLPs with a larger learning rate for a few epochs (printed
-# below). Three consequences, all our choices: (1) at the default length the autoencoder phase does not reach
+# default budget. The default trains smaller MLPs with a larger learning rate for a few epochs (the settings
+# table below). Three consequences, all our choices: (1) at the default length the autoencoder phase does not reach
 # $\kappa = 0.02$ in time, so the default uses $\kappa = 0.03$; (2) the per-step change of $\log\beta$ is
 # $\nu\,\delta$, with $\delta$ of order $10^{-4}$ to $10^{-3}$ in these units, so with the paper's $\nu = 5$
 # $\beta$ could move by only a few units of $\log\beta$ in a default run: we raise $\nu$ in proportion to

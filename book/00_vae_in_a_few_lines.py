@@ -220,8 +220,9 @@ glue("ch00_train_min", train_time / 60, ".1f");
 # After {glue:text}`ch00_epochs` epochs on {glue:text}`ch00_train_images` images
 # ({glue:text}`ch00_train_min` min of training in this build) the test ELBO is
 # {glue:text}`ch00_test_elbo` nats per image, {glue:text}`ch00_elbo_gain` nats above the untrained
-# model's: a reconstruction term of {glue:text}`ch00_test_rec` nats and a KL of
-# {glue:text}`ch00_test_kl` nats, the information the codes carry about their images.
+# model's: an expected log-likelihood $\mathbb E_q[\log p(x\mid z)]$ of {glue:text}`ch00_test_rec` nats
+# less a KL of {glue:text}`ch00_test_kl` nats, the price of the information the codes carry about their
+# images.
 
 # %%
 fig, axes = subplots(2)

@@ -19,10 +19,11 @@
 # %% [markdown]
 # # CelebA: HEBAE vs VAE vs WAE by FID (needs CelebA and a GPU)
 #
-# **This page is not executed in the book build**: it needs the CelebA data set (prepared once with
-# `python -m data_scripts.celeba`) and a GPU, so the page shows its code without outputs. Run it yourself
-# with papermill (below); the results of a recorded run are shown in the comparison of Section 4 once
-# one exists (none is recorded yet).
+# **This page is not executed in the book build** (its notebook metadata sets
+# `mystnb: execution_mode: off`): it needs the CelebA data set (prepared once with
+# `python -m data_scripts.celeba`) and a GPU, so the page shows its code without outputs. Run it with
+# papermill (below). No full-scale run is recorded yet; once one is (`reference/celeba/`), the
+# comparison cell of Section 4 sets it beside the paper's FIDs and this execution's.
 #
 # The chapter sets up the CelebA experiment of the HEBAE paper {cite:p}`cheng2020hebae` (Sec. 4,
 # Figs. 1b and 3, App. B.2) at the paper's scale on one GPU: the WAE's convolutional network
@@ -44,9 +45,7 @@
 # In CI (nbval, `make test`) the chapter runs at *smoke scale* (`VAELAB_SMOKE=1`): a folder of a few
 # dozen synthetic 178x218 pictures in CelebA's layout goes through the real preparation, training,
 # checkpoint and FID code with tiny networks. Its numbers are meaningless; they only show that the
-# pipeline runs. **The book build does not execute this chapter** (its notebook metadata sets
-# `mystnb: execution_mode: off`): it needs CelebA and a GPU, so this page shows the code without outputs.
-# No full-scale run has been made yet; its results will be published here when one has.
+# pipeline runs.
 
 # %% tags=["remove-cell"]
 # Colab: install vaelab (the package this book is built on) when it is missing.

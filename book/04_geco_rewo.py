@@ -879,21 +879,21 @@ plt.show()
 # In this run VHP + REWO scored {glue:text}`ch04_rewo_mean` $\pm$ {glue:text}`ch04_rewo_sd` rad (mean
 # $\pm$ sd over {glue:text}`ch04_seeds` seeds) against the paper's 0.054, and REWO's error was below
 # another method's by more than 2 paired standard errors for {glue:text}`ch04_rewo_ahead` of the
-# {glue:text}`ch04_others` other methods: the paper's order-of-magnitude advantage needs that count to be
-# all of them. How much the seed matters: the seeds' mean errors (over all methods) spread over
+# {glue:text}`ch04_others` other methods (the paper's Table 1 has REWO an order of magnitude below all of
+# them). How much the seed matters: the seeds' mean errors (over all methods) spread over
 # {glue:text}`ch04_seed_range` rad, the methods' mean errors (over all seeds) over
 # {glue:text}`ch04_method_range` rad; where the first is the larger, the seed, not the method, decides
 # the score at this scale. Codes shuffled across images score {glue:text}`ch04_shuffled` rad (near
 # $\pi/2$), so low scores are not an artefact of the regression.
 #
 # The snapshots show where a score comes from: the codes' curve takes its shape in the first epoch, while
-# every method still trains with a tiny weight on the KL term. A curve whose polar angle is not monotone in
+# REWO, GECO and the warm-ups still train with a tiny weight on the KL term. A curve whose polar angle is not monotone in
 # the true angle (a figure eight, say, or a curve that does not wind around the origin) scores badly
 # under any schedule of $\beta$ that does not reshape it later, and a short run gives the schedule little
 # time to do so.
 #
 # REWO's initial phase lasted {glue:text}`ch04_rewo_phase_min` to {glue:text}`ch04_rewo_phase_max` of the
-# {glue:text}`ch04_steps` steps, so its second phase was short; $\beta$ ended at 1 in
+# {glue:text}`ch04_steps` steps, the rest being its second phase; $\beta$ ended at 1 in
 # {glue:text}`ch04_rewo_beta1` of its seeds. The final training MSEs of all runs lay between
 # {glue:text}`ch04_mse_lo` and {glue:text}`ch04_mse_hi`, against $\kappa^2 =$ {glue:text}`ch04_kappa2`:
 # where they are below it, the constraint binds only at the start, so the choice of likelihood and of

@@ -803,8 +803,14 @@ glue("ch04_others", len(methods) - 1, "d")
 glue("ch04_seed_range", max(seed_means) - min(seed_means), ".2f")
 glue("ch04_method_range", max(method_means) - min(method_means), ".2f")
 glue("ch04_shuffled", shuffled.error, ".2f")
-glue("ch04_rewo_phase_min", min(r["initial_phase_steps"] for r in rewo_rows), ",d")
-glue("ch04_rewo_phase_max", max(r["initial_phase_steps"] for r in rewo_rows), ",d")
+phases = sorted(r["initial_phase_steps"] for r in rewo_rows)
+if phases[0] >= total_steps:
+    phase_text = (f"all {total_steps:,} steps in every seed: the constraint was never "
+                  "met, so the second phase never began")
+else:
+    phase_text = (f"{', '.join(f'{p:,}' for p in phases)} of the {total_steps:,} steps "
+                  "(one value per seed), the rest being its second phase")
+glue("ch04_rewo_phases", phase_text)
 glue("ch04_rewo_beta1", sum(r["final_beta"] > 0.99 for r in rewo_rows), "d")
 glue("ch04_mse_lo", min(mses), ".2g")
 glue("ch04_mse_hi", max(mses), ".2g")
@@ -892,9 +898,8 @@ plt.show()
 # under any schedule of $\beta$ that does not reshape it later, and a short run gives the schedule little
 # time to do so.
 #
-# REWO's initial phase lasted {glue:text}`ch04_rewo_phase_min` to {glue:text}`ch04_rewo_phase_max` of the
-# {glue:text}`ch04_steps` steps, the rest being its second phase; $\beta$ ended at 1 in
-# {glue:text}`ch04_rewo_beta1` of its seeds. The final training MSEs of all runs lay between
+# REWO's initial phase lasted {glue:text}`ch04_rewo_phases`; $\beta$ ended at 1 in
+# {glue:text}`ch04_rewo_beta1` of its {glue:text}`ch04_seeds` seeds. The final training MSEs of all runs lay between
 # {glue:text}`ch04_mse_lo` and {glue:text}`ch04_mse_hi`, against $\kappa^2 =$ {glue:text}`ch04_kappa2`:
 # where they are below it, the constraint binds only at the start, so the choice of likelihood and of
 # $\kappa$'s units decides how long REWO is more than the ELBO. GECO's $\beta$ went as low as
@@ -1036,7 +1041,7 @@ plt.show()
 # per image and the constraint is on it directly: $C = $ `rec`, $\kappa^2$ in nats (`fm_kappa2`; our choice,
 # a value the autoencoder phase reaches within the first third of a default run). The paper's Table 3
 # networks for this data set are larger and trained far longer; the default here trains small MLPs
-# (printed below) for a few epochs on a subset, and estimates $\log p(x)$ by importance sampling on a subset
+# (their size is printed below) for a few epochs on a subset, and estimates $\log p(x)$ by importance sampling on a subset
 # of the test images. With the VHP, the prior's $\log p(z)$ inside each importance weight is itself the
 # $K$-sample bound $\mathcal L_K$, so the estimate stays a stochastic lower bound on $\log p(x)$.
 #

@@ -35,8 +35,8 @@ if "google.colab" in sys.modules:
                     "vaelab @ git+https://github.com/vaelab/vaelab"], check=True)
 
 # %% tags=["parameters"]
-# Parameters (papermill: -p name value). Default scale: the book build,
-# about 2 minutes on 2 CPU cores.
+# Parameters (papermill: -p name value). Default scale: the book build, minutes on
+# 2 CPU cores (the chapter prints its run time at the end).
 epochs = 10            # full scale: 100
 train_size = 50_000    # training images (50,000 remain after 10,000 validation images)
 latent_dim = 20
@@ -78,7 +78,6 @@ out_dir = check_path("out_dir", out_dir, example="runs/00_vae_in_a_few_lines")
 resume = check_bool("resume", resume)
 
 # %%
-import json
 import time
 
 import matplotlib.pyplot as plt
@@ -87,12 +86,14 @@ from torch.distributions import Normal, kl_divergence
 
 from vaelab.densities import kl_std_normal, log_bernoulli
 from vaelab.plots import book_style, plot_history, save_figure, show_images, subplots
+from vaelab.prose import glue
 from vaelab.results import save_results
 from vaelab.train import evaluate, exponential_lr
 
 book_style()  # figures drawn at the width of the book's column
 torch.manual_seed(seed)
 dev = vaelab.get_device(device)
+t_start = time.perf_counter()
 print(f"device: {dev}, torch {torch.__version__}, threads {torch.get_num_threads()}")
 
 # %% [markdown]
@@ -207,6 +208,21 @@ print(f"{epochs} epochs in {train_time:.0f} s; test ELBO {elbo_test:.2f} nats "
       f"(reconstruction {-test['rec']:.2f}, KL {test['reg']:.2f})")
 assert elbo_test > elbo_init + 50, "training did not improve the test ELBO"
 assert test["reg"] > 0
+glue("ch00_epochs", epochs, "d")
+glue("ch00_train_images", len(data.train), ",d")
+glue("ch00_test_elbo", elbo_test, ".1f")
+glue("ch00_test_rec", -test["rec"], ".1f")
+glue("ch00_test_kl", test["reg"], ".1f")
+glue("ch00_elbo_gain", elbo_test - elbo_init, ".0f")
+glue("ch00_train_min", train_time / 60, ".1f");
+
+# %% [markdown]
+# After {glue:text}`ch00_epochs` epochs on {glue:text}`ch00_train_images` images
+# ({glue:text}`ch00_train_min` min of training in this build) the test ELBO is
+# {glue:text}`ch00_test_elbo` nats per image, {glue:text}`ch00_elbo_gain` nats above the untrained
+# model's: an expected log-likelihood $\mathbb E_q[\log p(x\mid z)]$ of {glue:text}`ch00_test_rec` nats
+# less a KL of {glue:text}`ch00_test_kl` nats, the price of the information the codes carry about their
+# images.
 
 # %%
 fig, axes = subplots(2)
@@ -245,7 +261,8 @@ plt.show()
 # no number in its text.
 
 # %%
-from vaelab.compare import Metric, comparison_table, no_record_note, record_value
+from vaelab.compare import (Metric, comparison_table, no_record_note, provenance,
+                            record_value)
 from vaelab.records import load_records, record_command
 
 full_records = load_records("00_vae_in_a_few_lines", where={"epochs": 100})
@@ -261,6 +278,10 @@ metrics = [
 ]
 scale = "smoke" if vaelab.is_smoke() else f"{epochs} epochs, {len(data.train):,} images"
 display(comparison_table(metrics, full, scale).style.hide(axis="index"))
+# the full-scale line of the book's introduction
+glue("ch00_full_summary", "not recorded yet" if full is None else
+     f"recorded: test ELBO {record_value(full, 'test_elbo'):.2f} nats "
+     f"({provenance(full)})")
 if full is None:
     command = record_command("00_vae_in_a_few_lines", {"seed": [0]}, {"epochs": 100})
     print(no_record_note(command))
@@ -269,7 +290,8 @@ if full is None:
 # ## The record of this run
 #
 # Every chapter writes its headline numbers to `out_dir/results.json`, with the scale and the machine,
-# so that a papermill run leaves a machine-readable record beside its figures and checkpoint.
+# so that a papermill run leaves a machine-readable record beside its figures and checkpoint. This
+# execution took {glue:text}`ch00_runtime_min` min on {glue:text}`ch00_machine`.
 
 # %%
 results = {
@@ -279,5 +301,11 @@ results = {
     "valid_elbo": -(history.epochs["valid_rec"][-1] + history.epochs["valid_reg"][-1]),
     "train_time_s": train_time, "device": str(dev),
 }
+runtime = time.perf_counter() - t_start
+results["runtime_s"] = runtime
 path = save_results(out_dir, results)
-print(json.dumps(results, indent=1))
+machine = (dev.type.upper() + (f" ({torch.cuda.get_device_name(dev)})"
+                               if dev.type == "cuda" else "")
+           + f", {torch.get_num_threads()} torch threads")
+glue("ch00_runtime_min", runtime / 60, ".1f")
+glue("ch00_machine", machine);

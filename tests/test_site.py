@@ -558,14 +558,6 @@ UNWRAPPED_CELLS = {
         'data = vaelab.load_dataset("mnist", root=data_root, device=dev, train_size=train_size,',
         "k_rows, fit_no = [], len(kinds)",
     ),
-    "04_geco_rewo": (
-        'pend = vaelab.load_dataset("pendulum", root=data_root, device=dev, valid_size=1500,',
-        'fm = vaelab.load_dataset("fashion_mnist", root=data_root, device=dev,',
-    ),
-    "celeba": (
-        "celeba.prepare(celeba_root, verify=not smoke)",
-        "def run_dir(name: str, lam_value: float) -> Path:",
-    ),
 }
 
 
@@ -610,6 +602,65 @@ def test_every_number_the_prose_cites_is_glued_by_the_chapter(name):
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     problems = glue_problems(markdown, code)
     assert not problems, f"book/{name}.py: " + "; ".join(problems)
+
+
+CROSS_GLUE = re.compile(r"\{glue(?::text)?\}`([A-Za-z0-9_./-]+\.ipynb)::([A-Za-z0-9_]+)(?::[^`]*)?`")
+
+
+def cross_glue_problems(markdown: str, glued_by: dict[str, set[str]]) -> list[str]:
+    """Numbers a page pastes from another document (`{glue:text}`doc.ipynb::key:s``, e.g. the
+    intro's run times) that the named chapter does not glue, or a chapter that does not exist.
+    A key needs the `:s` format after it: without one, myst-nb reads the key as the format."""
+    problems = []
+    for doc, key in CROSS_GLUE.findall(markdown):
+        name = Path(doc).stem
+        if name not in glued_by:
+            problems.append(f"{{glue:text}}`{doc}::{key}` names no chapter in book/")
+        elif key not in glued_by[name]:
+            problems.append(f"{{glue:text}}`{doc}::{key}`: book/{name}.py never calls glue({key!r}, ...)")
+    problems += [f"{{glue:text}}`{m}`: a key from another document needs a format after it (`:s`)"
+                 for m in re.findall(r"\{glue(?::text)?\}`([^`:]+::[A-Za-z0-9_]+)`", markdown)]
+    return problems
+
+
+def test_intro_pastes_only_numbers_the_chapters_glue():
+    import jupytext
+
+    glued_by = {}
+    for name in SOURCE_CHAPTERS:
+        nb = jupytext.read(REPO / "book" / f"{name}.py")
+        glued_by[name] = set(GLUE_CALL.findall("\n".join(c.source for c in nb.cells
+                                                          if c.cell_type == "code")))
+    problems = cross_glue_problems((REPO / "book" / "intro.md").read_text(encoding="utf8"), glued_by)
+    assert not problems, "book/intro.md: " + "; ".join(problems)
+
+
+def test_cross_glue_check_finds_a_missing_number():
+    glued_by = {"04_geco_rewo": {"ch04_runtime_min"}}
+    good = "{glue:text}`04_geco_rewo.ipynb::ch04_runtime_min:s` min"
+    assert cross_glue_problems(good, glued_by) == []
+    assert len(cross_glue_problems("{glue:text}`04_geco_rewo.ipynb::ch04_other:s`", glued_by)) == 1
+    assert len(cross_glue_problems("{glue:text}`05_none.ipynb::ch05_x:s`", glued_by)) == 1
+    assert len(cross_glue_problems("{glue:text}`04_geco_rewo.ipynb::ch04_runtime_min`", glued_by)) == 1
+
+
+FORCED_BAR = re.compile(r"\bprogress\s*=\s*(?!None\b)[^,)\s]|\btqdm\b")
+
+
+@pytest.mark.parametrize("name", SOURCE_CHAPTERS)
+def test_no_chapter_forces_a_progress_bar(name):
+    """Progress bars follow VAELAB_PROGRESS (the book build sets 0, so built pages show none;
+    interactive runs keep them): a chapter passes no `progress=` of its own and uses no tqdm."""
+    lines = [f"code cell {i}: {line.strip()}" for i, _, source in chapter_code_cells(name)
+             for line in source.splitlines() if FORCED_BAR.search(line)]
+    assert not lines, f"book/{name}.py forces progress bars:\n" + "\n".join(lines)
+
+
+def test_forced_bar_check():
+    assert FORCED_BAR.search("hist = fit(net, train, progress=not smoke)")
+    assert FORCED_BAR.search("for x in tqdm(range(3)):")
+    assert not FORCED_BAR.search("hist = fit(net, train, progress=None, seed=0)")
+    assert not FORCED_BAR.search("hist = fit(net, train, seed=0)")
 
 
 def test_glue_check_finds_a_missing_number():

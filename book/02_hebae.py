@@ -810,11 +810,12 @@ glue("ch02_lam_max", lams[-1], "g")
 # go from {glue:text}`ch02_au_vae_max` down to {glue:text}`ch02_au_vae_min` of {glue:text}`ch02_sweep_dim`,
 # HEBAE's never below {glue:text}`ch02_au_hebae_min`. The paper's claim is about the quantity it plots, its
 # "ELBO": here HEBAE's own objective spans {glue:text}`ch02_range_obj_hebae` nats over the grid and its
-# standard ELBO {glue:text}`ch02_range_elbo_hebae`, so the insensitivity is a property of its generative
-# model (the log-likelihood), not of every number one could plot.
+# standard ELBO {glue:text}`ch02_range_elbo_hebae`. Where these spans are larger than that of its
+# log-likelihood, the insensitivity belongs to HEBAE's generative model, not to the number the paper
+# plotted.
 #
 # The last column counts the latent dimensions whose posterior marginals differ from $\mathcal N(0, 1)$ by
-# more than 0.1 nats on average (`kl_per_dim`). For the VAE it follows the active units: a collapsed
+# more than 0.1 nats on average (`kl_per_dim`). For the VAE the two counts should agree: a collapsed
 # dimension has a mean that does not move with $x$ *and* unit variance. A dimension can be active with a
 # small KL, or, as for HEBAE (at least {glue:text}`ch02_kl_dims_hebae_min` of {glue:text}`ch02_sweep_dim`
 # here), carry a large KL because the posterior is far narrower than the prior (§6.3).
@@ -861,6 +862,11 @@ if not smoke:  # the mechanism, asserted where it has had epochs to act
         "sigma did not fall during training")
 
 # %% [markdown]
+# The mean $\sigma_i$ after the first epoch is at most {glue:text}`ch02_sigma_first` and after the last at
+# most {glue:text}`ch02_sigma_last` ($\lambda = 1$, every $k$); beyond smoke scale the chapter asserts that it
+# fell in every run. §7 follows what this does to HEBAE's yardsticks and to its place between the VAE and
+# the WAE.
+#
 # ### 6.4 The two forms side by side ($\lambda = 1$)
 #
 # The same runs with the other form (`form="code"` when the experiments use the exact form, and vice versa):

@@ -36,7 +36,7 @@ if "google.colab" in sys.modules:
                     "vaelab @ git+https://github.com/vaelab/vaelab"], check=True)
 
 # %% tags=["parameters"]
-# Parameters (papermill: -p name value). Default scale: the book build, about 6 minutes on
+# Parameters (papermill: -p name value). Default scale: the book build, minutes on
 # 2 CPU cores. Full scale (the paper's): -p epochs 2000 -p warmup_epochs 100 -p train_size 50000
 # -p n_pseudo 500 -p ll_images 10000 -p patience 50 (on a GPU).
 epochs = 12            # the paper: up to 2000 with early stopping
@@ -97,32 +97,44 @@ out_dir = check_path("out_dir", out_dir, example="runs/03_vampprior")
 resume = check_bool("resume", resume)
 
 # %%
-import json
 import math
 import time
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import torch
+from IPython.display import display
 from torch import nn
 from torch.distributions import (Categorical, Independent, MixtureSameFamily,
                                  MultivariateNormal, Normal)
 
+from vaelab.compare import (Metric, comparison_table, no_record_note,
+                            paired_difference, record_value)
 from vaelab.densities import log_normal_diag, log_standard_normal
 from vaelab.diagnostics import active_units
 from vaelab.hvae import hvae
 from vaelab.likelihood import importance_log_likelihood
 from vaelab.plots import book_style, integer_ticks, save_figure, show_images
+from vaelab.prose import glue
+from vaelab.records import load_records, record_command
 from vaelab.results import save_results
 from vaelab.schedules import LinearWarmup
 from vaelab.train import evaluate
-from vaelab.vamp import MixtureOfGaussians, VampPrior, mog_vae, std_vae, vamp_vae
+from vaelab.vamp import (MixtureOfGaussians, VampPrior, log_mixture_diag, mog_vae,
+                         std_vae, vamp_vae)
 
 book_style()  # figures drawn at the width of the book's column
 torch.manual_seed(seed)
 dev = vaelab.get_device(device)
 t_start = time.perf_counter()
 print(f"device {dev}, {torch.get_num_threads()} threads")
+
+
+def show(df, precision=2):
+    """A results table as the reader sees it: no index, floats rounded."""
+    display(df.style.hide(axis="index").format(precision=precision, thousands=",",
+                                               na_rep="—"))
 
 # %% [markdown]
 # ## 1. Two regularisers, and the prior that minimises them
@@ -181,8 +193,8 @@ candidates = {
     "aggregate posterior, variances x 2": mixture_logp(z, mu_n, lv_n + math.log(2)),
 }
 scores = {name: v.mean().item() for name, v in candidates.items()}
-for name, v in scores.items():
-    print(f"E_q(z)[log p(z)] = {v:8.4f}   {name}")
+show(pd.DataFrame({"prior p": list(scores), "E_q(z)[log p(z)]": list(scores.values())}),
+     precision=3)
 
 
 def beats_all(cands, best_name):
@@ -338,14 +350,16 @@ def derived(prior):
     return dA, dB
 
 
+grad_diffs = {}
 for prior in ("standard", "mog", "vamp"):
     Ag, Bg = A.clone().requires_grad_(), B.clone().requires_grad_()
     regulariser(Ag, Bg, prior).backward()
     dA, dB = derived(prior)
     torch.testing.assert_close(dA, Ag.grad, rtol=0, atol=1e-6)
     torch.testing.assert_close(dB, Bg.grad, rtol=0, atol=1e-6)
-    print(f"{prior:8s}: derived gradients = autograd (max |diff| "
-          f"{max((dA - Ag.grad).abs().max(), (dB - Bg.grad).abs().max()):.1e})")
+    grad_diffs[prior] = max((dA - Ag.grad).abs().max(), (dB - Bg.grad).abs().max())
+print("derived gradients = autograd for the standard, MoG and VampPrior priors "
+      f"(largest difference {max(grad_diffs.values()):.0e} in float64)")
 # the coupling term vanishes for a data point equal to a pseudo-input of a one-component
 # VampPrior
 x_saved, U_saved, K_saved = x1.clone(), U, K
@@ -412,9 +426,9 @@ torch.testing.assert_close(ll_exact_q, exact, rtol=0, atol=1e-8)
 res = importance_log_likelihood(LinearGaussian(W, c, s2, widen=0.5), xs,
                                 n_samples=20_000, return_elbo=True,
                                 generator=torch.Generator().manual_seed(5))
-print("exact log p(x):", exact.numpy().round(3))
-print("IS, S=20000   :", res.log_likelihood.numpy().round(3))
-print("ELBO          :", res.elbo.numpy().round(3))
+show(pd.DataFrame({"point": range(1, len(xs) + 1), "exact log p(x)": exact.numpy(),
+                   "IS, S = 20,000": res.log_likelihood.numpy(),
+                   "ELBO": res.elbo.numpy()}), precision=3)
 torch.testing.assert_close(res.log_likelihood, exact, rtol=0, atol=0.02)
 assert (res.elbo < exact - 0.1).all()
 
@@ -431,38 +445,40 @@ assert (res.elbo < exact - 0.1).all()
 # between priors at equal budget mean something.
 
 # %%
-data = vaelab.load_dataset("mnist", root=data_root, device=dev, train_size=train_size,
-                           binarize="dynamic", seed=seed)
+data = vaelab.load_dataset("mnist", root=data_root, device=dev,
+                           train_size=train_size, binarize="dynamic", seed=seed)
 ll_set = data.test.subset(min(ll_images, len(data.test)))
 steps_per_epoch = math.ceil(len(data.train) / batch_size)
-print(f"{len(data.train)} training images, {epochs} epochs, warm-up over {warmup_epochs} epochs, "
-      f"log-likelihood on {len(ll_set)} test images with S = {ll_samples}")
+print(f"{len(data.train):,} training images, {epochs} epochs, warm-up over "
+      f"{warmup_epochs} epochs, log-likelihood on {len(ll_set):,} test images with "
+      f"S = {ll_samples:,}")
 
 
 def train(model, name):
     torch.manual_seed(seed)
     t0 = time.perf_counter()
-    hist = vaelab.fit(model.to(dev), data.train, epochs=epochs, batch_size=batch_size, lr=lr,
-                      schedule=LinearWarmup(warmup_epochs, unit="epoch"), valid=data.valid,
-                      patience=patience or None, patience_after=warmup_epochs,
-                      out_dir=f"{out_dir}/{name}", resume=resume, seed=seed)
+    hist = vaelab.fit(model.to(dev), data.train, epochs=epochs, batch_size=batch_size,
+                      lr=lr, schedule=LinearWarmup(warmup_epochs, unit="epoch"),
+                      valid=data.valid, patience=patience or None,
+                      patience_after=warmup_epochs, out_dir=f"{out_dir}/{name}",
+                      resume=resume, seed=seed)
     return hist, time.perf_counter() - t0
 
 
 def summarise(model, name, hist, seconds):
+    """Test ELBO and the importance-sampled log-likelihood of each image of ll_set."""
     test = evaluate(model, data.test)
     gen = torch.Generator(dev).manual_seed(seed)
-    res = importance_log_likelihood(model, ll_set, n_samples=ll_samples, batch_size=10, generator=gen,
-                                    return_elbo=True)
+    res = importance_log_likelihood(model, ll_set, n_samples=ll_samples, batch_size=10,
+                                    generator=gen, return_elbo=True)
     ll = res.log_likelihood
-    assert (ll >= res.elbo).all()  # log-mean-exp of the weights >= their mean, image by image
-    row = {"model": name, "test_elbo": -(test["rec"] + test["reg"]), "test_ll": ll.mean().item(),
-           "test_ll_se": (ll.std() / math.sqrt(len(ll))).item(), "ll_set_elbo": res.elbo.mean().item(),
-           "train_seconds": seconds}
-    print(f"{name:22s} test ELBO {row['test_elbo']:8.2f} | on the {len(ll)} LL images: ELBO "
-          f"{row['ll_set_elbo']:8.2f}, log-likelihood {row['test_ll']:8.2f} (+/- {row['test_ll_se']:.2f}) "
-          f"| trained in {seconds:.0f} s")
-    return row
+    # log-mean-exp of the weights >= their mean, image by image
+    assert (ll >= res.elbo).all()
+    return {"model": name, "test_elbo": -(test["rec"] + test["reg"]),
+            "test_ll": ll.mean().item(),
+            "test_ll_se": (ll.std() / math.sqrt(len(ll))).item(),
+            "ll_set_elbo": res.elbo.mean().item(), "train_seconds": seconds,
+            "ll_images": ll.cpu().numpy()}
 
 
 def make(kind, n_components=n_pseudo):
@@ -478,16 +494,18 @@ def make(kind, n_components=n_pseudo):
     if kind == "HVAE VampPrior":
         return hvae(latent_dim, hidden, prior="vamp", n_pseudo=n_components)
     if kind == "HVAE MoG":
-        return hvae(latent_dim, hidden, prior=MixtureOfGaussians(latent_dim, n_components))
+        return hvae(latent_dim, hidden,
+                    prior=MixtureOfGaussians(latent_dim, n_components))
     if kind == "HVAE VampPrior data":
-        return hvae(latent_dim, hidden, prior="vamp", n_pseudo=n_components, pseudo_init="data",
-                    data=data.train, learn_pseudo_inputs=False)
+        return hvae(latent_dim, hidden, prior="vamp", n_pseudo=n_components,
+                    pseudo_init="data", data=data.train, learn_pseudo_inputs=False)
     raise ValueError(kind)
 
 
 kinds = ("VAE standard", "VAE VampPrior", "HVAE standard", "HVAE VampPrior", "HVAE MoG",
          "HVAE VampPrior data")
-n_fits = len(kinds) + 2 * len(k_grid) - (n_pseudo in k_grid)  # with Fig. 2's K grid
+# with Fig. 2's K grid and the two extra MoG models of the K = 1 check
+n_fits = len(kinds) + 2 * len(k_grid) - (n_pseudo in k_grid) + 2
 models, rows = {}, []
 for i, kind in enumerate(kinds, start=1):
     print(f"training {kind} ({i}/{n_fits})")
@@ -495,14 +513,25 @@ for i, kind in enumerate(kinds, start=1):
     hist, seconds = train(model, kind.replace(" ", "_"))
     models[kind] = model
     rows.append(summarise(model, kind, hist, seconds))
+show(pd.DataFrame([{
+    "model": r["model"], "test ELBO": r["test_elbo"],
+    f"ELBO ({len(ll_set):,} images)": r["ll_set_elbo"],
+    f"log-likelihood ({len(ll_set):,} images)": r["test_ll"],
+    "its s.e.": r["test_ll_se"],
+    "training (s)": r["train_seconds"]} for r in rows]))
 
 # %% [markdown]
+# Nats per image; the log-likelihood (S = {glue:text}`ch03_ll_samples` importance samples) and the ELBO
+# beside it are on the same {glue:text}`ch03_ll_images` test images, the test ELBO on all 10,000.
+#
 # **The optimal-prior check on real posteriors.** Section 1 checked the claim on synthetic posteriors;
 # here the same comparison uses the trained standard VAE's posteriors of 300 test images: with encoder and
 # decoder fixed, only $\mathbb E_{q(z)}[\log p(z)]$ depends on the prior, and the aggregate posterior of the
 # 300 images must beat every other prior, including the VampPrior that another model learned.
 
 # %%
+glue("ch03_ll_samples", ll_samples, ",")
+glue("ch03_ll_images", len(ll_set), ",")
 with torch.no_grad():
     enc_model = models["VAE standard"]
     xq = data.test.batch(torch.arange(300, device=dev))
@@ -522,8 +551,8 @@ with torch.no_grad():
         "the VampPrior learned by the VampPrior VAE": mixture_logp(zq, vp_mu, vp_lv),
     }
 real_scores = {name: v.mean().item() for name, v in real.items()}
-for name, v in real_scores.items():
-    print(f"E_q(z)[log p(z)] = {v:9.3f}   {name}")
+show(pd.DataFrame({"prior p": list(real_scores),
+                   "E_q(z)[log p(z)]": list(real_scores.values())}))
 beats_all(real, "aggregate posterior of the 300 images")
 
 # %% [markdown]
@@ -551,46 +580,111 @@ with torch.no_grad():
                 "max_responsibility": r.max(1).values.mean().item()}
     post_var = {kind: torch.exp(models[kind].encode(xt)[1]).mean().item()
                 for kind in ("VAE standard", "VAE VampPrior")}
-print({k: round(v, 3) for k, v in coupling.items()})
-print("mean posterior variance:", {k: round(v, 4) for k, v in post_var.items()})
+show(pd.DataFrame([
+    {"quantity": "mean largest responsibility",
+     "value": coupling["max_responsibility"]},
+    {"quantity": "Σ_k r_k |x − u_k|², mean over images",
+     "value": coupling["weighted_sq_distance"]},
+    {"quantity": "(1/K) Σ_k |x − u_k|², mean over images",
+     "value": coupling["plain_sq_distance"]},
+    *[{"quantity": f"mean posterior variance, {kind}", "value": v}
+      for kind, v in post_var.items()]]), precision=3)
+glue("ch03_max_resp", coupling["max_responsibility"], ".2f")
+glue("ch03_weighted_d2", coupling["weighted_sq_distance"], ".1f")
+glue("ch03_plain_d2", coupling["plain_sq_distance"], ".1f")
+glue("ch03_var_vamp", post_var["VAE VampPrior"], ".2f")
+glue("ch03_var_std", post_var["VAE standard"], ".2f")
 
 # %% [markdown]
-# At default scale: one component held 0.83 of the responsibility on average, and the
-# responsibility-weighted squared distance to the pseudo-inputs was 88.7 against 94.6 for the plain average,
-# so the coupling factor $x - u_k$ is weighted towards the pseudo-inputs nearest to each image; the
-# posterior variances were 0.70 (VampPrior) against 0.74 (standard prior). Both effects are small at this
-# training budget.
+# In this run one component held {glue:text}`ch03_max_resp` of the responsibility on average, and the
+# responsibility-weighted squared distance to the pseudo-inputs was {glue:text}`ch03_weighted_d2` against
+# {glue:text}`ch03_plain_d2` for the plain average: the smaller the first against the second, the more the
+# coupling factor $x - u_k$ is weighted towards the pseudo-inputs nearest to each image. The posterior
+# variances were {glue:text}`ch03_var_vamp` (VampPrior) against {glue:text}`ch03_var_std` (standard prior).
 #
-# **Beside the paper.** Table 1 of the paper reports, on *dynamic* MNIST with $S = 5000$: VAE (L = 1)
-# $-84.50$ with the standard prior and $-82.38$ with the VampPrior; HVAE (L = 2) $-82.42$ and $-81.24$;
-# Table 2 (HVAE): standard, MoG, VampPrior data, VampPrior. Our numbers come from the scale printed above:
+# **Beside the paper.** {cite:t}`tomczak2018vampprior` report test log-likelihoods on *dynamic* MNIST with
+# $S = 5000$ in Table 1 (one- and two-level models, standard prior and VampPrior) and Table 3 (the two-level
+# model with "VampPrior data"); the two-level model with the MoG prior appears only in Table 2, on *static*
+# MNIST, another data set, so its row below has no paper value to compare with (the static value is quoted
+# in its source column). The differences between priors are taken on the same test images, with the
+# standard error of the per-image differences.
 
 # %%
-paper = {"VAE standard": -84.50, "VAE VampPrior": -82.38, "HVAE standard": -82.42,
-         "HVAE VampPrior": -81.24}
-print(f"{'model':28s} {'ours: LL':>10s} {'paper':>8s}")
-for r in rows:
-    p = paper.get(r["model"])
-    print(f"{r['model']:28s} {r['test_ll']:10.2f} {'' if p is None else f'{p:8.2f}'}")
+full_records = load_records("03_vampprior", where={"epochs": 2000})
+full = full_records[0] if full_records else None
+by_model = {r["model"]: r for r in rows}
+paper = {  # dynamic MNIST, S = 5000
+    "VAE standard": (-84.50, "Table 1"), "VAE VampPrior": (-82.38, "Table 1"),
+    "HVAE standard": (-82.42, "Table 1"), "HVAE VampPrior": (-81.24, "Tables 1, 3"),
+    "HVAE MoG": (None, "static MNIST only, Table 2: -85.07"),
+    "HVAE VampPrior data": (-81.71, "Table 3"),
+}
+pairs = [  # (better in the paper, worse, where the paper gives both)
+    ("VAE VampPrior", "VAE standard", "Table 1"),
+    ("HVAE standard", "VAE standard", "Table 1"),
+    ("HVAE VampPrior", "HVAE standard", "Table 1"),
+    ("HVAE VampPrior", "HVAE VampPrior data", "Table 3"),
+    ("HVAE VampPrior", "HVAE MoG", "static MNIST only, Table 2: +1.88"),
+]
+metrics, verdicts, comparison = [], [], {}
+for name, (value, source) in paper.items():
+    key = name.replace(" ", "_")
+    metrics.append(Metric(f"log-likelihood, {name} (nats)", value, source,
+                          record_value(full, "comparison", key),
+                          by_model[name]["test_ll"],
+                          build_se=by_model[name]["test_ll_se"],
+                          full_se=record_value(full, "comparison", key + "_se"),
+                          higher_is_better=True))
+    verdicts.append(None)
+    comparison[key] = by_model[name]["test_ll"]
+    comparison[key + "_se"] = by_model[name]["test_ll_se"]
+for a, b, source in pairs:
+    d, se = paired_difference(by_model[a]["ll_images"], by_model[b]["ll_images"])
+    pa, pb = paper[a][0], paper[b][0]
+    key = f"{a}-{b}".replace(" ", "_")
+    metrics.append(Metric(f"{a} − {b} (nats, paired)",
+                          None if pb is None else pa - pb, source,
+                          record_value(full, "comparison", key), d, build_se=se,
+                          full_se=record_value(full, "comparison", key + "_se")))
+    verdicts.append("within 2 s.e.: undecided" if abs(d) <= 2 * se
+                    else ("ordering holds" if d > 0 else "ordering reversed"))
+    comparison[key], comparison[key + "_se"] = d, se
+scale = ("smoke" if smoke
+         else f"{epochs} epochs, {len(data.train):,} images, K = {n_pseudo}")
+table = comparison_table(metrics, full, scale)
+table["verdict"] = [v or t for v, t in zip(verdicts, table["verdict"])]
+display(table.style.hide(axis="index"))
+if full is None:
+    print(no_record_note(record_command(
+        "03_vampprior", {"seed": [0]},
+        {"epochs": 2000, "warmup_epochs": 100, "train_size": 50_000, "n_pseudo": 500,
+         "ll_images": 10_000, "patience": 50})))
+holds = [f"{a} above {b}" for (a, b, _), v in zip(pairs, verdicts[len(paper):])
+         if v == "ordering holds"]
+glue("ch03_holds", "; ".join(holds) if holds else "none")
+glue("ch03_n_holds", len(holds))
+glue("ch03_n_pairs", len(pairs))
+glue("ch03_gap_to_paper", max(p[0] - by_model[n]["test_ll"] for n, p in paper.items()
+                              if p[0] is not None), ".0f")
+glue("ch03_epochs", epochs)
+glue("ch03_train_size", len(data.train), ",")
 
 # %% [markdown]
-# **Agreement and disagreement.** In the default-scale run of this book (10,000 training images, 12
-# epochs, K = 100, 200 test images, 2-core CPU) the log-likelihoods were VAE $-130.6$ (standard) and
-# $-127.6$ (VampPrior), HVAE $-124.6$ and $-124.3$; MoG $-123.4$, VampPrior data $-125.4$. The orderings the
-# paper reports hold for the one-level model (VampPrior better than standard, by 3 nats against the
-# paper's 2.1) and for depth (two levels better than one); the two-level VampPrior's edge over the
-# standard prior (paper: 1.2 nats) and the ranking among the HVAE priors are within the noise of 200 test
-# images (standard errors of about 2.8 nats on each mean). The absolute values are about 40 nats below the
-# paper's: 12 epochs against the paper's hundreds, with its 100-epoch warm-up and early stopping. The
-# official code also normalises gradients before Adam; this chapter uses plain Adam. The full-scale
-# parameters at the top of the chapter run the paper's schedule.
+# **Agreement and disagreement.** The paper's orderings are judged in the last rows: an ordering holds only
+# where the paired difference exceeds two standard errors; in this run {glue:text}`ch03_n_holds` of the
+# {glue:text}`ch03_n_pairs` do ({glue:text}`ch03_holds`). The absolute values are far below the paper's (up
+# to {glue:text}`ch03_gap_to_paper` nats here): {glue:text}`ch03_epochs` epochs on
+# {glue:text}`ch03_train_size` images against the paper's hundreds of epochs on 50,000, with its 100-epoch
+# warm-up and early stopping. The official code also normalises gradients before Adam; this chapter uses
+# plain Adam. The command under the table runs the paper's schedule and records it for the full-scale
+# column.
 #
 # ### The ELBO against the number of components (Fig. 2 style)
 #
 # One-level VAEs with a VampPrior and with a MoG prior of $K$ components, same budget:
 
 # %%
-k_rows, fit_no = [], len(kinds)
+k_rows, k_models, fit_no = [], {}, len(kinds)
 for K_ in k_grid:
     for kind in ("VAE VampPrior", "VAE MoG"):
         if K_ == n_pseudo and kind == "VAE VampPrior":
@@ -600,9 +694,10 @@ for K_ in k_grid:
             print(f"training {kind} K={K_} ({fit_no}/{n_fits})")
             model = make(kind, K_)
             train(model, f"{kind.replace(' ', '_')}_K{K_}")
+        k_models[kind, K_] = model
         test = evaluate(model, data.test)
-        k_rows.append({"model": kind, "K": K_, "test_elbo": -(test["rec"] + test["reg"])})
-        print(f"{kind:14s} K = {K_:4d}: test ELBO {k_rows[-1]['test_elbo']:8.2f}")
+        k_rows.append({"model": kind, "K": K_,
+                       "test_elbo": -(test["rec"] + test["reg"])})
 fig, ax = plt.subplots(figsize=(5, 3.2))
 for kind in ("VAE VampPrior", "VAE MoG"):
     pts = [(r["K"], r["test_elbo"]) for r in k_rows if r["model"] == kind]
@@ -612,12 +707,201 @@ ax.legend()
 ax.grid(alpha=0.3)
 save_figure(fig, out_dir, "elbo_vs_k")
 plt.show()
+k_df = pd.DataFrame(k_rows).pivot(index="K", columns="model", values="test_elbo")
+k_df["VampPrior − MoG"] = k_df["VAE VampPrior"] - k_df["VAE MoG"]
+show(k_df.reset_index())
+vamp_best_k = int(k_df["VAE VampPrior"].idxmax())
+glue("ch03_vamp_best_k", vamp_best_k)
+glue("ch03_vamp_minus_mog_lo", k_df["VampPrior − MoG"].min(), ".1f")
+glue("ch03_vamp_minus_mog_hi", k_df["VampPrior − MoG"].max(), ".1f")
+glue("ch03_k1_gap", k_df.loc[min(k_grid), "VampPrior − MoG"], ".1f")
+glue("ch03_k_min", min(k_grid))
+glue("ch03_k1_steps", epochs * steps_per_epoch, ",")
+glue("ch03_lr_steps", lr * epochs * steps_per_epoch, ".2g")
+glue("ch03_var_reach_lo", math.exp(-lr * epochs * steps_per_epoch), ".2g")
+glue("ch03_var_reach_hi", math.exp(lr * epochs * steps_per_epoch), ".2g")
 
 # %% [markdown]
-# In the paper the VampPrior's ELBO improves with K and stays above the MoG's. At the default scale the
-# VampPrior was above the MoG at every K (by 4 to 6 nats), but the best K was 1: with 12 epochs the
-# pseudo-inputs barely move from their initialisation (see the pictures below), so more of them only add
-# components that the encoder must also fit. This is a statement about the budget, not the method.
+# In the paper's Fig. 2 (static MNIST, two-level model; curves without numbers) more components do not
+# improve the ELBO, and the VampPrior stays above the MoG. In this run the VampPrior's ELBO minus the MoG's
+# ranges from {glue:text}`ch03_vamp_minus_mog_lo` to {glue:text}`ch03_vamp_minus_mog_hi` nats over the
+# $K$ grid (one-sample test ELBOs on all 10,000 test images), and the VampPrior's best $K$ is
+# {glue:text}`ch03_vamp_best_k`. With few epochs the pseudo-inputs barely move from their initialisation
+# (see the pictures below), so more of them only add components that the encoder must also fit: a
+# statement about the budget, not the method.
+#
+# ### One component: two single Gaussians that differ
+#
+# At $K = 1$ both priors are one diagonal Gaussian, and yet the VampPrior's ELBO is above the MoG's by
+# {glue:text}`ch03_k1_gap` nats at $K$ = {glue:text}`ch03_k_min` in this run. Any diagonal Gaussian prior
+# can be turned into any other by an affine map of $z$ that the encoder's last layer and the decoder's first
+# layer can absorb, so at the optimum the two models are equally good; the difference must lie in how fast
+# training gets there. What differs between the two priors during training:
+#
+# - **parameterisation**: the MoG's mean $m$ and log-variance $\ell$ are free parameters (initialised
+#   $m\sim\mathcal N(0, I)$, $\ell = 0$); the VampPrior's are the encoder's outputs $\mu(u)$, $\log\sigma^2(u)$
+#   at the pseudo-input $u$, moved by the encoder's weights and by $u$ (Section 3's second gradient path);
+# - **learning rate**: the same Adam step size for every parameter. Adam moves each parameter by about
+#   the step size per step while its gradient keeps its sign, so over $T$ steps the MoG's log-variances can
+#   move by about the step size times $T$ (in this run {glue:text}`ch03_lr_steps` over
+#   $T$ = {glue:text}`ch03_k1_steps` steps: a variance between {glue:text}`ch03_var_reach_lo` and
+#   {glue:text}`ch03_var_reach_hi`), while the encoder's output at $u$ has no such limit;
+# - **initialisation** of the prior: the MoG starts at a random mean, the VampPrior at the encoder's
+#   output for a grey pseudo-input; the networks start the same (`make` seeds them identically);
+# - warm-up (the same weight for both) and the variance (learned in both, clamped in neither) do not
+#   differ.
+#
+# The check: the learned prior variances and means of the two $K = 1$ models, the spread of their codes
+# (the variance of the aggregate posterior per dimension), the two terms of their ELBOs, and how far each
+# MoG log-variance moved in units of the learning rate times the number of steps. Then two more models
+# with the MoG prior, each changing one thing: one starts at the VampPrior's initial Gaussian (the same
+# initialisation for both priors); the other stores the prior as $m/c$, $\ell/c$ with $c$ = 10, so that
+# Adam's steps move $m$ and $\ell$ ten times faster (the same model and objective, only a ten times larger
+# learning rate for the prior). If the step-size limit explains the gap, the second model closes most of it
+# and the first does not.
+
+# %%
+class FastMoG(MixtureOfGaussians):
+    """The MoG prior with its parameters stored divided by `speed`: the same density,
+    moved `speed` times faster by the optimiser (a per-parameter learning rate)."""
+
+    def __init__(self, latent_dim, n_components, speed):
+        super().__init__(latent_dim, n_components)
+        self.speed = float(speed)
+        with torch.no_grad():
+            self.means.div_(self.speed)
+            self.logvars.div_(self.speed)
+
+    def effective(self):
+        return self.speed * self.means, self.speed * self.logvars
+
+    def log_prob(self, z):
+        return log_mixture_diag(z, *self.effective())
+
+    def sample(self, n, generator=None):
+        m, lv = self.effective()
+        gdev = generator.device if generator is not None else m.device
+        idx = torch.randint(0, len(m), (n,), generator=generator, device=gdev)
+        eps = torch.randn((n, m.shape[1]), generator=generator, device=gdev)
+        idx, eps = idx.to(m.device), eps.to(m.device)
+        return m[idx] + torch.exp(0.5 * lv[idx]) * eps
+
+
+K1 = min(k_grid)
+fit_no += 1
+print(f"training VAE MoG K={K1}, VampPrior's start ({fit_no}/{n_fits})")
+same_start = make("VAE MoG", K1)
+with torch.no_grad():  # the VampPrior's components before training (the same networks)
+    m0, lv0 = make("VAE VampPrior", K1).prior.components()
+    same_start.prior.means.copy_(m0)
+    same_start.prior.logvars.copy_(lv0)
+train(same_start, f"VAE_MoG_K{K1}_initvamp")
+fit_no += 1
+print(f"training VAE MoG K={K1}, prior 10x faster ({fit_no}/{n_fits})")
+fast = make("VAE MoG", K1)
+fast.prior = FastMoG(latent_dim, K1, speed=10.0)
+train(fast, f"VAE_MoG_K{K1}_fast10")
+k1_models = {"VampPrior": k_models["VAE VampPrior", K1], "MoG": k_models["VAE MoG", K1],
+             "MoG, same start": same_start, "MoG, prior 10× faster": fast}
+
+
+def prior_gaussian(model):
+    """(mean, log-variance) of the first component of the model's prior."""
+    prior = model.prior
+    if isinstance(prior, VampPrior):
+        m, lv = prior.components()
+    elif isinstance(prior, FastMoG):
+        m, lv = prior.effective()
+    else:
+        m, lv = prior.means, prior.logvars
+    return m[0].detach(), lv[0].detach()
+
+
+def elbo_images(model, data_set):
+    """One-sample ELBO of each image (nats), the same noise for every model."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        out = [model(data_set.batch(idx)) for idx in
+               torch.arange(len(data_set), device=dev).split(1000)]
+    return torch.cat([-(o["rec"] + o["reg"]) for o in out]).cpu().numpy()
+
+
+steps = epochs * steps_per_epoch
+x_all = data.test.batch(torch.arange(len(data.test), device=dev))
+k1_rows, k1_elbo = [], {}
+with torch.no_grad():
+    for name, model in k1_models.items():
+        m, lv = prior_gaussian(model)
+        mu_x, lv_x = model.encode(x_all)
+        agg_var = lv_x.exp().mean(0) + mu_x.var(0)      # per dimension
+        ev = evaluate(model, data.test)
+        k1_elbo[name] = elbo_images(model, data.test)
+        row = {"prior": name, "test ELBO": -(ev["rec"] + ev["reg"]),
+               "reconstruction": ev["rec"], "KL term": ev["reg"],
+               "prior variance, mean": lv.exp().mean().item(),
+               "prior variance, max": lv.exp().max().item(),
+               "code spread (agg. variance), mean": agg_var.mean().item(),
+               "|prior mean|": m.norm().item()}
+        if name == "MoG":
+            row["max |Δℓ| / (lr · steps)"] = lv.abs().max().item() / (lr * steps)
+        k1_rows.append(row)
+show(pd.DataFrame(k1_rows))
+d_mog, se_mog = paired_difference(k1_elbo["VampPrior"], k1_elbo["MoG"])
+d_same, se_same = paired_difference(k1_elbo["VampPrior"], k1_elbo["MoG, same start"])
+d_fast, se_fast = paired_difference(k1_elbo["VampPrior"],
+                                    k1_elbo["MoG, prior 10× faster"])
+show(pd.DataFrame([
+    {"test ELBO, nats": "VampPrior − MoG", "difference": d_mog, "paired s.e.": se_mog},
+    {"test ELBO, nats": "VampPrior − MoG, same start", "difference": d_same,
+     "paired s.e.": se_same},
+    {"test ELBO, nats": "VampPrior − MoG, prior 10× faster", "difference": d_fast,
+     "paired s.e.": se_fast}]))
+k1 = {r["prior"]: r for r in k1_rows}
+glue("ch03_k1_var_vamp", k1["VampPrior"]["prior variance, mean"], ".1f")
+glue("ch03_k1_varmax_vamp", k1["VampPrior"]["prior variance, max"], ".0f")
+glue("ch03_k1_var_mog", k1["MoG"]["prior variance, mean"], ".2f")
+glue("ch03_k1_varmax_mog", k1["MoG"]["prior variance, max"], ".2f")
+glue("ch03_k1_spread_vamp", k1["VampPrior"]["code spread (agg. variance), mean"], ".1f")
+glue("ch03_k1_spread_mog", k1["MoG"]["code spread (agg. variance), mean"], ".1f")
+glue("ch03_k1_rec_vamp", k1["VampPrior"]["reconstruction"], ".1f")
+glue("ch03_k1_rec_mog", k1["MoG"]["reconstruction"], ".1f")
+glue("ch03_k1_kl_vamp", k1["VampPrior"]["KL term"], ".1f")
+glue("ch03_k1_kl_mog", k1["MoG"]["KL term"], ".1f")
+glue("ch03_k1_speed", k1["MoG"]["max |Δℓ| / (lr · steps)"], ".2f")
+glue("ch03_k1_d_mog", d_mog, ".1f")
+glue("ch03_k1_se_mog", se_mog, ".2f")
+glue("ch03_k1_d_same", d_same, ".1f")
+glue("ch03_k1_se_same", se_same, ".2f")
+glue("ch03_k1_d_fast", d_fast, ".1f")
+glue("ch03_k1_se_fast", se_fast, ".2f")
+if not smoke and lr * steps < 2:  # the short-budget regime this check is about
+    # the MoG's log-variances moved at (about) Adam's full speed: rate-limited
+    assert k1["MoG"]["max |Δℓ| / (lr · steps)"] > 0.7
+    # the VampPrior's variance is not: it left the MoG's reachable range
+    assert k1["VampPrior"]["prior variance, max"] > math.exp(lr * steps)
+    if d_mog > 2 * se_mog:  # where the anomaly shows, a faster prior closes most of it
+        assert d_fast < 0.5 * d_mog
+        assert d_same > 0.5 * d_mog  # and the same start does not
+
+# %% [markdown]
+# In this run the MoG's log-variances moved by at most {glue:text}`ch03_k1_speed` times the learning rate
+# times the {glue:text}`ch03_k1_steps` steps: at Adam's full speed, all the way. Its prior variance ended at
+# {glue:text}`ch03_k1_var_mog` on average (at most {glue:text}`ch03_k1_varmax_mog`), while the VampPrior's,
+# an output of the encoder, grew to {glue:text}`ch03_k1_var_vamp` on average (up to
+# {glue:text}`ch03_k1_varmax_vamp`), and the codes followed it: the aggregate posterior's variance per
+# dimension is {glue:text}`ch03_k1_spread_vamp` against {glue:text}`ch03_k1_spread_mog`. With the prior wider
+# the encoder can spread the codes of different images further apart, relative to the posterior noise, at
+# the same KL cost ({glue:text}`ch03_k1_kl_vamp` against {glue:text}`ch03_k1_kl_mog` nats), and the
+# reconstruction term gains ({glue:text}`ch03_k1_rec_vamp` against {glue:text}`ch03_k1_rec_mog`). The
+# controlled experiments (paired test-ELBO differences on all 10,000 test images): against the MoG the
+# VampPrior leads by {glue:text}`ch03_k1_d_mog` nats (paired s.e. {glue:text}`ch03_k1_se_mog`); starting
+# the MoG at the VampPrior's initial Gaussian leaves {glue:text}`ch03_k1_d_same` (s.e.
+# {glue:text}`ch03_k1_se_same`), while moving the MoG's parameters ten times faster leaves
+# {glue:text}`ch03_k1_d_fast` (s.e. {glue:text}`ch03_k1_se_fast`). The anomaly is therefore an effect of the training budget, not a
+# bug and not a property of the VampPrior: with the paper's hundreds of thousands of steps a learned
+# Gaussian's variance has all the time it needs. It also qualifies the comparison at every $K$ above: at
+# this budget, part of the VampPrior's lead over the MoG comes from the speed at which its components can
+# move, not from the coupling with the encoder that the paper argues for.
 #
 # ### Active units of both layers (Fig. 3 style)
 #
@@ -629,8 +913,9 @@ au = {}
 for kind in ("HVAE standard", "HVAE VampPrior"):
     stats = models[kind].posterior_stats(data.test)
     au[kind] = {layer: active_units(mu)[0] for layer, (mu, _) in stats.items()}
-    counts = ", ".join(f"{layer} {n}/{latent_dim}" for layer, n in au[kind].items())
-    print(f"{kind:16s} active units: {counts}")
+show(pd.DataFrame([{"model": kind, **{f"active units of {layer} (of {latent_dim})": n
+                                      for layer, n in counts.items()}}
+                   for kind, counts in au.items()]))
 fig, ax = plt.subplots(figsize=(5, 3))
 layers = list(au["HVAE standard"])
 for off, kind in ((-0.2, "HVAE standard"), (0.2, "HVAE VampPrior")):
@@ -642,11 +927,17 @@ integer_ticks(ax, "y")
 ax.legend()
 save_figure(fig, out_dir, "active_units")
 plt.show()
+top = layers[-1]
+glue("ch03_au_top", top)
+glue("ch03_au_std_top", au["HVAE standard"][top])
+glue("ch03_au_vamp_top", au["HVAE VampPrior"][top])
+glue("ch03_latent_dim", latent_dim)
 
 # %% [markdown]
-# The paper's Fig. 3 shows fewer active units with the standard prior, above all in $z_2$. At default scale
-# the standard HVAE had 36 of 40 active units in $z_2$ and the VampPrior HVAE all 40 (and 40 in $z_1$ for
-# both): the same direction, smaller, since inactive units die over long training.
+# The paper's Fig. 3 shows fewer active units with the standard prior, above all in $z_2$. In this run the
+# standard HVAE has {glue:text}`ch03_au_std_top` of {glue:text}`ch03_latent_dim` active units in
+# {glue:text}`ch03_au_top` and the VampPrior HVAE {glue:text}`ch03_au_vamp_top`; inactive units die over
+# long training, so a short run can only show the beginning of the difference.
 #
 # ## 6. Pseudo-inputs and what they generate (Fig. 4)
 #
@@ -676,6 +967,8 @@ plt.show()
 
 # %% [markdown]
 # ## The record of this run
+#
+# The chapter's numbers go to `out_dir/results.json` with the scale and the machine.
 
 # %%
 runtime = time.perf_counter() - t_start
@@ -684,11 +977,18 @@ results = {
                                     "train_size": len(data.train),
                                     "n_pseudo": n_pseudo, "ll_samples": ll_samples,
                                     "ll_images": len(ll_set)},
-    "tables_1_2": rows, "paper_dynamic_mnist": paper, "elbo_vs_k": k_rows,
+    "tables_1_2": [{k: v for k, v in r.items() if k != "ll_images"} for r in rows],
+    "paper_dynamic_mnist": {name: value for name, (value, _) in paper.items()},
+    "comparison": comparison, "elbo_vs_k": k_rows, "k1_check": k1_rows,
+    "k1_paired": {"vamp_minus_mog": [d_mog, se_mog],
+                  "vamp_minus_same_start_mog": [d_same, se_same],
+                  "vamp_minus_fast_mog": [d_fast, se_fast]},
     "active_units": au,
     "optimal_prior_check": scores, "optimal_prior_check_real": real_scores,
     "coupling": coupling,
     "posterior_variance": post_var, "runtime_s": runtime, "device": str(dev),
 }
 save_results(out_dir, results)
-print(f"chapter ran in {runtime / 60:.1f} min")
+glue("ch03_runtime_min", runtime / 60, ".0f")
+print(f"results saved to {out_dir}/results.json; the chapter ran in "
+      f"{runtime / 60:.1f} min")

@@ -547,17 +547,6 @@ SOURCE_CHAPTERS = sorted(p.stem for p in (REPO / "book").glob("*.py"))
 # data-loading and training cells, which other work was changing at the same time. Remove an
 # entry once its cell is wrapped.
 UNWRAPPED_CELLS = {
-    "02_hebae": (
-        'data = vaelab.load_dataset("mnist", root=data_root, device=dev, train_size=train_size, valid_size=0',
-        "for lam in lams:\n    for kind in (\"vae\", \"hebae\"):\n        train(kind, sweep_dim, lam)",
-        "forms_rows = []",
-        'trio = {"VAE": train("vae", sweep_dim, 1.0)[0],',
-        'trio4 = {"VAE": train("vae", sample_dim, 1.0)[0],',
-    ),
-    "03_vampprior": (
-        'data = vaelab.load_dataset("mnist", root=data_root, device=dev, train_size=train_size,',
-        "k_rows, fit_no = [], len(kinds)",
-    ),
 }
 
 

@@ -536,8 +536,8 @@ plt.show()
 #
 # **Scale.** Table 3's networks (four layers of 256 units, Adam $10^{-4}$) and long training do not fit in the
 # default budget. The default trains smaller MLPs with a larger learning rate for a few epochs (the settings
-# table below). Three consequences, all our choices: (1) at the default length the autoencoder phase does not reach
-# $\kappa = 0.02$ in time, so the default uses $\kappa = 0.03$; (2) the per-step change of $\log\beta$ is
+# table below). Three consequences, all our choices: (1) at the default length the autoencoder phase did not reach
+# $\kappa = 0.02$ in time in our runs, so the default uses $\kappa = 0.03$; (2) the per-step change of $\log\beta$ is
 # $\nu\,\delta$, with $\delta$ of order $10^{-4}$ to $10^{-3}$ in these units, so with the paper's $\nu = 5$
 # $\beta$ could move by only a few units of $\log\beta$ in a default run: we raise $\nu$ in proportion to
 # the shorter training (default $\nu = 100$); (3) the warm-up baselines keep the paper's lengths as
@@ -1039,7 +1039,7 @@ plt.show()
 #
 # Dynamically binarised Fashion-MNIST, Bernoulli decoder, so `rec` is the negative log-likelihood in nats
 # per image and the constraint is on it directly: $C = $ `rec`, $\kappa^2$ in nats (`fm_kappa2`; our choice,
-# a value the autoencoder phase reaches within the first third of a default run). The paper's Table 3
+# a value the autoencoder phase reached within the first third of the default run when we chose it). The paper's Table 3
 # networks for this data set are larger and trained far longer; the default here trains small MLPs
 # (their size is printed below) for a few epochs on a subset, and estimates $\log p(x)$ by importance sampling on a subset
 # of the test images. With the VHP, the prior's $\log p(z)$ inside each importance weight is itself the

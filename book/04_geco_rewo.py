@@ -717,8 +717,11 @@ study_records = load_records("04b_pendulum_study")
 study = {}   # (study method, sigma) -> {seed: polar angle error}
 for rec in study_records:
     for run in rec["results"].get("runs", []):
-        key = (run["method"], float(run["settings"]["obs_sigma"]))
-        study.setdefault(key, {})[run["seed"]] = float(run["angle_error"])
+        sigma = run.get("settings", {}).get("obs_sigma",
+                                            rec.get("parameters", {}).get("obs_sigma"))
+        if "angle_error" in run and sigma is not None:
+            key = (run["method"], float(sigma))
+            study.setdefault(key, {})[run["seed"]] = float(run["angle_error"])
 scale1 = "smoke" if smoke else f"{total_steps:,} steps, {seeds} seeds"
 metrics1, notes1, missing = [], [], []
 for method in methods:

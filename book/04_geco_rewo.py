@@ -618,7 +618,7 @@ def train_pendulum(method, s):
 
     hist = vaelab.fit(model, pend.train, epochs=epochs, batch_size=batch_size, lr=lr,
                       schedule=schedule_for(method), out_dir=run_dir, resume=resume,
-                      seed=s, on_epoch=on_epoch)
+                      seed=s, on_epoch=on_epoch, desc=f"{method}, seed {s}")
     return model, hist, run_dir
 
 
@@ -1085,7 +1085,7 @@ for name in paper_table2:
     tag = name.split(" (")[0].replace(" ", "_").replace("+", "p")
     hist = vaelab.fit(model, fm.train, epochs=fm_epochs, batch_size=100, lr=1e-3,
                       schedule=sched, out_dir=Path(out_dir) / "fashion" / tag,
-                      resume=resume, seed=seed)
+                      resume=resume, seed=seed, desc=name)
     res = importance_log_likelihood(model, fm_ll_set, n_samples=fm_ll_samples,
                                     batch_size=10, return_elbo=True,
                                     generator=torch.Generator(dev).manual_seed(seed))

@@ -563,7 +563,8 @@ paper_table1 = {"VHP + REWO": 0.054, "VHP + GECO": 0.53, "VHP, VAE objective": 0
                 "VHP + WU 20": 0.20, "VHP + WU 200": 0.31,
                 "VHP + REWO B.1": None}  # B.1: the paper reports no number
 settings = pd.DataFrame([
-    ("training images", f"{len(pend.train):,} of {tuple(pend.train.shape)}"),
+    ("training images", f"{len(pend.train):,} of "
+                        f"{' x '.join(map(str, pend.train.shape))} pixels"),
     ("training", f"{epochs} epochs = {total_steps:,} steps of batch {batch_size}"),
     ("MLPs", f"{depth} x {width}, K = {zeta_samples}"),
     ("decoder", f"Gaussian, sigma = {obs_sigma:g}"),

@@ -605,6 +605,7 @@ if not point_mode:  # a sweep point (run != 'all') trains one model and draws no
     glue("ch01_log_n", sweep[0]["log_n"], ".2f")
     glue("ch01_mi_gap", max(r["log_n"] - r["mutual_info"] for r in low), ".2f")
     glue("ch01_active_one", sweep[one]["active_units"])
+    glue("ch01_elbo_one", sweep[one]["elbo"], ".1f")
     glue("ch01_latent_dim", latent_dim)
     if not smoke:  # the effect itself, asserted at the scales where it is meant to show
         assert sweep[-1]["active_units"] < sweep[0]["active_units"], (

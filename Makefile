@@ -21,10 +21,10 @@ $(STAMP): pyproject.toml constraints.txt tools/install_minepy.sh
 
 # Data every chapter of the book needs (each script returns at once when its cache is valid).
 data: $(STAMP)
-	$(BIN)/python -m data_scripts.mnist
-	$(BIN)/python -m data_scripts.pendulum
+	$(BIN)/python -m vaelab.datasets.mnist
+	$(BIN)/python -m vaelab.datasets.pendulum
 	bash tools/ensure_fashion_mnist.sh $(BIN)/python
-	$(BIN)/python -m data_scripts.fid_inception
+	$(BIN)/python -m vaelab.datasets.fid_weights
 
 # The HTML book with every chapter executed at its default scale: _build/html/index.html
 # (MathJax is served by the book itself: tools/ensure_mathjax.sh installs it once.)

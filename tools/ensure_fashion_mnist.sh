@@ -5,8 +5,8 @@
 # (its own message says what to do otherwise).
 set -euo pipefail
 python="$1"
-if "$python" -m data_scripts.fashion_mnist --no-download 2>/dev/null; then exit 0; fi
+if "$python" -m vaelab.datasets.fashion_mnist --no-download 2>/dev/null; then exit 0; fi
 if [ ! -d /usr/share/datasets/fashion-mnist ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null || true
 fi
-exec "$python" -m data_scripts.fashion_mnist
+exec "$python" -m vaelab.datasets.fashion_mnist

@@ -1,6 +1,6 @@
 """Fashion-MNIST (Xiao, Rasul, Vollgraf 2017): 60,000 + 10,000 28x28 grey images of 10 clothing classes.
 
-``python -m data_scripts.fashion_mnist [--root DIR] [--no-download]`` prepares the cache
+``python -m vaelab.datasets.fashion_mnist [--root DIR] [--no-download]`` prepares the cache
 ``<root>/fashion_mnist/{train,test}_{images,labels}.npy`` (images uint8 (N, 1, 28, 28), labels
 int64) from the first source that has the data:
 
@@ -23,7 +23,8 @@ from typing import Mapping
 
 import numpy as np
 
-from data_scripts.common import (
+from ..config import data_root
+from .common import (
     load_labelled,
     labelled_main,
     SplitCheck,
@@ -49,8 +50,8 @@ DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 MISSING_HELP = (
     "Fashion-MNIST is not available offline and could not be downloaded. Either\n"
     "  * install the Debian package:  sudo apt-get install dataset-fashion-mnist\n"
-    "    (files in /usr/share/datasets/fashion-mnist/), then run:  python -m data_scripts.fashion_mnist\n"
-    "  * or run with internet access:  python -m data_scripts.fashion_mnist  (torchvision download)\n"
+    "    (files in /usr/share/datasets/fashion-mnist/), then run:  python -m vaelab.datasets.fashion_mnist\n"
+    "  * or run with internet access:  python -m vaelab.datasets.fashion_mnist  (torchvision download)\n"
     "  * or put the four IDX files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz,\n"
     "    t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) into {raw}"
 )
@@ -61,12 +62,10 @@ def prepare(
 ) -> Path:
     """Make sure ``<root>/fashion_mnist/`` holds the verified cache; return that folder.
 
-    Arguments as in :func:`data_scripts.mnist.prepare`: ``verify`` is ``True`` (:data:`CHECKS`),
+    Arguments as in :func:`vaelab.datasets.mnist.prepare`: ``verify`` is ``True`` (:data:`CHECKS`),
     ``False`` (shapes, dtypes, label range only) or a ``{split: SplitCheck}`` table; ``download``
     allows the torchvision download as the last resort.
     """
-    from vaelab.config import data_root
-
     directory = data_root(root) / NAME
     folders = [directory / "raw", directory / "FashionMNIST" / "raw"]
     sources = [

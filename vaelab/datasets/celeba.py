@@ -17,7 +17,7 @@ Put them as::
 
 This is also the layout that ``torchvision.datasets.CelebA(root=<root>, download=True)``
 writes (its Google-Drive download needs ``gdown`` and often hits the quota).
-Then run ``python -m data_scripts.celeba [--root DIR]``.
+Then run ``python -m vaelab.datasets.celeba [--root DIR]``.
 
 Preprocessing, as in the WAE code (Tolstikhin et al. 2018, "closecrop") that HEBAE reuses: a
 centre crop of ``crop x crop`` = 140x140 pixels (box left = (W - 140) // 2 = 19, top =
@@ -50,7 +50,9 @@ from pathlib import Path
 
 import numpy as np
 
-from data_scripts.common import DataMissingError, DataVerificationError, load_npy, run_prepare, save_npy
+from ..config import data_root
+from ..runs import atomic_write_json
+from .common import DataMissingError, DataVerificationError, load_npy, run_prepare, save_npy
 
 __all__ = ["OFFICIAL_COUNTS", "SPLITS", "crop_resize", "read_partition", "prepare", "load", "main", "make_fake_celeba"]
 
@@ -68,7 +70,7 @@ MISSING_HELP = """CelebA is not in {directory} ({why}). Get it from the official
        {directory}/img_align_celeba/000001.jpg ... 202599.jpg   (or just {directory}/img_align_celeba.zip)
        {directory}/list_eval_partition.txt
      (torchvision.datasets.CelebA(root={root!s}, split="all", download=True) writes the same layout).
-  3. Run:  python -m data_scripts.celeba --root {root}"""
+  3. Run:  python -m vaelab.datasets.celeba --root {root}"""
 
 
 def _resample(name: str):
@@ -165,12 +167,6 @@ def _read_json(path: Path):
         return None
 
 
-def _write_json(path: Path, value) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(value, indent=1))
-    os.replace(tmp, path)
-
-
 def _split_problem(directory: Path, split: str, settings: dict | None, ids: np.ndarray | None) -> str | None:
     """None when ``split`` is cached completely with ``settings`` (and ``ids``, when given); else why not."""
     meta = _read_json(directory / f"{split}_meta.json")
@@ -200,7 +196,7 @@ def _build_split(directory, split, names, image_dir, settings, workers, chunk, l
     if n == 0:  # a subset without this split (verify=False)
         save_npy(directory / f"{split}_images.npy", np.zeros((0, 3, size, size), dtype=np.uint8))
         save_npy(directory / f"{split}_ids.npy", np.zeros(0, dtype=np.int64))
-        _write_json(directory / f"{split}_meta.json", settings)
+        atomic_write_json(directory / f"{split}_meta.json", settings)
         return
     partial = directory / f"{split}_images.npy.partial"
     progress_path = directory / f"{split}_progress.json"
@@ -228,7 +224,7 @@ def _build_split(directory, split, names, image_dir, settings, workers, chunk, l
             out[done:stop] = np.concatenate(blocks)
             out.flush()
             done = stop
-            _write_json(progress_path, {"settings": settings, "done": done})
+            atomic_write_json(progress_path, {"settings": settings, "done": done})
             rate = (done - first) / max(time.perf_counter() - start, 1e-9)
             log(f"celeba {split}: {done}/{n} images ({rate:.0f} images/s)")
     del out
@@ -240,7 +236,7 @@ def _build_split(directory, split, names, image_dir, settings, workers, chunk, l
     del check
     os.replace(partial, directory / f"{split}_images.npy")
     save_npy(directory / f"{split}_ids.npy", np.array([int(name[:-4]) for name in names], dtype=np.int64))
-    _write_json(directory / f"{split}_meta.json", settings)
+    atomic_write_json(directory / f"{split}_meta.json", settings)
     progress_path.unlink(missing_ok=True)
 
 
@@ -256,8 +252,6 @@ def prepare(
     the partition file's, and the first and last image of each split equal a direct computation.
     workers: processes (default: up to 2); chunk: images per resumable step.
     """
-    from vaelab.config import data_root
-
     for name, value, low in (("size", size, 1), ("crop", crop, 1), ("chunk", chunk, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
@@ -352,7 +346,7 @@ def make_fake_celeba(root, n: tuple[int, int, int] = (8, 2, 2), seed: int = 0) -
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m data_scripts.celeba", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m vaelab.datasets.celeba", description=__doc__.split("\n")[0])
     parser.add_argument("--root", default=None, help="data root (default: $VAELAB_DATA or ~/.cache/vaelab)")
     parser.add_argument("--size", type=int, default=64, help="output side in pixels (default 64)")
     parser.add_argument("--crop", type=int, default=140, help="centre crop side before resizing (default 140)")

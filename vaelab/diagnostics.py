@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .checks import positive_int
 from .data import ImageData, batch_indices
 from .densities import LOG_2PI, kl_std_normal, kl_std_normal_per_dim, log_normal_diag, log_standard_normal
 from .posteriors import DiagonalNormal, draw, marginals
@@ -69,12 +70,6 @@ def _check_data(data) -> ImageData:
     return data
 
 
-def _check_n_samples(n_samples) -> int:
-    if not isinstance(n_samples, int) or isinstance(n_samples, bool) or n_samples < 1:
-        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
-    return n_samples
-
-
 def _posteriors(model: nn.Module, data: ImageData, batch_size: int):
     """q(z | x) of each batch of ``data`` in order, in eval mode without gradients."""
     data = _check_data(data)
@@ -105,7 +100,7 @@ def posterior_samples(model: nn.Module, data: ImageData, n_samples: int = 1, gen
     Drawn from ``model.posterior(x)`` with ``vaelab.posteriors.draw``, so that a full-covariance
     posterior (HEBAE's exact form) carries its correlations into the samples (chapter 02, Fig. 2).
     """
-    n_samples = _check_n_samples(n_samples)
+    n_samples = positive_int("n_samples", n_samples)
     return torch.cat([draw(q, n_samples, generator, log_prob=False)[0].transpose(0, 1)
                       for q in _posteriors(model, data, batch_size)])
 
@@ -172,8 +167,7 @@ def log_aggregate_posterior(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Ten
     _check_matrix("z", z)
     if z.shape[1] != mu.shape[1]:
         raise ValueError(f"z has {z.shape[1]} latent dimensions but mu has {mu.shape[1]}")
-    if not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    positive_int("chunk_size", chunk_size)
     mu, logvar, z = mu.to(dtype), logvar.to(dtype), z.to(dtype)
     k, n = mu.shape[1], mu.shape[0]
     prec = torch.exp(-logvar)                                                   # (N, k)
@@ -220,7 +214,7 @@ def elbo_surgery(mu: torch.Tensor, logvar: torch.Tensor, n_samples: int = 1, gen
     _check_pair(mu, logvar, min_rows=1)
     mu64, lv64 = mu.to(torch.float64), logvar.to(torch.float64)
     n, k = mu.shape
-    z = draw(DiagonalNormal(mu64, lv64), _check_n_samples(n_samples), generator, log_prob=False)[0]
+    z = draw(DiagonalNormal(mu64, lv64), positive_int("n_samples", n_samples), generator, log_prob=False)[0]
     z = z.transpose(0, 1)                                                       # (N, S, k)
     log_own = log_normal_diag(z, mu64.unsqueeze(1), lv64.unsqueeze(1))          # (N, S)
     log_qz = log_aggregate_posterior(z.reshape(-1, k), mu64, lv64, chunk_size).view(n, n_samples)

@@ -49,8 +49,10 @@ import torch
 from torch import nn
 from torch.distributions import MultivariateNormal, kl_divergence
 
+from .checks import positive_int
 from .data import ImageData, batch_indices
 from .densities import kl_normal_full
+from .diagnostics import eval_mode
 from .nets import mlp
 from .posteriors import DiagonalNormal, draw, standard_normal_like
 from .vae import VAE
@@ -180,21 +182,16 @@ class HEBAE(VAE):
         (its Cholesky factor) and ``pop_n``. They define the evaluation posterior of ``posterior``.
         Returns (beta, Sigma).
         """
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        positive_int("batch_size", batch_size)
         if isinstance(data, ImageData):
             n, get = len(data), data.batch
         elif isinstance(data, torch.Tensor):
             n, get = data.shape[0], (lambda idx: data[idx])
         else:
             raise TypeError(f"data must be a vaelab.data.ImageData or a tensor of images, got {type(data).__name__}")
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             mus = [self.encode(get(idx).to(self.pop_beta)).mu.double()
                    for idx in batch_indices(n, batch_size, shuffle=False)]
-        finally:
-            self.train(was_training)
         mu = torch.cat(mus)
         if not bool(torch.isfinite(mu).all()):
             raise ValueError("the encoder's means over data contain NaN or Inf: the model has diverged")
@@ -258,8 +255,7 @@ def hebae_elbo_std_prior(model: HEBAE, x: torch.Tensor, n_samples: int = 1,
     A lower bound on log p(x) that makes HEBAE comparable with the VAE (chapter 02).
     Gradients are kept (wrap in ``torch.no_grad()`` to evaluate); call ``population_stats`` first.
     """
-    if not isinstance(n_samples, int) or isinstance(n_samples, bool) or n_samples < 1:
-        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+    positive_int("n_samples", n_samples)
     q = model.posterior(x)
     z, _ = draw(q, n_samples, generator, log_prob=False)                        # (S, B, k)
     return model.log_likelihood_at(x, z).mean(0) - kl_divergence(q, standard_normal_like(q))

@@ -34,11 +34,12 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from .checks import positive_int
 from .densities import log_bernoulli, log_normal_diag
 from .nets import GatedDense, gated_mlp
 from .posteriors import DiagonalNormal, TwoLevel, normal
 from .priors import StandardNormal
-from .vamp import VampPrior, _check_pos_int, _hidden_sizes
+from .vamp import VampPrior, _hidden_sizes
 
 __all__ = ["HVAE", "TwoInputGated", "hvae", "HVAE_PRIORS"]
 
@@ -84,8 +85,8 @@ class HVAE(nn.Module):
                  z2_dim: int, data_shape: Sequence[int], prior: nn.Module | None = None):
         super().__init__()
         self.q_z2, self.q_z1, self.p_z1, self.p_x = q_z2, q_z1, p_z1, p_x
-        self.z1_dim = _check_pos_int("z1_dim", z1_dim)
-        self.z2_dim = _check_pos_int("z2_dim", z2_dim)
+        self.z1_dim = positive_int("z1_dim", z1_dim)
+        self.z2_dim = positive_int("z2_dim", z2_dim)
         self.data_shape = tuple(data_shape)
         self.prior = prior if prior is not None else StandardNormal(z2_dim)
         if isinstance(self.prior, VampPrior):
@@ -203,8 +204,8 @@ def hvae(latent_dim: int = 40, hidden: int = 300, prior: str | nn.Module = "vamp
     ``learn_pseudo_inputs``, ``weighted`` as in ``vaelab.vamp.VampPrior``) on z2, bound to q(z2 | x);
     ``prior="standard"`` a standard normal; or pass a prior module with ``log_prob``/``sample`` on k2.
     """
-    k = _check_pos_int("latent_dim", latent_dim)
-    h = _check_pos_int("hidden", hidden)
+    k = positive_int("latent_dim", latent_dim)
+    h = positive_int("hidden", hidden)
     d = math.prod(data_shape)
     if isinstance(prior, str):
         if prior == "vamp":

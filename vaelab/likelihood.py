@@ -32,7 +32,9 @@ import torch
 from torch import nn
 from torch.distributions import Distribution
 
+from .checks import positive_int
 from .data import ImageData
+from .diagnostics import eval_mode
 from .malloc import keep_freed_memory
 from .posteriors import check_posterior, draw
 
@@ -81,12 +83,6 @@ class ISResult(NamedTuple):
     elbo: torch.Tensor
 
 
-def _check_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
 @torch.no_grad()
 def log_importance_weights(model: nn.Module, x: torch.Tensor, n_samples: int = 5000, chunk: int | None = None,
                            generator: torch.Generator | None = None) -> torch.Tensor:
@@ -96,9 +92,9 @@ def log_importance_weights(model: nn.Module, x: torch.Tensor, n_samples: int = 5
     built once; the S samples go through the decoder ``chunk`` at a time (default
     ``default_chunk``: about 1,000 decoded images per call on a CPU). Run without gradients.
     """
-    n_samples = _check_int("n_samples", n_samples)
+    n_samples = positive_int("n_samples", n_samples)
     b = x.shape[0]
-    chunk = _check_int("chunk", default_chunk(b, n_samples, x.device) if chunk is None else chunk)
+    chunk = positive_int("chunk", default_chunk(b, n_samples, x.device) if chunk is None else chunk)
     q = check_posterior(model.posterior(x), b)
     prior = getattr(model, "prior", None)
     # the VampPrior's pseudo-input posteriors do not change during evaluation: compute them once
@@ -126,7 +122,7 @@ def importance_log_likelihood(model: nn.Module, data: ImageData | torch.Tensor, 
     elbo)``, the elbo being the mean of the same log weights (a one-sample ELBO estimate averaged over
     S draws). The model is evaluated in eval mode without gradients (its mode is restored after).
     """
-    batch_size = _check_int("batch_size", batch_size)
+    batch_size = positive_int("batch_size", batch_size)
     if isinstance(data, ImageData):
         n, get = len(data), data.batch
     elif isinstance(data, torch.Tensor):
@@ -151,19 +147,14 @@ def importance_log_likelihood(model: nn.Module, data: ImageData | torch.Tensor, 
         starts = tqdm(starts, desc="log-likelihood", unit="batch")
     if torch.device(device).type == "cpu":
         keep_freed_memory()  # chunks of decoded images reuse freed memory instead of faulting in new pages
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for start in starts:
-                idx = torch.arange(start, min(start + batch_size, n))
-                x = get(idx.to(data.device)).to(device)
-                lw = log_importance_weights(model, x, n_samples, chunk, generator)
-                if not bool(torch.isfinite(lw).all()):
-                    raise ValueError(f"non-finite log importance weights for data points {start}..{start + len(idx) - 1}: "
-                                     "check the model (a diverged run) and the data (range, NaN)")
-                ll[start:start + len(idx)] = (torch.logsumexp(lw, dim=1) - math.log(n_samples)).cpu()
-                elbo[start:start + len(idx)] = lw.mean(1).cpu()
-    finally:
-        model.train(was_training)
+    with eval_mode(model):
+        for start in starts:
+            idx = torch.arange(start, min(start + batch_size, n))
+            x = get(idx.to(data.device)).to(device)
+            lw = log_importance_weights(model, x, n_samples, chunk, generator)
+            if not bool(torch.isfinite(lw).all()):
+                raise ValueError(f"non-finite log importance weights for data points {start}..{start + len(idx) - 1}: "
+                                 "check the model (a diverged run) and the data (range, NaN)")
+            ll[start:start + len(idx)] = (torch.logsumexp(lw, dim=1) - math.log(n_samples)).cpu()
+            elbo[start:start + len(idx)] = lw.mean(1).cpu()
     return ISResult(ll, elbo) if return_elbo else ll

@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .checks import positive_int
 from .densities import log_standard_normal
 
 __all__ = ["StandardNormal"]
@@ -18,8 +19,7 @@ class StandardNormal(nn.Module):
 
     def __init__(self, latent_dim: int):
         super().__init__()
-        if not isinstance(latent_dim, int) or latent_dim < 1:
-            raise ValueError(f"latent_dim must be a positive integer, got {latent_dim!r}")
+        positive_int("latent_dim", latent_dim)
         self.latent_dim = latent_dim
         self.register_buffer("_anchor", torch.zeros(()), persistent=False)  # follows .to(device)
 

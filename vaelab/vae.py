@@ -7,7 +7,7 @@
   standard normal prior (HEBAE Eq. 4 with its missing factor 1/2), else the one-sample estimate
   log q(z | x) - log p(z) (with the VHP prior, whose log_prob is a lower bound, an upper bound on it);
 
-so that ``rec + reg`` is the negative ELBO and ``rec + lam * reg`` the beta/lambda-VAE objective.
+so that ``rec + reg`` is the negative ELBO and ``rec + weight * reg`` the beta/lambda-VAE objective.
 """
 from __future__ import annotations
 

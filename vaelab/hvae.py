@@ -37,7 +37,7 @@ from torch import nn
 from .checks import positive_int
 from .densities import log_bernoulli, log_normal_diag
 from .nets import GatedDense, gated_mlp
-from .posteriors import DiagonalNormal, TwoLevel, normal
+from .posteriors import DiagonalNormal, TwoLevel, normal, over_draws, reparameterise
 from .priors import StandardNormal
 from .vamp import VampPrior, _hidden_sizes
 
@@ -132,9 +132,9 @@ class HVAE(nn.Module):
         self._check_input(x)
         flat = x.flatten(1)
         mu2, logvar2 = self.q_z2(flat).split(self.z2_dim, dim=-1)
-        z2 = mu2 + torch.exp(0.5 * logvar2) * torch.randn_like(mu2)
+        z2 = reparameterise(mu2, logvar2, torch.randn_like(mu2))
         mu1, logvar1 = self.q_z1(flat, z2).split(self.z1_dim, dim=-1)
-        z1 = mu1 + torch.exp(0.5 * logvar1) * torch.randn_like(mu1)
+        z1 = reparameterise(mu1, logvar1, torch.randn_like(mu1))
         pm1, plogvar1 = self.prior_z1(z2)
         rec = -self.log_likelihood(x, self.decode(z1, z2))
         kl_z1 = log_normal_diag(z1, mu1, logvar1) - log_normal_diag(z1, pm1, plogvar1)
@@ -175,8 +175,7 @@ class HVAE(nn.Module):
         s, b = z.shape[:2]
         z1, z2 = z[..., :self.z1_dim], z[..., self.z1_dim:]
         z1f, z2f = z1.reshape(s * b, -1), z2.reshape(s * b, -1)
-        xs = x.unsqueeze(0).expand(s, *x.shape).reshape(s * b, *x.shape[1:])
-        log_lik = self.log_likelihood(xs, self.decode(z1f, z2f)).view(s, b)
+        log_lik = self.log_likelihood(over_draws(x, s), self.decode(z1f, z2f).view(s, b, *self.data_shape))
         pm1, plogvar1 = self.prior_z1(z2)
         return log_lik + log_normal_diag(z1, pm1, plogvar1) + self.prior.log_prob(z2f).view(s, b)
 
@@ -192,7 +191,7 @@ class HVAE(nn.Module):
         """E[x | z1, z2] for n ancestral draws z2 ~ p(z2), z1 ~ p(z1 | z2)."""
         z2 = self.prior.sample(n, generator=generator)
         pm1, plogvar1 = self.prior_z1(z2)
-        return self.mean_image(pm1 + torch.exp(0.5 * plogvar1) * normal(pm1.shape, pm1, generator), z2)
+        return self.mean_image(reparameterise(pm1, plogvar1, normal(pm1.shape, pm1, generator)), z2)
 
 
 def hvae(latent_dim: int = 40, hidden: int = 300, prior: str | nn.Module = "vamp", n_pseudo: int = 500,

@@ -30,8 +30,8 @@ from torch.distributions import Distribution, Independent, MultivariateNormal, N
 
 from .densities import LOG_2PI, kl_normal_diag, kl_normal_full
 
-__all__ = ["DiagonalNormal", "PointMass", "TwoLevel", "draw", "normal", "marginals", "check_posterior",
-           "standard_normal_like"]
+__all__ = ["DiagonalNormal", "PointMass", "TwoLevel", "draw", "normal", "reparameterise", "over_draws", "marginals",
+           "check_posterior", "standard_normal_like"]
 
 
 def normal(shape, like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -39,6 +39,17 @@ def normal(shape, like: torch.Tensor, generator: torch.Generator | None = None) 
     if generator is None:
         return torch.randn(shape, dtype=like.dtype, device=like.device)
     return torch.randn(shape, generator=generator, dtype=like.dtype, device=generator.device).to(like.device)
+
+
+def reparameterise(loc: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """z = loc + exp(logvar / 2) * eps: a draw of N(loc, diag exp(logvar)) from standard normal ``eps``
+    (Kingma & Welling 2014, Sec. 2.4)."""
+    return loc + torch.exp(0.5 * logvar) * eps
+
+
+def over_draws(x: torch.Tensor, s: int) -> torch.Tensor:
+    """``x`` (B, ...) seen as (s, B, ...) without a copy, to pair a batch with s draws of its codes."""
+    return x.unsqueeze(0).expand(s, *x.shape)
 
 
 class DiagonalNormal(Independent):

@@ -10,6 +10,7 @@ from torch import nn
 
 from .checks import positive_int
 from .densities import log_standard_normal
+from .posteriors import normal
 
 __all__ = ["StandardNormal"]
 
@@ -27,4 +28,4 @@ class StandardNormal(nn.Module):
         return log_standard_normal(z)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        return torch.randn(n, self.latent_dim, generator=generator, device=self._anchor.device)
+        return normal((n, self.latent_dim), self._anchor, generator)

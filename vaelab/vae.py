@@ -19,7 +19,7 @@ from torch import nn
 
 from .densities import LOG_2PI, kl_std_normal_per_dim, log_bernoulli
 from .nets import mlp
-from .posteriors import DiagonalNormal
+from .posteriors import DiagonalNormal, over_draws, reparameterise
 from .priors import StandardNormal
 
 __all__ = ["VAE", "mlp_vae", "LIKELIHOODS", "full_precision"]
@@ -105,7 +105,7 @@ class VAE(nn.Module):
         """
         s, b = z.shape[:2]
         out = self.decode(z.reshape(s * b, z.shape[-1]))
-        return self.log_likelihood(x.unsqueeze(0).expand(s, *x.shape), out.view(s, b, *out.shape[1:]))
+        return self.log_likelihood(over_draws(x, s), out.view(s, b, *out.shape[1:]))
 
     def log_joint(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log p(x, z_s) = log p(x | z_s) + log p(z_s) for draws z (S, batch, latent): shape (S, batch).
@@ -119,7 +119,7 @@ class VAE(nn.Module):
         self._check_input(x)
         mu, logvar = self.encode(x)
         eps = torch.randn_like(mu)
-        z = mu + torch.exp(0.5 * logvar) * eps
+        z = reparameterise(mu, logvar, eps)
         rec = -self.log_likelihood(x, self.decode(z))
         if isinstance(self.prior, StandardNormal):
             kl_dim = kl_std_normal_per_dim(mu, logvar)

@@ -60,7 +60,7 @@ from torch import nn
 from .checks import positive_int
 from .densities import LOG_2PI
 from .nets import gated_mlp
-from .posteriors import normal
+from .posteriors import normal, reparameterise
 from .vae import VAE
 
 __all__ = ["log_normal_diag_pairwise", "log_mixture_diag", "MixtureOfGaussians", "VampPrior", "vamp_vae",
@@ -114,7 +114,7 @@ def _sample_mixture(n: int, means: torch.Tensor, logvars: torch.Tensor, logits: 
         probs = torch.softmax(logits.detach().to(gdev, torch.float64), 0)
         idx = torch.multinomial(probs, n, replacement=True, generator=generator)
     idx = idx.to(means.device)
-    return means[idx] + torch.exp(0.5 * logvars[idx]) * normal((n, means.shape[1]), means, generator)
+    return reparameterise(means[idx], logvars[idx], normal((n, means.shape[1]), means, generator))
 
 
 class MixtureOfGaussians(nn.Module):

@@ -28,7 +28,7 @@ from torch import nn
 from .checks import positive_int
 from .densities import LOG_2PI
 from .nets import mlp
-from .posteriors import normal
+from .posteriors import normal, reparameterise
 from .vae import VAE, full_precision
 
 __all__ = ["VHPPrior", "vhp_prior", "vhp_vae"]
@@ -76,7 +76,7 @@ class VHPPrior(nn.Module):
         positive_int("n_samples", k)
         q_mean, q_logvar = self.q_zeta(z)  # (batch, zeta_dim)
         eps = normal((k, *q_mean.shape), z, generator)
-        zeta = q_mean + torch.exp(0.5 * q_logvar) * eps  # (K, batch, zeta_dim)
+        zeta = reparameterise(q_mean, q_logvar, eps)  # (K, batch, zeta_dim)
         p_mean, p_logvar = self.conditional(zeta)  # (K, batch, latent_dim)
         return _log_importance_weights(z, p_mean, p_logvar, zeta, q_logvar, eps)
 
@@ -95,7 +95,7 @@ class VHPPrior(nn.Module):
         positive_int("n", n)
         zeta = normal((n, self.zeta_dim), self._anchor, generator)  # follows .to(device) and .double()
         mean, logvar = self.conditional(zeta)
-        return mean + torch.exp(0.5 * logvar) * normal(mean.shape, self._anchor, generator)
+        return reparameterise(mean, logvar, normal(mean.shape, self._anchor, generator))
 
     def extra_repr(self) -> str:
         return f"latent_dim={self.latent_dim}, zeta_dim={self.zeta_dim}, n_samples={self.n_samples}"

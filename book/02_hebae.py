@@ -181,8 +181,8 @@ from vaelab.diagnostics import (active_units, kl_per_dim, latent_cov_corr,
                                 mean_abs_offdiag, mic_tic_index, posterior_samples,
                                 posterior_stats)
 from vaelab.fid import fid_from_features, inception_features
-from vaelab.hebae import (HEBAE, batch_moments, hebae_elbo_std_prior, hebae_kl,
-                          mlp_hebae, population_proposal)
+from vaelab.hebae import (HEBAE, batch_moments, hebae_elbo_std_prior, mlp_hebae,
+                          population_proposal)
 from vaelab.likelihood import WithProposal, importance_log_likelihood
 from vaelab.plots import (book_style, integer_ticks, legend_above, save_figure,
                           show_images, subplots)
@@ -338,7 +338,7 @@ torch.testing.assert_close(kl_step1_vec, half_shape.expand(N))
 zero = torch.zeros(k, dtype=torch.float64)
 kl_step2 = kl_divergence(mvn(beta, Sigma), mvn(zero, eye))
 torch.testing.assert_close(kl_step2, half_shape + 0.5 * beta @ beta)
-torch.testing.assert_close(hebae_kl(beta, torch.linalg.cholesky(Sigma)), kl_step2)
+torch.testing.assert_close(kl_normal_full(beta, torch.linalg.cholesky(Sigma)), kl_step2)
 
 
 # Step 3: J_1 = J_2 when lambda_1 = lambda_2 (the reconstruction term is common to
@@ -506,7 +506,8 @@ print("loss = independent computation in both forms; max |d z_0 / d x_1|: "
 # **Yardsticks.** Each method minimises its own objective: the VAE the negative ELBO, HEBAE
 # reconstruction plus $\lambda\,\mathrm{KL}(\mathcal N(\hat\beta,\hat\Sigma)\|\mathcal N(0,I))$ (a batch-level
 # quantity, not a bound on $\log p(x)$), the WAE reconstruction plus $\lambda\,\mathrm{MMD}$. HEBAE's posterior
-# is a full Gaussian, $\mathcal N(\mu_i, D_i\Sigma D_i)$ with the population $\Sigma$ of the training set, so
+# (`model.posterior(x)`) is a full Gaussian, $\mathcal N(\mu_i, D_i\Sigma D_i)$ with the population $\Sigma$
+# of the training set (in the code form its diagonal, the posterior that form samples), so
 # two common yardsticks exist for HEBAE and VAE: the **standard ELBO** with the $\mathcal N(0, I)$ prior
 # (`hebae_elbo_std_prior`, the KL to $\mathcal N(0,I)$ in closed form) and the **importance-sampled
 # log-likelihood** $\log\frac1S\sum_s p(x\mid z_s)p(z_s)/q(z_s\mid x)$ with that posterior as proposal, both
@@ -870,7 +871,8 @@ if not smoke:  # the mechanism, asserted where it has had epochs to act
 # ### 6.4 The two forms side by side ($\lambda = 1$)
 #
 # The same runs with the other form (`form="code"` when the experiments use the exact form, and vice versa):
-# the diagonal, gradient-free sampling of the official code against the paper's Cholesky sampling.
+# the diagonal, gradient-free sampling of the official code against the paper's Cholesky sampling. Each
+# form's yardsticks use its own posterior: the full Gaussian for the exact form, its diagonal for the code form.
 
 # %%
 forms_rows = []
@@ -904,8 +906,8 @@ glue("ch02_forms_gap", forms_gap, ".1f")
 # %% [markdown]
 # ### 6.5 Fig. 2: latent covariance and correlation ($k$ = `sweep_dim`, $\lambda = 1$) and MIC/TIC
 #
-# Codes of test images: $z\sim q(z\mid x)$ for the VAE and for HEBAE (its full posterior, so that its
-# correlations are in the samples), $z = f(x)$ for the WAE. One number per model for the distance from
+# Codes of test images: $z\sim q(z\mid x)$ for the VAE and for HEBAE (in the exact form its full posterior,
+# so that its correlations are in the samples), $z = f(x)$ for the WAE. One number per model for the distance from
 # independence: the mean absolute off-diagonal correlation. Then the MIC and TIC between the index of a test
 # image and each latent coordinate, as in [chapter 1](01_vae_collapse.ipynb) (several posterior samples per image; the paper's
 # ordering is VAE < HEBAE < WAE).

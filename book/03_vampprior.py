@@ -112,7 +112,7 @@ from torch.distributions import (Categorical, Independent, MixtureSameFamily,
 from vaelab.compare import (Metric, comparison_table, no_record_note,
                             paired_difference, record_value)
 from vaelab.densities import log_normal_diag, log_standard_normal
-from vaelab.diagnostics import active_units
+from vaelab.diagnostics import active_units, posterior_stats
 from vaelab.hvae import hvae
 from vaelab.likelihood import importance_log_likelihood
 from vaelab.plots import book_style, integer_ticks, save_figure, show_images
@@ -393,8 +393,8 @@ from vaelab.priors import StandardNormal
 
 
 class LinearGaussian(nn.Module):
-    """p(z) = N(0, I), p(x|z) = N(Wz + c, s^2 I); proposal = exact posterior, optionally
-    widened."""
+    """p(z) = N(0, I), p(x|z) = N(Wz + c, s^2 I); posterior(x), the proposal, is the
+    exact posterior, optionally widened."""
 
     def __init__(self, W, c, s2, widen=0.0):
         super().__init__()
@@ -402,7 +402,7 @@ class LinearGaussian(nn.Module):
         self.prior = StandardNormal(W.shape[1])
         self.data_shape = (W.shape[0],)
 
-    def proposal(self, x):
+    def posterior(self, x):
         prec = 1 + (self.W**2).sum(0) / self.s2                  # W^T W is diagonal
         mean = ((x - self.c) @ self.W / self.s2) / prec
         scale = (1 / prec).sqrt().expand_as(mean) * math.exp(self.widen)
@@ -413,6 +413,9 @@ class LinearGaussian(nn.Module):
 
     def log_likelihood(self, x, out):
         return lnd(x, out, torch.tensor(math.log(self.s2), dtype=x.dtype))
+
+    def log_joint(self, x, z):  # log p(x | z) + log p(z) for draws z (S, B, k)
+        return self.log_likelihood(x, self.decode(z)) + self.prior.log_prob(z)
 
 
 Q, _ = torch.linalg.qr(torch.randn(8, 3, dtype=torch.float64))
@@ -916,8 +919,10 @@ if not smoke and lr * steps < 2:  # the short-budget regime this check is about
 # %%
 au = {}
 for kind in ("HVAE standard", "HVAE VampPrior"):
-    stats = models[kind].posterior_stats(data.test)
-    au[kind] = {layer: active_units(mu)[0] for layer, (mu, _) in stats.items()}
+    # z = [z1, z2], z1 at the mean of z2
+    mean = posterior_stats(models[kind], data.test)[0]
+    stats = {"z2": mean[:, latent_dim:], "z1": mean[:, :latent_dim]}
+    au[kind] = {layer: active_units(mu)[0] for layer, mu in stats.items()}
 show(pd.DataFrame([{"model": kind, **{f"active units of {layer} (of {latent_dim})": n
                                       for layer, n in counts.items()}}
                    for kind, counts in au.items()]))

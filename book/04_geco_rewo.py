@@ -235,9 +235,9 @@ for step, c in enumerate([3.0, 0.2, 1.5, 0.4], start=1):
     g.observe({"rec": torch.tensor(c, dtype=torch.float64)}, step)
     c_hat = c if c_hat is None else 0.5 * c_hat + 0.5 * c
     lam = lam * math.exp(0.5 * (c_hat - 1.0))
-    assert abs(float(g.lam) - lam) < 1e-9 * lam
+    assert abs(float(g.multiplier) - lam) < 1e-9 * lam
     assert abs(float(g.weight) - 1 / lam) < 1e-6 / lam
-print(f"GECO by hand: lambda = {lam:.4f}, vaelab: {float(g.lam):.4f}")
+print(f"GECO by hand: lambda = {lam:.4f}, vaelab: {float(g.multiplier):.4f}")
 
 torch.manual_seed(1)
 toy = vhp_vae(data_shape=(1, 4, 4), latent_dim=2, hidden=(8,), obs_sigma=0.1,
@@ -464,7 +464,7 @@ b1.observe(rec(0.6), 1)          # the phase ends at once
 # gamma_0 from beta_init, then Eq. 14
 gamma1 = (1 / 0.5 - 1) / 3.0 * math.exp(2.0 * (0.6 - 1.0))
 assert not b1.freeze_prior and abs(float(b1.beta) - 1 / (1 + 3.0 * gamma1)) < 1e-12
-assert abs(float(b1.lam) - (1 + gamma1)) < 1e-12   # lambda = 1 + gamma, not 1 / beta
+assert abs(float(b1.multiplier) - (1 + gamma1)) < 1e-12   # lambda = 1 + gamma, not 1 / beta
 
 # the floor: met for 20 steps, then violated by 0.5 for 600 steps (nu = 1)
 fl = REWO(kappa=1.0, nu=1.0, tau=3.0, alpha=0.0, beta_init=1e-3)
@@ -507,7 +507,7 @@ plt.show()
 #
 # Klushyn et al.'s pendulum data set has 15,000 grey $16\times16$ images of a pendulum at angles uniform in
 # $[0, 2\pi)$ (here: 12,000 for training, 1,500 for validation and 1,500 for testing, rendered by
-# `data_scripts/pendulum.py`). One degree of freedom, a circle: a good 2-D latent space lays the images out
+# `vaelab/datasets/pendulum.py`). One degree of freedom, a circle: a good 2-D latent space lays the images out
 # on a closed curve ordered by angle. Sec. 4.1 scores this with "a linear regression after transforming the
 # latent space to polar coordinates" and Table 1 gives its absolute error (radians); App. B.3 specifies the
 # regressor: the joint angle is regressed (OLS) on $\arcsin(z_2/r)$, with $z_2$ the code's second component

@@ -37,7 +37,7 @@
 # Run it on a GPU with papermill; every run can be killed and restarted with the same command:
 #
 # ```bash
-# python -m data_scripts.celeba            # once: the 64x64 uint8 cache of CelebA (instructions inside)
+# python -m vaelab.datasets.celeba            # once: the 64x64 uint8 cache of CelebA (instructions inside)
 # papermill book/celeba.ipynb out.ipynb -p epochs 100 -p out_dir runs/celeba
 # papermill book/celeba.ipynb out.ipynb -p model hebae -y "lam: [0.5, 1, 2]"   # one model, another grid
 # ```
@@ -58,7 +58,7 @@ if "google.colab" in sys.modules:
 
 # %% tags=["parameters"]
 # Parameters (papermill: -p name value, lists with -y "name: [...]"). The defaults are the paper's
-# full scale (HEBAE App. B.2): a GPU run. CelebA must be prepared first (python -m data_scripts.celeba).
+# full scale (HEBAE App. B.2): a GPU run. CelebA must be prepared first (python -m vaelab.datasets.celeba).
 model = ["hebae", "vae", "wae"]   # one name or a list
 lam = [0.1, 1.0, 10.0]            # the weight of the regulariser; one run per (model, lam)
 latent_dim = 64
@@ -85,8 +85,8 @@ import shutil
 from pathlib import Path
 
 import vaelab
-from data_scripts import celeba
-from data_scripts.common import save_npy
+from vaelab.datasets import celeba
+from vaelab.datasets.common import save_npy
 
 smoke = vaelab.is_smoke()
 if smoke:  # VAELAB_SMOKE=1 (CI, nbval): a fake CelebA folder (made below), tiny nets
@@ -174,7 +174,7 @@ print(f"models {models}, lambda grid {lams}, {epochs} epochs, batch {batch_size}
 # %% [markdown]
 # ## 1. The data: CelebA at 64x64 in $[-1, 1]$
 #
-# `data_scripts.celeba` cuts the centre $140\times140$ pixels out of each aligned $178\times218$
+# `vaelab.datasets.celeba` cuts the centre $140\times140$ pixels out of each aligned $178\times218$
 # picture and resizes them to $64\times64$ (Lanczos), as the WAE code does, and caches the three
 # official splits as uint8 arrays. The training split (162,770 images, 2.0 GB) goes to the GPU as
 # uint8; each batch is picked by an index permutation and scaled to $[-1, 1]$ there. Without
@@ -421,7 +421,7 @@ plt.show()
 # `vaelab.records`) once one exists; "this execution" is the run of this notebook. The paper's number is
 # a reference, not a target we copy: it comes from the paper's (unpublished) FID script. Ours uses
 # pytorch-fid's Inception network (converted offline where it could not be downloaded; see
-# `data_scripts.fid_inception`) on 10,000 samples at full scale, so differences of a few points can
+# `vaelab.datasets.fid_weights`) on 10,000 samples at full scale, so differences of a few points can
 # come from the FID protocol alone (sample count, image quantisation, resizing).
 
 # %%

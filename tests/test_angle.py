@@ -131,7 +131,7 @@ def test_bad_inputs():
 
 
 def test_read_angles_from_rendered_images_and_max_jump():
-    from data_scripts.pendulum import render
+    from vaelab.datasets.pendulum import render
 
     angles = np.array([0.0, 1.0, 2.5, 4.0, 6.0])
     imgs = torch.as_tensor(render(angles, size=16)).float() / 255

@@ -17,7 +17,7 @@ import pytest
 import vaelab
 import vaelab.data
 import vaelab.train
-from data_scripts import celeba
+from vaelab.datasets import celeba
 from vaelab.checks import ParameterError
 
 REPO = Path(__file__).resolve().parents[1]

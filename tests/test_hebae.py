@@ -9,6 +9,7 @@ from torch.distributions import MultivariateNormal, kl_divergence
 
 from vaelab.data import ImageData
 from vaelab.hebae import HEBAE, JITTER, batch_moments, hebae_elbo_std_prior, mlp_hebae
+from vaelab.posteriors import marginals
 from vaelab.schedules import Constant
 from vaelab.train import fit
 
@@ -162,19 +163,20 @@ def test_population_stats_posterior_and_std_prior_elbo(sigma):
     torch.testing.assert_close(cov, torch.cov(mu.T, correction=0) + JITTER * torch.eye(3, dtype=torch.float64))
     assert int(model.pop_n) == 50
     x = data.batch(torch.arange(7)).double()
-    m, tril = model.posterior(x)
+    q = model.posterior(x)
+    m, tril = q.loc, q.scale_tril
     log_sigma = model.encode(x).log_sigma
     assert log_sigma.shape == (7, 3 if sigma == "vector" else 1)
     s = torch.exp(log_sigma).expand(7, 3)
     expected = s.unsqueeze(-1) * cov * s.unsqueeze(-2)  # diag(sigma) Sigma diag(sigma)
     torch.testing.assert_close(tril @ tril.transpose(-1, -2), expected)
     assert torch.all(tril.triu(1) == 0)
-    mu_d, logvar = model.encode_stats(x)
+    mu_d, logvar = marginals(q)
     torch.testing.assert_close(logvar, torch.log(torch.diagonal(expected, dim1=-2, dim2=-1)))
     # buffers travel with the state dict
     other = tiny(sigma=sigma)
     other.load_state_dict(model.state_dict())
-    torch.testing.assert_close(other.posterior(x)[1], tril)
+    torch.testing.assert_close(other.posterior(x).scale_tril, tril)
 
     # ELBO with the N(0, I) prior: the same draws by hand, with torch.distributions' KL
     g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
@@ -210,7 +212,7 @@ def test_fit_lowers_the_loss(form):
 
 
 def test_diagnostics_use_hebae_marginals_not_log_sigma():
-    """posterior_stats must read HEBAE's (mu, log sigma) through encode_stats, not as (mu, logvar)."""
+    """posterior_stats must read HEBAE's (mu, log sigma) through its posterior, not as (mu, logvar)."""
     from vaelab.data import ImageData
     from vaelab.diagnostics import posterior_stats
     from vaelab.hebae import mlp_hebae
@@ -220,7 +222,7 @@ def test_diagnostics_use_hebae_marginals_not_log_sigma():
     data = ImageData((torch.rand(40, 1, 4, 4) * 255).to(torch.uint8))
     model.population_stats(data)
     mu, logvar = posterior_stats(model, data)
-    ref_mu, ref_logvar = model.encode_stats(data.batch())
+    ref_mu, ref_logvar = marginals(model.posterior(data.batch()))
     torch.testing.assert_close(mu, ref_mu)
     torch.testing.assert_close(logvar, ref_logvar)
     _, log_sigma = model.encode(data.batch())
@@ -242,7 +244,8 @@ def test_posterior_samples_carry_the_full_posterior_covariance():
     model.population_stats(data)
     z = posterior_samples(model, data.subset(2), n_samples=40_000, generator=torch.Generator().manual_seed(0))
     assert z.shape == (2, 40_000, 3)
-    mu, tril = model.posterior(data.subset(2).batch())
+    q = model.posterior(data.subset(2).batch())
+    mu, tril = q.loc, q.scale_tril
     for i in range(2):
         s = (tril[i] @ tril[i].T).detach()
         emp = torch.cov(z[i].T)

@@ -8,10 +8,11 @@ from torch.distributions import Bernoulli, Categorical, Independent, MixtureSame
 
 import vaelab
 from vaelab.data import ImageData
-from vaelab.diagnostics import active_units
+from vaelab.diagnostics import active_units, posterior_stats
 from vaelab.densities import kl_normal_diag, kl_std_normal
 from vaelab.hvae import HVAE, hvae
-from vaelab.likelihood import proposal_for
+from vaelab.likelihood import log_importance_weights
+from vaelab.posteriors import TwoLevel
 from vaelab.priors import StandardNormal
 from vaelab.schedules import LinearWarmup
 from vaelab.vamp import VampPrior
@@ -93,7 +94,7 @@ def test_importance_weights(prior):
     model = toy_hvae(prior)
     x = toy_images(40, seed=2)
     g = torch.Generator().manual_seed(0)
-    lw = model.log_importance_weights(x, n_samples=200, chunk=7, generator=g)
+    lw = log_importance_weights(model, x, n_samples=200, chunk=7, generator=g)
     assert lw.shape == (40, 200) and lw.dtype == torch.float64 and torch.isfinite(lw).all()
     ll = torch.logsumexp(lw, 1) - math.log(200)
     assert (ll >= lw.mean(1)).all()                                  # the IS estimate is above the ELBO
@@ -105,17 +106,17 @@ def test_importance_weights(prior):
     assert abs(diff.item()) < 5 * se + 1e-3, (diff, se)
     # E[logsumexp_S - log S] increases with S (Burda et al. 2016, Theorem 1): 1,000 weights per point split
     # into groups of S = 1, 10, 100; the mean estimate per point rises with S by many standard errors
-    lw = model.log_importance_weights(x, 1000, generator=g)
+    lw = log_importance_weights(model, x, 1000, generator=g)
     est = {s: (torch.logsumexp(lw.view(40, 1000 // s, s), 2) - math.log(s)).mean(1) for s in (1, 10, 100)}
     for a, b in ((1, 10), (10, 100)):
         gain = est[b] - est[a]
         assert gain.mean() > 3 * gain.std() / math.sqrt(40), (a, b, gain)
     # reproducible with a generator; independent of the model's mode
-    a = model.log_importance_weights(x[:3], 9, chunk=4, generator=torch.Generator().manual_seed(5))
-    b = model.log_importance_weights(x[:3], 9, chunk=4, generator=torch.Generator().manual_seed(5))
+    a = log_importance_weights(model, x[:3], 9, chunk=4, generator=torch.Generator().manual_seed(5))
+    b = log_importance_weights(model, x[:3], 9, chunk=4, generator=torch.Generator().manual_seed(5))
     assert torch.equal(a, b)
     with pytest.raises(ValueError, match="n_samples"):
-        model.log_importance_weights(x, 0)
+        log_importance_weights(model, x, 0)
     assert model.prior._cached is None if prior == "vamp" else True  # the cache is dropped after the call
 
 
@@ -126,15 +127,71 @@ def test_encode_layers_and_generic_tools():
     assert set(layers) == {"z1", "z2"} and all(m.shape == lv.shape == (10, 3) for m, lv in layers.values())
     torch.testing.assert_close(layers["z2"][0], model.q_z2(x.flatten(1)).chunk(2, -1)[0])
     torch.testing.assert_close(layers["z1"][0], model.q_z1(x.flatten(1), layers["z2"][0]).chunk(2, -1)[0])
-    stats = model.posterior_stats(ImageData.from_float(toy_images(25)), batch_size=10)
-    assert stats["z1"][0].shape == (25, 3) and stats["z2"][1].shape == (25, 3)
-    n_active, _ = active_units(stats["z2"][0])
+    data = ImageData.from_float(toy_images(25))
+    mean, logvar = posterior_stats(model, data, batch_size=10)
+    assert mean.shape == (25, 6) and logvar is None  # z = [z1, z2]; the joint has no closed-form variance
+    with torch.no_grad():
+        ref = model.encode_layers(data.batch())
+    torch.testing.assert_close(mean, torch.cat([ref["z1"][0], ref["z2"][0]], 1))
+    n_active, _ = active_units(mean[:, 3:])
     assert 0 <= n_active <= 3
-    # the one-layer proposal of vaelab.likelihood does not apply: it refuses with a clear error
-    with pytest.raises((TypeError, ValueError), match="encode|proposal"):
-        proposal_for(model, x)
+    # the generic tools serve it through its joint posterior
+    q = model.posterior(x)
+    assert isinstance(q, TwoLevel) and q.batch_shape == (10,) and q.event_shape == (6,)
     assert model.sample(4, generator=torch.Generator().manual_seed(0)).shape == (4, *SHAPE)
     assert model.reconstruct(x).shape == x.shape
+
+
+def _former_hvae_log_weights(model, x, n_samples, chunk, generator):
+    """The HVAE's own importance-sampling loop before the joint posterior (the reference): z2 then z1 noise
+    per chunk from ``generator``, log q from z by log_normal_diag."""
+    from vaelab.densities import log_normal_diag
+    b = x.shape[0]
+    flat = x.flatten(1)
+    mu2, logvar2 = model.encode_z2(x)
+    h_x = model.q_z1.embed_a(flat)
+    out = torch.empty((b, n_samples), dtype=torch.float64)
+    for start in range(0, n_samples, chunk):
+        c = min(chunk, n_samples - start)
+        z2 = mu2 + torch.exp(0.5 * logvar2) * torch.randn((c, b, 3), generator=generator)
+        mu1, logvar1 = model.q_z1.from_embedded(h_x, z2).split(3, dim=-1)
+        z1 = mu1 + torch.exp(0.5 * logvar1) * torch.randn((c, b, 3), generator=generator)
+        pm1, plogvar1 = model.prior_z1(z2)
+        z1f, z2f = z1.reshape(c * b, -1), z2.reshape(c * b, -1)
+        xs = x.unsqueeze(0).expand(c, *x.shape).reshape(c * b, *x.shape[1:])
+        log_lik = model.log_likelihood(xs, model.decode(z1f, z2f)).view(c, b)
+        log_p = log_lik + log_normal_diag(z1, pm1, plogvar1) + model.prior.log_prob(z2f).view(c, b)
+        log_q = log_normal_diag(z1, mu1, logvar1) + log_normal_diag(z2, mu2, logvar2)
+        out[:, start:start + c] = (log_p - log_q).T.to(torch.float64)
+    return out
+
+
+@pytest.mark.parametrize("prior", ["vamp", "standard"])
+def test_generic_importance_weights_equal_the_former_hvae_loop(prior):
+    """Same generator, same log weights: the one loop of vaelab.likelihood over the joint posterior gives
+    the numbers of the HVAE's former loop (up to float rounding: log q is now read off the noise)."""
+    model = toy_hvae(prior).eval()
+    x = toy_images(5, seed=4)
+    with torch.no_grad():
+        new = log_importance_weights(model, x, 23, chunk=6, generator=torch.Generator().manual_seed(3))
+        old = _former_hvae_log_weights(model, x, 23, 6, torch.Generator().manual_seed(3))
+    torch.testing.assert_close(new, old, rtol=1e-5, atol=1e-4)
+
+
+def test_joint_posterior_log_prob_is_the_sum_of_its_factors():
+    model = toy_hvae().double()
+    x = toy_images(4).double()
+    q = model.posterior(x)
+    z = q.rsample((5,))
+    assert z.shape == (5, 4, 6)
+    z1, z2 = z[..., :3], z[..., 3:]
+    mu2, lv2 = model.encode_z2(x)
+    mu1, lv1 = model.q_z1(x.flatten(1).expand(5, 4, 36), z2).chunk(2, -1)
+    expected = diag_normal((mu1, lv1)).log_prob(z1) + diag_normal((mu2, lv2)).log_prob(z2)
+    torch.testing.assert_close(q.log_prob(z), expected)
+    # the mean is the plug-in mean: q(z2|x)'s, and q(z1|x, z2)'s at it
+    layers = model.encode_layers(x)
+    torch.testing.assert_close(q.mean, torch.cat([layers["z1"][0], layers["z2"][0]], 1))
 
 
 def test_prior_binding_parameters_and_gradients():

@@ -9,7 +9,7 @@ from torch.distributions import Independent, MultivariateNormal, Normal
 from vaelab.data import ImageData
 from vaelab.densities import log_normal_diag
 from vaelab.hebae import hebae_elbo_std_prior, mlp_hebae
-from vaelab.likelihood import importance_log_likelihood, log_importance_weights, proposal_for
+from vaelab.likelihood import importance_log_likelihood, log_importance_weights
 from vaelab.priors import StandardNormal
 from vaelab.train import fit
 from vaelab.vae import mlp_vae
@@ -29,14 +29,14 @@ class LinearGaussian(nn.Module):
         self.s, self.inflate, self.k = s, inflate, k
         self.prior = StandardNormal(k)
 
-    def posterior(self, x):
+    def exact_posterior(self, x):
         eye = torch.eye(self.k, dtype=torch.float64)
         cov = torch.linalg.inv(eye + self.w.T @ self.w / self.s**2)
         mean = (x - self.b) @ self.w @ cov / self.s**2  # cov symmetric
         return mean, cov
 
-    def proposal(self, x):
-        mean, cov = self.posterior(x)
+    def posterior(self, x):
+        mean, cov = self.exact_posterior(x)
         return MultivariateNormal(mean, covariance_matrix=self.inflate * cov.expand(x.shape[0], -1, -1))
 
     def decode(self, z):
@@ -44,6 +44,9 @@ class LinearGaussian(nn.Module):
 
     def log_likelihood(self, x, out):
         return log_normal_diag(x, out, torch.tensor(2 * math.log(self.s), dtype=torch.float64))
+
+    def log_joint(self, x, z):
+        return self.log_likelihood(x, self.decode(z)) + self.prior.log_prob(z)
 
     def exact_log_marginal(self, x):
         cov = self.w @ self.w.T + self.s**2 * torch.eye(self.w.shape[0], dtype=torch.float64)
@@ -124,7 +127,7 @@ def _old_log_weights(model, x, n_samples, chunk, generator):
     x copied to every sample (reference for the faster loop)."""
     from torch.distributions import Independent, MultivariateNormal, Normal
     b = x.shape[0]
-    q = proposal_for(model, x)
+    q = model.posterior(x)
     out = []
     for start in range(0, n_samples, chunk):
         c = min(chunk, n_samples - start)
@@ -178,9 +181,11 @@ def test_hebae_proposal_is_its_population_posterior():
         importance_log_likelihood(model, data.subset(4), n_samples=5)
     model.population_stats(data)
     x = data.batch(torch.arange(6))
-    q = proposal_for(model, x)
-    mu, tril = model.posterior(x)
+    q = model.posterior(x)
+    mu, log_sigma = model.encode(x)
+    tril = torch.exp(log_sigma).unsqueeze(-1) * model.pop_scale_tril
     assert isinstance(q, MultivariateNormal) and q.batch_shape == (6,) and q.event_shape == (3,)
+    torch.testing.assert_close(q.loc, mu)
     torch.testing.assert_close(q.scale_tril, tril)
     res = importance_log_likelihood(model, data.subset(6), n_samples=2000, return_elbo=True,
                                     generator=torch.Generator().manual_seed(0))
@@ -194,7 +199,7 @@ def test_hebae_proposal_is_its_population_posterior():
 def test_vae_proposal_and_bad_inputs():
     vae = mlp_vae(latent_dim=2, data_shape=(1, 4, 4), enc_hidden=(8,), dec_hidden=(8,))
     x = torch.rand(5, 1, 4, 4)
-    q = proposal_for(vae, x)
+    q = vae.posterior(x)
     mu, logvar = vae.encode(x)
     assert isinstance(q, Independent) and isinstance(q.base_dist, Normal) and q.batch_shape == (5,)
     torch.testing.assert_close(q.base_dist.scale, torch.exp(0.5 * logvar))
@@ -211,11 +216,11 @@ def test_vae_proposal_and_bad_inputs():
         importance_log_likelihood(vae, (x * 255).to(torch.uint8), n_samples=3)
 
     class BadProposal(nn.Module):
-        def proposal(self, x):
+        def posterior(self, x):
             return Normal(torch.zeros(x.shape[0], 2), 1.0)  # batch shape (B, 2), no event shape
 
     with pytest.raises(ValueError, match="event shape"):
-        proposal_for(BadProposal(), x)
+        log_importance_weights(BadProposal(), x, 3)
 
 
 def test_with_proposal_estimates_the_same_log_marginal_for_any_proposal():
@@ -228,7 +233,7 @@ def test_with_proposal_estimates_the_same_log_marginal_for_any_proposal():
     exact = model.exact_log_marginal(x).detach()
     for c in (0.7, 1.5, 3.0):
         def widened(m, xb, c=c):
-            mean, cov = m.posterior(xb)
+            mean, cov = m.exact_posterior(xb)
             return MultivariateNormal(mean, covariance_matrix=c * cov.expand(xb.shape[0], -1, -1))
         wrapped = WithProposal(model, widened)
         assert wrapped.prior is model.prior
@@ -250,7 +255,7 @@ def test_hebae_population_proposal_has_covariance_tau2_sigma_pop():
     model = mlp_hebae(latent_dim=3, data_shape=(1, 8, 8), enc_hidden=(16,), dec_hidden=(16,))
     model.population_stats(data)
     x = data.batch(torch.arange(5))
-    q = proposal_for(WithProposal(model, population_proposal(0.3)), x)
+    q = WithProposal(model, population_proposal(0.3)).posterior(x)
     torch.testing.assert_close(q.loc, model.encode(x).mu)
     torch.testing.assert_close(q.covariance_matrix[2], 0.09 * model.pop_sigma, rtol=1e-5, atol=1e-7)
     ll = importance_log_likelihood(WithProposal(model, population_proposal(0.3)), data.subset(4), n_samples=50)

@@ -8,10 +8,9 @@ from torch import nn
 
 import vaelab
 from vaelab.constrained import REWO
-from vaelab.densities import log_normal_full
 from vaelab.train import fit
 from vaelab.vhp import VHPPrior, vhp_prior
-from toys import smooth_images
+from toys import log_normal_full, smooth_images
 
 
 class LinearGaussian(nn.Module):
@@ -124,8 +123,8 @@ def test_shapes_builder_and_gradients():
     z = torch.randn(7, 3, requires_grad=True)
     lp = prior.log_prob(z)
     assert lp.shape == (7,)
-    assert prior.log_weights(z).shape == (5, 7)
-    assert prior.log_weights(z, n_samples=2).shape == (2, 7)
+    assert prior.log_importance_weights(z).shape == (5, 7)
+    assert prior.log_importance_weights(z, n_samples=2).shape == (2, 7)
     assert prior.sample(11).shape == (11, 3)
     g1, g2 = torch.Generator().manual_seed(4), torch.Generator().manual_seed(4)
     assert torch.equal(prior.sample(6, generator=g1), prior.sample(6, generator=g2))
@@ -245,7 +244,7 @@ def test_vhp_vae_is_klushyns_table3_model():
 def _old_log_weights(prior, z, eps):
     """log w as three ``log_normal_diag`` / ``log_standard_normal`` calls (the form before restructuring)."""
     from vaelab.densities import log_normal_diag, log_standard_normal
-    q_mean, q_logvar = prior.posterior(z)
+    q_mean, q_logvar = prior.q_zeta(z)
     zeta = q_mean + torch.exp(0.5 * q_logvar) * eps
     p_mean, p_logvar = prior.conditional(zeta)
     return (log_normal_diag(z, p_mean, p_logvar) + log_standard_normal(zeta)
@@ -257,7 +256,7 @@ def test_log_weights_equal_the_three_log_densities(dtype):
     torch.manual_seed(0)
     prior = vhp_prior(latent_dim=2, zeta_dim=3, hidden=(16, 16), n_samples=5).to(dtype)
     z = (2 * torch.randn(9, 2, dtype=dtype)).requires_grad_()
-    new = prior.log_weights(z, generator=torch.Generator().manual_seed(1))
+    new = prior.log_importance_weights(z, generator=torch.Generator().manual_seed(1))
     eps = torch.randn((5, 9, 3), generator=torch.Generator().manual_seed(1), dtype=dtype)
     old = _old_log_weights(prior, z, eps)
     tol = dict(rtol=1e-12, atol=1e-10) if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-4)

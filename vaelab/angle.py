@@ -59,6 +59,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from .checks import positive_int
+
 __all__ = ["wrap_angle", "circular_abs_error", "latent_polar_angle", "unwrap_at_largest_gap",
            "AngleFit", "angle_regression", "ArcsinFit", "arcsin_regression", "read_pendulum_angles",
            "max_angle_jump"]
@@ -140,8 +142,7 @@ def angle_regression(z, angles, center=None, n_iter: int = 3) -> AngleFit:
         raise ValueError(f"z has {len(phi)} rows but angles has {len(theta)}")
     if len(theta) < 3:
         raise ValueError("angle_regression needs at least 3 examples")
-    if not isinstance(n_iter, int) or n_iter < 1:
-        raise ValueError(f"n_iter must be a positive integer, got {n_iter!r}")
+    positive_int("n_iter", n_iter)
     u = unwrap_at_largest_gap(phi)
     design = np.stack([u, np.ones_like(u)], 1)
     best = None
@@ -217,7 +218,7 @@ _TEMPLATES: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
 def _templates(size: int, n_grid: int) -> tuple[torch.Tensor, torch.Tensor]:
     key = (size, n_grid)
     if key not in _TEMPLATES:
-        from data_scripts.pendulum import render  # the renderer of the data set itself
+        from .datasets.pendulum import render  # the renderer of the data set itself
 
         grid = np.arange(n_grid) * (TWO_PI / n_grid)
         imgs = torch.as_tensor(render(grid, size=size)).float().div_(255.0).flatten(1)

@@ -9,7 +9,8 @@ character by character). Every check here converts what can be converted without
 integral float to an int, a numeric string to a number, ``"false"`` to False, a list literal to a
 list) and otherwise raises :class:`ParameterError` (a ``ValueError``) whose message names the
 parameter as the chapter calls it, the bad value and the fix, e.g.
-``latent_dim must be an integer >= 1, got 0: pass -p latent_dim 20``.
+``latent_dim must be an integer >= 1, got 0: pass -p latent_dim 20``. The package's own functions
+check their arguments with :func:`positive_int` (a plain ``ValueError``, nothing converted).
 
 :func:`replace_params` is the smoke cell's helper: it replaces parameters (smoke scale) and prints
 what it replaced, old -> new.
@@ -26,13 +27,24 @@ import re
 from collections.abc import Mapping, MutableMapping, Sequence
 
 __all__ = ["ParameterError", "check_int", "check_float", "check_bool", "check_choice", "check_number_list",
-           "check_choice_list", "check_number_dict", "check_path", "check_device", "replace_params"]
+           "check_choice_list", "check_number_dict", "check_path", "check_device", "replace_params", "positive_int"]
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
 class ParameterError(ValueError):
     """A chapter parameter has a wrong type or value; the message names it and the fix."""
+
+
+def positive_int(name: str, value, hint: str = "") -> int:
+    """``value`` if it is an int >= 1 (not a bool), else a ``ValueError`` naming the package's argument ``name``.
+
+    The check of the package's own functions (sample counts, batch sizes, dimensions), which, unlike a
+    chapter's parameters, convert nothing.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}{hint}")
+    return value
 
 
 # ----------------------------------------------------------------------------- messages

@@ -18,7 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checks import positive_int
 from .data import ImageData, batch_indices
+from .diagnostics import eval_mode
 from .fid import fid_from_features
 
 __all__ = ["MnistClassifier", "mnist_classifier", "train_classifier", "accuracy", "features",
@@ -78,14 +80,10 @@ def _labelled(data, name: str) -> ImageData:
 def accuracy(model: nn.Module, data: ImageData, batch_size: int = 1000) -> float:
     """Fraction of ``data``'s images whose predicted class equals the target (eval mode)."""
     data = _labelled(data, "data")
-    was_training = model.training
-    model.eval()
     correct = 0
-    try:
+    with eval_mode(model):
         for idx in batch_indices(len(data), batch_size, shuffle=False, device=data.device):
             correct += int((model(data.batch(idx)).argmax(1) == data.targets[idx].long()).sum())
-    finally:
-        model.train(was_training)
     return correct / len(data)
 
 
@@ -100,8 +98,7 @@ def train_classifier(model: nn.Module, data: ImageData, epochs: int = 2, batch_s
     if test is not None:
         test = _labelled(test, "test")
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        positive_int(name, value)
     if not (isinstance(lr, (int, float)) and lr > 0):
         raise ValueError(f"lr must be a positive number, got {lr!r}")
     targets = data.targets.long()
@@ -169,16 +166,11 @@ def features(model: nn.Module, images, batch_size: int = 1000) -> torch.Tensor:
     Eval mode, batches of ``batch_size`` moved to the model's device; returned on the CPU as float32.
     """
     images = _as_images(images)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    positive_int("batch_size", batch_size)
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         out = [model.features(images[s:s + batch_size].to(device).float()).cpu()
                for s in range(0, images.shape[0], batch_size)]
-    finally:
-        model.train(was_training)
     return torch.cat(out)
 
 

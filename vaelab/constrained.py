@@ -54,7 +54,7 @@ import torch
 
 from .schedules import Schedule
 
-__all__ = ["GECO", "REWO", "REWOB1", "f_beta", "rewo_delta_beta", "rewo_b1_delta_beta", "geco_delta_lambda",
+__all__ = ["GECO", "REWO", "REWOB1", "f_beta", "rewo_delta_beta", "rewo_b1_delta_beta",
            "geco_delta_beta", "heaviside", "mse_from_gaussian_rec", "FLOAT32_TINY"]
 
 FLOAT32_TINY = float(torch.finfo(torch.float32).tiny)  # 1.18e-38, the smallest normal float32
@@ -105,12 +105,6 @@ def rewo_delta_beta(beta, delta, nu=1.0, tau=3.0) -> torch.Tensor:
     """
     beta, delta, nu, tau = _tensors(beta, delta, nu, tau)
     return beta * torch.expm1(nu * f_beta(beta, delta, tau) * delta)
-
-
-def geco_delta_lambda(lam, delta, nu=1.0) -> torch.Tensor:
-    """Delta lambda = lambda (exp(nu delta) - 1) of GECO's update lambda_t = lambda_{t-1} exp(nu (C_hat_t - kappa^2))."""
-    lam, delta, nu = _tensors(lam, delta, nu)
-    return lam * torch.expm1(nu * delta)
 
 
 def geco_delta_beta(beta, delta, nu=1.0) -> torch.Tensor:
@@ -302,7 +296,7 @@ class GECO(_Constrained):
         self._mult: torch.Tensor | None = None  # log lambda (log_space) or lambda in float32; None: lambda_init
 
     @property
-    def lam(self):
+    def multiplier(self):
         """The current Lagrange multiplier lambda (a float before the first update, else a 0-dim tensor)."""
         if self._mult is None:
             return self.lambda_init
@@ -507,7 +501,7 @@ class REWOB1(_TwoPhase):
         return math.exp(self.log_gamma_init) if self._log_gamma is None else torch.exp(self._log_gamma)
 
     @property
-    def lam(self):
+    def multiplier(self):
         """lambda = 1 + gamma (Eq. 14); equal to 1 / beta only when tau = 1."""
         return 1.0 + self.gamma
 

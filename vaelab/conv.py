@@ -37,6 +37,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from .checks import positive_int
 from .hebae import HEBAE
 from .vae import VAE
 from .wae import WAE
@@ -116,8 +117,7 @@ DEC_CHANNELS = (1024, 512, 256, 128)
 
 
 def _nets(out_dim: int, latent_dim: int, data_shape, width: float) -> tuple[ConvEncoder, ConvDecoder]:
-    if not isinstance(latent_dim, int) or isinstance(latent_dim, bool) or latent_dim < 1:
-        raise ValueError(f"latent_dim must be a positive integer, got {latent_dim!r}")
+    positive_int("latent_dim", latent_dim)
     if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 1:
         raise ValueError(f"width must be a number in (0, 1] (1: the paper's channel counts), got {width!r}")
 

@@ -20,15 +20,16 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from .checks import positive_int
 from .config import get_device
 
 __all__ = ["ImageData", "Splits", "load_dataset", "DATASETS", "batch_indices"]
 
 DATASETS = {
-    "mnist": "data_scripts.mnist",
-    "fashion_mnist": "data_scripts.fashion_mnist",
-    "pendulum": "data_scripts.pendulum",
-    "celeba": "data_scripts.celeba",
+    "mnist": "vaelab.datasets.mnist",
+    "fashion_mnist": "vaelab.datasets.fashion_mnist",
+    "pendulum": "vaelab.datasets.pendulum",
+    "celeba": "vaelab.datasets.celeba",
 }
 BINARIZE = ("none", "fixed", "dynamic")
 SCALES = ("unit", "signed")
@@ -196,8 +197,7 @@ def load_dataset(name: str, *, root=None, device="auto", valid_size: int = 10_00
 def batch_indices(n: int, batch_size: int, *, shuffle: bool = True, generator: torch.Generator | None = None,
                   drop_last: bool = False, device=None) -> Iterator[torch.Tensor]:
     """Index tensors of one epoch: a permutation cut into batches (no Python loop per image)."""
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    positive_int("batch_size", batch_size)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     if device is not None:
         order = order.to(device)

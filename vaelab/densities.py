@@ -15,7 +15,6 @@ __all__ = [
     "log_bernoulli",
     "log_normal_diag",
     "log_standard_normal",
-    "log_normal_full",
     "kl_normal_diag",
     "kl_std_normal",
     "kl_std_normal_per_dim",
@@ -47,15 +46,6 @@ def log_normal_diag(x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor, e
 def log_standard_normal(z: torch.Tensor) -> torch.Tensor:
     """log N(z | 0, I) over the last axis."""
     return -0.5 * (LOG_2PI * z.shape[-1] + (z**2).sum(-1))
-
-
-def log_normal_full(x: torch.Tensor, mean: torch.Tensor, scale_tril: torch.Tensor) -> torch.Tensor:
-    """log N(x | mean, L L^T) for a lower-triangular ``scale_tril`` L of shape (..., d, d)."""
-    d = x.shape[-1]
-    diff = (x - mean).unsqueeze(-1)
-    sol = torch.linalg.solve_triangular(scale_tril.expand(diff.shape[:-2] + (d, d)), diff, upper=False).squeeze(-1)
-    half_logdet = torch.log(torch.diagonal(scale_tril, dim1=-2, dim2=-1)).sum(-1)
-    return -0.5 * (d * LOG_2PI + (sol**2).sum(-1)) - half_logdet
 
 
 def kl_normal_diag(mu_q, logvar_q, mu_p, logvar_p) -> torch.Tensor:

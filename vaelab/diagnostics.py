@@ -1,7 +1,7 @@
 """Diagnostics of over-regularisation and collapse over a whole data set (chapter 01, ``book/01_vae_collapse``).
 
-* posterior statistics and samples of any encoder, Gaussian (VAE: (mu, logvar)) or deterministic
-  (WAE: z, logvar None), through one function ``encode_stats``;
+* posterior statistics and samples of any model, read off its ``posterior(x)``
+  (``vaelab.posteriors``): Gaussian (mu, logvar), or a deterministic code (WAE: z, logvar None);
 * active units (Burda, Grosse, Salakhutdinov 2016, Sec. 5.2) and the KL per latent dimension;
 * covariance / correlation of the latents (HEBAE Fig. 2a,b);
 * "ELBO surgery" (Hoffman & Johnson 2016; HEBAE Eq. 10): the average KL split into the mutual
@@ -19,10 +19,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from .checks import positive_int
 from .data import ImageData, batch_indices
 from .densities import LOG_2PI, kl_std_normal, kl_std_normal_per_dim, log_normal_diag, log_standard_normal
+from .posteriors import DiagonalNormal, draw, marginals
 
-__all__ = ["encode_stats", "posterior_stats", "sample_posterior", "posterior_samples", "active_units",
+__all__ = ["eval_mode", "posterior_stats", "posterior_samples", "active_units",
            "kl_per_dim", "latent_cov_corr", "mean_abs_offdiag", "log_aggregate_posterior", "elbo_surgery",
            "mic_tic_index"]
 
@@ -50,28 +52,15 @@ def _check_pair(mu, logvar, min_rows: int = 1) -> None:
 
 
 @contextlib.contextmanager
-def _eval_mode(model: nn.Module):
+def eval_mode(model: nn.Module, grad: bool = False):
+    """Inside the block ``model`` is in eval mode, without gradients unless ``grad``; its mode is restored after."""
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
-            yield
+        with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
+            yield model
     finally:
         model.train(was_training)
-
-
-def encode_stats(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(mu, logvar) of q(z|x) for any encoder: ``model.encode`` returning (mu, logvar) (the VAE) or a
-    code z (a deterministic encoder such as the WAE, a Dirac posterior at z: logvar is None)."""
-    if callable(getattr(model, "encode_stats", None)):  # models whose encode() is not (mu, logvar), e.g. HEBAE
-        return model.encode_stats(x)
-    out = model.encode(x)
-    if isinstance(out, torch.Tensor):
-        return out, None
-    if isinstance(out, (tuple, list)) and len(out) == 2:
-        return out[0], out[1]
-    raise TypeError(f"{type(model).__name__}.encode returned {type(out).__name__}: expected a tensor z or a "
-                    "pair (mu, logvar)")
 
 
 def _check_data(data) -> ImageData:
@@ -81,61 +70,39 @@ def _check_data(data) -> ImageData:
     return data
 
 
+def _posteriors(model: nn.Module, data: ImageData, batch_size: int):
+    """q(z | x) of each batch of ``data`` in order, in eval mode without gradients."""
+    data = _check_data(data)
+    with eval_mode(model):
+        for idx in batch_indices(len(data), batch_size, shuffle=False, device=data.device):
+            yield model.posterior(data.batch(idx))
+
+
 def posterior_stats(model: nn.Module, data: ImageData, batch_size: int = 1000
                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """mu (N, k) and logvar (N, k) of q(z|x_n) for every image of ``data``; logvar is None for a
-    deterministic encoder (then mu is the code z)."""
-    data = _check_data(data)
+    """Mean (N, k) and log variance (N, k) of each latent under q(z|x_n) for every image of ``data``
+    (``vaelab.posteriors.marginals``); the log variance is None for a deterministic encoder (then the
+    mean is the code z) and for the HVAE's joint (then the mean is its plug-in mean)."""
     mus, logvars = [], []
-    with _eval_mode(model):
-        for idx in batch_indices(len(data), batch_size, shuffle=False, device=data.device):
-            mu, logvar = encode_stats(model, data.batch(idx))
-            mus.append(mu)
-            logvars.append(logvar)
+    for q in _posteriors(model, data, batch_size):
+        mu, logvar = marginals(q)
+        mus.append(mu)
+        logvars.append(logvar)
     if any(lv is None for lv in logvars):
         return torch.cat(mus), None
     return torch.cat(mus), torch.cat(logvars)
-
-
-def sample_posterior(mu: torch.Tensor, logvar: torch.Tensor | None, n_samples: int = 1,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
-    """``n_samples`` draws z = mu + exp(logvar / 2) * eps per data point, shape (N, S, k); for
-    ``logvar=None`` (a deterministic encoder) S identical copies of mu."""
-    _check_matrix("mu", mu)
-    if not isinstance(n_samples, int) or isinstance(n_samples, bool) or n_samples < 1:
-        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
-    if logvar is None:
-        return mu.unsqueeze(1).expand(-1, n_samples, -1).clone()
-    _check_pair(mu, logvar)
-    shape = (mu.shape[0], n_samples, mu.shape[1])
-    device = generator.device if generator is not None else mu.device
-    eps = torch.randn(shape, generator=generator, dtype=mu.dtype, device=device).to(mu.device)
-    return mu.unsqueeze(1) + torch.exp(0.5 * logvar).unsqueeze(1) * eps
 
 
 def posterior_samples(model: nn.Module, data: ImageData, n_samples: int = 1, generator: torch.Generator | None = None,
                       batch_size: int = 1000) -> torch.Tensor:
     """z ~ q(z|x_n), ``n_samples`` per image of ``data``: shape (N, S, k) (S copies of z for a WAE).
 
-    A model with a full-covariance posterior (``model.posterior(x) -> (mu, scale_tril)``, HEBAE) is
-    sampled from it, z = mu + L eps, so that the correlations within q(z|x) are in the samples
-    (chapter 02, Fig. 2); other models from their diagonal (mu, logvar).
+    Drawn from ``model.posterior(x)`` with ``vaelab.posteriors.draw``, so that a full-covariance
+    posterior (HEBAE's exact form) carries its correlations into the samples (chapter 02, Fig. 2).
     """
-    if not callable(getattr(model, "posterior", None)):
-        mu, logvar = posterior_stats(model, data, batch_size)
-        return sample_posterior(mu, logvar, n_samples, generator)
-    data = _check_data(data)
-    if not isinstance(n_samples, int) or isinstance(n_samples, bool) or n_samples < 1:
-        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
-    out = []
-    with _eval_mode(model):
-        for idx in batch_indices(len(data), batch_size, shuffle=False, device=data.device):
-            mu, tril = model.posterior(data.batch(idx))
-            device = generator.device if generator is not None else mu.device
-            eps = torch.randn((mu.shape[0], n_samples, mu.shape[1]), generator=generator, dtype=mu.dtype,
-                              device=device).to(mu.device)
-            out.append(mu.unsqueeze(1) + eps @ tril.transpose(-1, -2))
-    return torch.cat(out)
+    n_samples = positive_int("n_samples", n_samples)
+    return torch.cat([draw(q, n_samples, generator, log_prob=False)[0].transpose(0, 1)
+                      for q in _posteriors(model, data, batch_size)])
 
 
 # ---------------------------------------------------------------- per-dimension summaries
@@ -200,8 +167,7 @@ def log_aggregate_posterior(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Ten
     _check_matrix("z", z)
     if z.shape[1] != mu.shape[1]:
         raise ValueError(f"z has {z.shape[1]} latent dimensions but mu has {mu.shape[1]}")
-    if not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    positive_int("chunk_size", chunk_size)
     mu, logvar, z = mu.to(dtype), logvar.to(dtype), z.to(dtype)
     k, n = mu.shape[1], mu.shape[0]
     prec = torch.exp(-logvar)                                                   # (N, k)
@@ -248,7 +214,8 @@ def elbo_surgery(mu: torch.Tensor, logvar: torch.Tensor, n_samples: int = 1, gen
     _check_pair(mu, logvar, min_rows=1)
     mu64, lv64 = mu.to(torch.float64), logvar.to(torch.float64)
     n, k = mu.shape
-    z = sample_posterior(mu64, lv64, n_samples, generator)                      # (N, S, k)
+    z = draw(DiagonalNormal(mu64, lv64), positive_int("n_samples", n_samples), generator, log_prob=False)[0]
+    z = z.transpose(0, 1)                                                       # (N, S, k)
     log_own = log_normal_diag(z, mu64.unsqueeze(1), lv64.unsqueeze(1))          # (N, S)
     log_qz = log_aggregate_posterior(z.reshape(-1, k), mu64, lv64, chunk_size).view(n, n_samples)
     log_pz = log_standard_normal(z)

@@ -13,7 +13,7 @@ N(mu_2, Sigma_2). Lower is better; a set against itself scores 0.
 The network is pytorch-fid's "FID Inception" (``pytorch_fid.inception``: torchvision's
 Inception v3 with the TensorFlow pooling quirks patched in), built here without pytorch-fid's
 internet download: its weights come from ``<data root>/fid/pt_inception-2015-12-05-6726825d.pth``,
-which ``python -m data_scripts.fid_inception`` prepares (from pytorch-fid's own download where
+which ``python -m vaelab.datasets.fid_weights`` prepares (from pytorch-fid's own download where
 there is internet, or, offline, converted from an equivalent TorchScript network; see that
 script for the caveat on converted weights).
 
@@ -38,6 +38,8 @@ from torch import nn
 
 from vaelab.config import data_root, get_device
 
+from .checks import positive_int
+
 __all__ = [
     "WEIGHTS_FILENAME",
     "FEATURE_DIM",
@@ -46,6 +48,8 @@ __all__ = [
     "check_state_dict",
     "load_fid_weights",
     "fid_inception",
+    "inception_v3_pool3",
+    "pytorch_fid_inception",
     "inception_features",
     "activation_statistics",
     "frechet_distance",
@@ -56,10 +60,10 @@ __all__ = [
 WEIGHTS_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
 #: the dimension of the pool3 features
 FEATURE_DIM = 2048
-PREPARE_COMMAND = "python -m data_scripts.fid_inception"
+PREPARE_COMMAND = "python -m vaelab.datasets.fid_weights"
 
 
-def _pytorch_fid_inception():
+def pytorch_fid_inception():
     """``pytorch_fid.inception``, imported after torchvision's CPU-torch fix (``vaelab.compat``)."""
     from vaelab.compat import import_torchvision
 
@@ -89,7 +93,7 @@ def fid_inception_v3_structure(*, meta: bool = False) -> nn.Module:
     until a state dict is loaded, so that a network used without its weights cannot go unnoticed;
     building it this way also skips the random initialisation (seconds on a small CPU).
     """
-    inception = _pytorch_fid_inception()
+    inception = pytorch_fid_inception()
     with torch.device("meta"):
         net = inception._inception_v3(num_classes=1008, aux_logits=False, weights=None)
         net.Mixed_5b = inception.FIDInceptionA(192, pool_features=32)
@@ -164,7 +168,7 @@ def load_fid_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     path = Path(path)
     fix = (
         f"run `{PREPARE_COMMAND} --root {path.parent.parent}` (it replaces an invalid file), "
-        "or call fid_inception(..., prepare=True)"
+        "or call vaelab.datasets.fid_weights.prepare(root)"
     )
     if not path.is_file():
         raise FileNotFoundError(f"the FID Inception weights {str(path)!r} do not exist: {fix}")
@@ -181,9 +185,9 @@ def load_fid_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return state_dict
 
 
-def _inception_v3_pool3(state_dict) -> nn.Module:
+def inception_v3_pool3(state_dict) -> nn.Module:
     """pytorch-fid's ``InceptionV3([3])`` (pool3, resize to 299, [0,1] -> [-1,1]) with ``state_dict``."""
-    inception = _pytorch_fid_inception()
+    inception = pytorch_fid_inception()
     net = fid_inception_v3_structure()
     net.load_state_dict(state_dict, strict=True)
     # InceptionV3(use_fid_inception=True) calls the module-level fid_inception_v3(), which would
@@ -200,25 +204,18 @@ def _inception_v3_pool3(state_dict) -> nn.Module:
     return model.eval()
 
 
-def fid_inception(
-    root: str | os.PathLike | None = None, device: str | torch.device = "cpu", *, prepare: bool = False
-) -> nn.Module:
+def fid_inception(root: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> nn.Module:
     """The FID feature extractor: pytorch-fid's ``InceptionV3([3], use_fid_inception=True)``.
 
     Its weights are read from :func:`weights_path` (``root``: the data root, see
-    ``vaelab.config.data_root``). ``prepare=True`` first runs ``data_scripts.fid_inception.prepare``
-    (download or offline conversion when the file is missing or invalid); otherwise a missing or
-    invalid file raises an error naming that command. The module is in eval mode without
+    ``vaelab.config.data_root``), which ``vaelab.datasets.fid_weights.prepare`` places there
+    (download or offline conversion); a missing or invalid file raises an error naming it. The module is in eval mode without
     gradients; ``model(x)`` takes images in [0, 1] of shape (N, 3, H, W) and returns a one-element
     list holding the (N, 2048, 1, 1) pool3 features.
     """
-    if prepare:
-        from data_scripts.fid_inception import prepare as prepare_weights
-
-        prepare_weights(root)
     device = get_device(device)
     state_dict = load_fid_weights(weights_path(root))
-    return _inception_v3_pool3(state_dict).to(device)
+    return inception_v3_pool3(state_dict).to(device)
 
 
 _MODEL_CACHE: dict[tuple, nn.Module] = {}
@@ -286,8 +283,7 @@ def inception_features(
     device and kept for later calls.
     """
     images = _check_images(images)
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    positive_int("batch_size", batch_size)
     if model is None:
         device = get_device(device)
         model = _cached_model(root, device)

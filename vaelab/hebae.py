@@ -36,9 +36,9 @@ in both forms. It is part of the model's definition (the KL is that of Sigma + j
 fallback; if the Cholesky factorisation still fails a ``RuntimeError`` says so.
 
 ``encode(x)`` returns ``HebaeCode(mu, log_sigma)`` (a named pair; log_sigma is log sigma, not a log
-variance). ``encode_stats(x)`` gives (mu, logvar) of the diagonal of the population posterior
-N(mu, diag(sigma) Sigma_pop diag(sigma)) for the per-dimension diagnostics (after
-``population_stats``); ``posterior(x)`` gives its mean and Cholesky factor.
+variance). ``posterior(x)`` (after ``population_stats``) is q(z | x) with the population's Sigma:
+N(mu, diag(sigma) Sigma_pop diag(sigma)) as a ``MultivariateNormal`` in the exact form, its diagonal
+N(mu, diag(sigma^2 diag Sigma_pop)) as a ``vaelab.posteriors.DiagonalNormal`` in the code form.
 """
 from __future__ import annotations
 
@@ -47,15 +47,18 @@ from typing import NamedTuple, Sequence
 
 import torch
 from torch import nn
-from torch.distributions import MultivariateNormal
+from torch.distributions import MultivariateNormal, kl_divergence
 
+from .checks import positive_int
 from .data import ImageData, batch_indices
 from .densities import kl_normal_full
+from .diagnostics import eval_mode
 from .nets import mlp
+from .posteriors import DiagonalNormal, draw, standard_normal_like
 from .vae import VAE
 
-__all__ = ["HEBAE", "HebaeCode", "mlp_hebae", "population_proposal", "batch_moments", "hebae_kl", "hebae_elbo_std_prior", "FORMS",
-           "SIGMAS", "JITTER"]
+__all__ = ["HEBAE", "HebaeCode", "mlp_hebae", "population_proposal", "batch_moments", "hebae_elbo_std_prior",
+           "FORMS", "SIGMAS", "JITTER"]
 
 FORMS = ("exact", "code")
 SIGMAS = ("vector", "scalar")
@@ -99,11 +102,6 @@ def _cholesky(sigma: torch.Tensor, what: str) -> torch.Tensor:
                            "(it is not positive definite in this precision): the encoder's means are degenerate or "
                            "non-finite; lower lr, check the data, or build the model with a larger jitter")
     return chol
-
-
-def hebae_kl(beta: torch.Tensor, scale_tril: torch.Tensor) -> torch.Tensor:
-    """KL(N(beta, L L^T) || N(0, I)) = 1/2 (tr Sigma - k - log|Sigma| + beta^T beta) (HEBAE Theorem 1)."""
-    return kl_normal_full(beta, scale_tril)
 
 
 class HEBAE(VAE):
@@ -162,7 +160,7 @@ class HEBAE(VAE):
         else:
             z = mu + eps * torch.sqrt(torch.diagonal(cov)).detach() * sigma
         rec = -self.log_likelihood(x, self.decode(z))
-        reg = hebae_kl(beta, chol)
+        reg = kl_normal_full(beta, chol)  # HEBAE Theorem 1: KL(N(beta, Sigma) || N(0, I))
         logdet = 2.0 * torch.log(torch.diagonal(chol)).sum()
         return {"rec": rec, "reg": reg, "z": z, "mu": mu, "log_sigma": log_sigma,
                 "sigma_mean": sigma.mean(-1).detach(), "beta_norm2": (beta**2).sum().detach(),
@@ -184,21 +182,16 @@ class HEBAE(VAE):
         (its Cholesky factor) and ``pop_n``. They define the evaluation posterior of ``posterior``.
         Returns (beta, Sigma).
         """
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        positive_int("batch_size", batch_size)
         if isinstance(data, ImageData):
             n, get = len(data), data.batch
         elif isinstance(data, torch.Tensor):
             n, get = data.shape[0], (lambda idx: data[idx])
         else:
             raise TypeError(f"data must be a vaelab.data.ImageData or a tensor of images, got {type(data).__name__}")
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             mus = [self.encode(get(idx).to(self.pop_beta)).mu.double()
                    for idx in batch_indices(n, batch_size, shuffle=False)]
-        finally:
-            self.train(was_training)
         mu = torch.cat(mus)
         if not bool(torch.isfinite(mu).all()):
             raise ValueError("the encoder's means over data contain NaN or Inf: the model has diverged")
@@ -216,27 +209,21 @@ class HEBAE(VAE):
             raise RuntimeError("the population estimates of beta and Sigma are not set: call "
                                "model.population_stats(train_data) after training (they are saved with the model)")
 
-    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mu (batch, k), scale_tril (batch, k, k)) of q(z|x) = N(mu(x), diag(sigma) Sigma_pop diag(sigma)).
+    def posterior(self, x: torch.Tensor) -> MultivariateNormal | DiagonalNormal:
+        """q(z | x) with the population's Sigma (``population_stats``), batch shape (batch,).
 
-        scale_tril = diag(sigma_i) L_pop with L_pop the Cholesky factor of the population Sigma
-        (``population_stats``); for ``sigma="scalar"`` this is sigma_i L_pop, the paper's
-        N(mu, sigma_i^2 Sigma). The covariance used by the exact form, with Sigma from the population.
+        Exact form: N(mu(x), diag(sigma) Sigma_pop diag(sigma)) (HEBAE Eq. 8), a ``MultivariateNormal``
+        with scale_tril = diag(sigma_i) L_pop (for ``sigma="scalar"`` sigma_i L_pop, the paper's
+        N(mu, sigma_i^2 Sigma)). Code form: its diagonal, the posterior the official code samples,
+        N(mu, diag(sigma^2 diag Sigma_pop)).
         """
         self._check_population()
         self._check_input(x)
         mu, log_sigma = self.encode(x)
-        return mu, torch.exp(log_sigma).unsqueeze(-1) * self.pop_scale_tril
-
-    def encode_stats(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mu, logvar) of the marginals of ``posterior``: logvar_j = 2 log sigma_j + log Sigma_pop,jj.
-
-        For per-dimension diagnostics (KL per dimension, MIC per latent); the correlations of the
-        full posterior are not in it.
-        """
-        self._check_population()
-        mu, log_sigma = self.encode(x)
-        return mu, 2.0 * log_sigma + torch.log(torch.diagonal(self.pop_sigma))
+        if self.form == "code":
+            return DiagonalNormal(mu, (2.0 * log_sigma + torch.log(torch.diagonal(self.pop_sigma))).expand_as(mu))
+        return MultivariateNormal(mu, scale_tril=torch.exp(log_sigma).unsqueeze(-1) * self.pop_scale_tril,
+                                  validate_args=False)
 
 
 def population_proposal(tau: float):
@@ -263,22 +250,15 @@ def hebae_elbo_std_prior(model: HEBAE, x: torch.Tensor, n_samples: int = 1,
                          generator: torch.Generator | None = None) -> torch.Tensor:
     """The standard ELBO with prior N(0, I) for HEBAE's population posterior, per image (batch,).
 
-    E_q[log p(x|z)] (``n_samples`` reparameterised draws z = mu + S_tril eps, averaged)
-    - KL(N(mu, S) || N(0, I)) with S = diag(sigma) Sigma_pop diag(sigma) (``kl_normal_full``).
+    E_q[log p(x|z)] (``n_samples`` reparameterised draws of ``posterior(x)``, averaged)
+    - KL(q(z|x) || N(0, I)) in closed form (``torch.distributions.kl_divergence``).
     A lower bound on log p(x) that makes HEBAE comparable with the VAE (chapter 02).
     Gradients are kept (wrap in ``torch.no_grad()`` to evaluate); call ``population_stats`` first.
     """
-    if not isinstance(n_samples, int) or isinstance(n_samples, bool) or n_samples < 1:
-        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
-    mu, tril = model.posterior(x)
-    b, k = mu.shape
-    device = generator.device if generator is not None else mu.device
-    eps = torch.randn((n_samples, b, k), generator=generator, dtype=mu.dtype, device=device).to(mu.device)
-    z = mu + (tril @ eps.unsqueeze(-1)).squeeze(-1)                            # (S, B, k)
-    out = model.decode(z.reshape(n_samples * b, k))
-    xs = x.unsqueeze(0).expand(n_samples, *x.shape).reshape(n_samples * b, *x.shape[1:])
-    loglik = model.log_likelihood(xs, out).view(n_samples, b).mean(0)
-    return loglik - kl_normal_full(mu, tril)
+    positive_int("n_samples", n_samples)
+    q = model.posterior(x)
+    z, _ = draw(q, n_samples, generator, log_prob=False)                        # (S, B, k)
+    return model.log_likelihood_at(x, z).mean(0) - kl_divergence(q, standard_normal_like(q))
 
 
 def mlp_hebae(latent_dim: int = 20, data_shape: Sequence[int] = (1, 28, 28), enc_hidden: Sequence[int] = (784, 800),

@@ -21,12 +21,10 @@ q(z2 | x): D-300-300-2k2; q(z1 | x, z2): x -> 300 and z2 -> 300, concatenated, -
 concatenated, -> 300 -> D. This follows the paper's description (gated layers of 300 units, 40 latents
 per layer); the exact wiring of the two-input networks is this package's choice.
 
-Importance sampling. The joint proposal q(z1, z2 | x) is not one ``torch.distributions``
-distribution with event shape (k,), so ``vaelab.likelihood.proposal_for`` cannot serve this model;
-``HVAE.log_importance_weights(x, n_samples, chunk, generator)`` returns the (B, S) float64 log weights
-directly (same signature and result as ``vaelab.likelihood.log_importance_weights``). It runs the
-x-dependent parts of the encoder (q(z2 | x) and the x-branch of q(z1 | x, z2)) once per data point
-and the VampPrior's K pseudo-input posteriors once per call.
+Importance sampling. ``posterior(x)`` is the joint q(z1, z2 | x) over z = [z1, z2], a
+``vaelab.posteriors.TwoLevel`` (z2 drawn first, then z1 given it), and ``log_joint(x, z)`` is
+log p(x, z1, z2), so ``vaelab.likelihood`` importance-samples this model as any other. The x-dependent
+parts of the encoder (q(z2 | x) and the x-branch of q(z1 | x, z2)) run once per data point.
 """
 from __future__ import annotations
 
@@ -36,11 +34,12 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from .checks import positive_int
 from .densities import log_bernoulli, log_normal_diag
-from .likelihood import default_chunk
 from .nets import GatedDense, gated_mlp
+from .posteriors import DiagonalNormal, TwoLevel, normal, over_draws, reparameterise
 from .priors import StandardNormal
-from .vamp import VampPrior, _check_pos_int, _hidden_sizes
+from .vamp import VampPrior, _hidden_sizes
 
 __all__ = ["HVAE", "TwoInputGated", "hvae", "HVAE_PRIORS"]
 
@@ -86,8 +85,8 @@ class HVAE(nn.Module):
                  z2_dim: int, data_shape: Sequence[int], prior: nn.Module | None = None):
         super().__init__()
         self.q_z2, self.q_z1, self.p_z1, self.p_x = q_z2, q_z1, p_z1, p_x
-        self.z1_dim = _check_pos_int("z1_dim", z1_dim)
-        self.z2_dim = _check_pos_int("z2_dim", z2_dim)
+        self.z1_dim = positive_int("z1_dim", z1_dim)
+        self.z2_dim = positive_int("z2_dim", z2_dim)
         self.data_shape = tuple(data_shape)
         self.prior = prior if prior is not None else StandardNormal(z2_dim)
         if isinstance(self.prior, VampPrior):
@@ -133,9 +132,9 @@ class HVAE(nn.Module):
         self._check_input(x)
         flat = x.flatten(1)
         mu2, logvar2 = self.q_z2(flat).split(self.z2_dim, dim=-1)
-        z2 = mu2 + torch.exp(0.5 * logvar2) * torch.randn_like(mu2)
+        z2 = reparameterise(mu2, logvar2, torch.randn_like(mu2))
         mu1, logvar1 = self.q_z1(flat, z2).split(self.z1_dim, dim=-1)
-        z1 = mu1 + torch.exp(0.5 * logvar1) * torch.randn_like(mu1)
+        z1 = reparameterise(mu1, logvar1, torch.randn_like(mu1))
         pm1, plogvar1 = self.prior_z1(z2)
         rec = -self.log_likelihood(x, self.decode(z1, z2))
         kl_z1 = log_normal_diag(z1, mu1, logvar1) - log_normal_diag(z1, pm1, plogvar1)
@@ -156,67 +155,29 @@ class HVAE(nn.Module):
         mu1, logvar1 = self.encode_z1(x, mu2)
         return {"z2": (mu2, logvar2), "z1": (mu1, logvar1)}
 
-    encode = encode_layers  # a dict, not (mu, logvar): generic one-layer tools refuse it with a clear error
+    def posterior(self, x: torch.Tensor) -> TwoLevel:
+        """q(z1, z2 | x) = q(z1 | x, z2) q(z2 | x) over z = [z1, z2] (batch shape (batch,), event (k1 + k2,)).
 
-    @torch.no_grad()
-    def posterior_stats(self, data, batch_size: int = 1000) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """``encode_layers`` over a whole ``vaelab.data.ImageData`` (eval mode): {"z1": (mu, logvar), "z2": ...} (N, k)."""
-        from .data import batch_indices
-
-        was_training = self.training
-        self.eval()
-        parts: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {"z1": [], "z2": []}
-        try:
-            for idx in batch_indices(len(data), batch_size, shuffle=False, device=data.device):
-                for key, value in self.encode_layers(data.batch(idx)).items():
-                    parts[key].append(value)
-        finally:
-            self.train(was_training)
-        return {k: (torch.cat([m for m, _ in v]), torch.cat([lv for _, lv in v])) for k, v in parts.items()}
-
-    # -- importance sampling ---------------------------------------------------------------------
-    @torch.no_grad()
-    def log_importance_weights(self, x: torch.Tensor, n_samples: int = 5000, chunk: int | None = None,
-                               generator: torch.Generator | None = None) -> torch.Tensor:
-        """log w_s = log p(x, z1_s, z2_s) - log q(z1_s, z2_s | x), (z1_s, z2_s) ~ q(z1, z2 | x): shape (B, S), float64.
-
-        logsumexp_s(log w_s) - log S is the importance-sampled log p(x) (Burda et al. 2016; the paper's
-        test log-likelihood with S = 5,000); the mean of log w is the ELBO. q(z2 | x) and the x-branch
-        of q(z1 | x, z2) run once per data point; the K posteriors q(z2 | u_k) of a VampPrior once per
-        call; the rest on ``chunk`` samples of all B points at a time (default
-        ``vaelab.likelihood.default_chunk``). ``generator`` makes the draws reproducible. Run without gradients.
+        The x-branch of q(z1 | x, z2) is computed here once; each draw of z2 runs only the rest.
         """
         self._check_input(x)
-        for name, value in (("n_samples", n_samples),) + ((("chunk", chunk),) if chunk is not None else ()):
-            _check_pos_int(name, value)
-        b = x.shape[0]
-        if chunk is None:
-            chunk = default_chunk(b, n_samples, x.device)
         flat = x.flatten(1)
-        mu2, logvar2 = self.encode_z2(x)
-        std2 = torch.exp(0.5 * logvar2)
         h_x = self.q_z1.embed_a(flat)                                            # (B, hidden)
-        out = torch.empty((b, n_samples), dtype=torch.float64, device=x.device)
-        gdev = generator.device if generator is not None else x.device
 
-        def noise(c: int, k: int) -> torch.Tensor:
-            return torch.randn((c, b, k), generator=generator, device=gdev, dtype=mu2.dtype).to(x.device)
+        def z1_given(z2: torch.Tensor) -> DiagonalNormal:
+            return DiagonalNormal(*self.q_z1.from_embedded(h_x, z2).split(self.z1_dim, dim=-1))
 
-        cache = self.prior.cache_components() if isinstance(self.prior, VampPrior) else _null()
-        with cache:
-            for start in range(0, n_samples, chunk):
-                c = min(chunk, n_samples - start)
-                z2 = mu2 + std2 * noise(c, self.z2_dim)                          # (c, B, k2)
-                mu1, logvar1 = self.q_z1.from_embedded(h_x, z2).split(self.z1_dim, dim=-1)
-                z1 = mu1 + torch.exp(0.5 * logvar1) * noise(c, self.z1_dim)      # (c, B, k1)
-                pm1, plogvar1 = self.prior_z1(z2)
-                z1f, z2f = z1.reshape(c * b, -1), z2.reshape(c * b, -1)
-                xs = x.unsqueeze(0).expand(c, *x.shape).reshape(c * b, *x.shape[1:])
-                log_lik = self.log_likelihood(xs, self.decode(z1f, z2f)).view(c, b)
-                log_p = log_lik + log_normal_diag(z1, pm1, plogvar1) + self.prior.log_prob(z2f).view(c, b)
-                log_q = log_normal_diag(z1, mu1, logvar1) + log_normal_diag(z2, mu2, logvar2)
-                out[:, start:start + c] = (log_p - log_q).T.to(torch.float64)
-        return out
+        return TwoLevel(DiagonalNormal(*self.q_z2(flat).split(self.z2_dim, dim=-1)), z1_given, self.z1_dim)
+
+    def log_joint(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log p(x, z1, z2) = log p(x | z1, z2) + log p(z1 | z2) + log p(z2) for draws z = [z1, z2]
+        (S, batch, k1 + k2): shape (S, batch) (the numerator of an importance weight)."""
+        s, b = z.shape[:2]
+        z1, z2 = z[..., :self.z1_dim], z[..., self.z1_dim:]
+        z1f, z2f = z1.reshape(s * b, -1), z2.reshape(s * b, -1)
+        log_lik = self.log_likelihood(over_draws(x, s), self.decode(z1f, z2f).view(s, b, *self.data_shape))
+        pm1, plogvar1 = self.prior_z1(z2)
+        return log_lik + log_normal_diag(z1, pm1, plogvar1) + self.prior.log_prob(z2f).view(s, b)
 
     # -- generation ------------------------------------------------------------------------------
     @torch.no_grad()
@@ -230,17 +191,7 @@ class HVAE(nn.Module):
         """E[x | z1, z2] for n ancestral draws z2 ~ p(z2), z1 ~ p(z1 | z2)."""
         z2 = self.prior.sample(n, generator=generator)
         pm1, plogvar1 = self.prior_z1(z2)
-        gdev = generator.device if generator is not None else z2.device
-        eps = torch.randn(pm1.shape, generator=generator, device=gdev, dtype=pm1.dtype).to(z2.device)
-        return self.mean_image(pm1 + torch.exp(0.5 * plogvar1) * eps, z2)
-
-
-class _null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
+        return self.mean_image(reparameterise(pm1, plogvar1, normal(pm1.shape, pm1, generator)), z2)
 
 
 def hvae(latent_dim: int = 40, hidden: int = 300, prior: str | nn.Module = "vamp", n_pseudo: int = 500,
@@ -252,8 +203,8 @@ def hvae(latent_dim: int = 40, hidden: int = 300, prior: str | nn.Module = "vamp
     ``learn_pseudo_inputs``, ``weighted`` as in ``vaelab.vamp.VampPrior``) on z2, bound to q(z2 | x);
     ``prior="standard"`` a standard normal; or pass a prior module with ``log_prob``/``sample`` on k2.
     """
-    k = _check_pos_int("latent_dim", latent_dim)
-    h = _check_pos_int("hidden", hidden)
+    k = positive_int("latent_dim", latent_dim)
+    h = positive_int("hidden", hidden)
     d = math.prod(data_shape)
     if isinstance(prior, str):
         if prior == "vamp":

@@ -8,7 +8,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .checks import positive_int
 from .densities import log_standard_normal
+from .posteriors import normal
 
 __all__ = ["StandardNormal"]
 
@@ -18,8 +20,7 @@ class StandardNormal(nn.Module):
 
     def __init__(self, latent_dim: int):
         super().__init__()
-        if not isinstance(latent_dim, int) or latent_dim < 1:
-            raise ValueError(f"latent_dim must be a positive integer, got {latent_dim!r}")
+        positive_int("latent_dim", latent_dim)
         self.latent_dim = latent_dim
         self.register_buffer("_anchor", torch.zeros(()), persistent=False)  # follows .to(device)
 
@@ -27,4 +28,4 @@ class StandardNormal(nn.Module):
         return log_standard_normal(z)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        return torch.randn(n, self.latent_dim, generator=generator, device=self._anchor.device)
+        return normal((n, self.latent_dim), self._anchor, generator)

@@ -1,7 +1,6 @@
 """The machine-readable record of a chapter run: ``out_dir/results.json`` (README, chapter conventions)."""
 from __future__ import annotations
 
-import json
 import math
 import os
 import platform
@@ -11,7 +10,7 @@ import torch
 
 from .runs import atomic_write_json
 
-__all__ = ["save_results", "load_results", "machine"]
+__all__ = ["save_results", "machine"]
 
 
 def machine() -> dict:
@@ -43,6 +42,3 @@ def save_results(out_dir: str | os.PathLike, results: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write_json(path, _clean({**results, "machine": machine()}))
 
-
-def load_results(out_dir: str | os.PathLike) -> dict:
-    return json.loads((Path(out_dir) / "results.json").read_text())

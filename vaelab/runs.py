@@ -36,12 +36,12 @@ import os
 import socket
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
 
-__all__ = ["CheckpointError", "IdentityError", "RunLockedError", "atomic_write", "atomic_write_json",
+__all__ = ["CheckpointError", "IdentityError", "RunLockedError", "atomic_path", "atomic_write", "atomic_write_json",
            "check_writable", "save_checkpoint", "load_checkpoint", "model_settings", "schedule_settings",
            "data_identity", "run_identity", "identity_diff", "RunLock", "FORMAT"]
 
@@ -62,19 +62,22 @@ class RunLockedError(RuntimeError):
 
 
 # ----------------------------------------------------------------------------- files
-def atomic_write(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a unique temporary file in the same directory, fsync, rename.
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A unique temporary file beside ``path`` to write in the block; after it, fsync and rename onto ``path``.
 
     Readers see the old file or the new one, never a partial one, and two writers never share a
-    temporary name. The directory entry is synced too, so the rename survives a power loss.
+    temporary name. The directory entry is synced too, so the rename survives a power loss. If the
+    block raises, the temporary file is removed and ``path`` is untouched. The parent folder is created.
     """
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o644)  # as a plain open() would leave it (mkstemp makes 0600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
+        os.close(fd)
+        yield Path(tmp)
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -87,7 +90,13 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> Path:
             os.fsync(dfd)
         finally:
             os.close(dfd)
-    return path
+
+
+def atomic_write(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (``atomic_path``)."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:

@@ -40,7 +40,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from .checks import positive_int
 from .data import ImageData, batch_indices, n_batches
+from .diagnostics import eval_mode
 from .malloc import keep_freed_memory
 from .runs import (CheckpointError, IdentityError, RunLock, check_writable, describe_diff, identity_diff,
                    load_checkpoint, run_identity, save_checkpoint)
@@ -94,13 +96,11 @@ def logged_terms(terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 @torch.no_grad()
 def evaluate(model: nn.Module, data: ImageData, batch_size: int = 1000) -> dict[str, float]:
     """Means over ``data`` of the logged terms (model in eval mode; one posterior sample per image)."""
-    was_training = model.training
-    model.eval()
     sums: dict[str, torch.Tensor] = {}
-    for idx in batch_indices(len(data), batch_size, shuffle=False, device=data.device):
-        for k, v in logged_terms(model(data.batch(idx))).items():
-            sums[k] = sums.get(k, 0.0) + v * len(idx)
-    model.train(was_training)
+    with eval_mode(model):
+        for idx in batch_indices(len(data), batch_size, shuffle=False, device=data.device):
+            for k, v in logged_terms(model(data.batch(idx))).items():
+                sums[k] = sums.get(k, 0.0) + v * len(idx)
     return {k: (v / len(data)).item() for k, v in sums.items()}
 
 
@@ -162,11 +162,6 @@ def _progress_default() -> bool:
 
 
 # ----------------------------------------------------------------------------- settings
-def _positive_int(name: str, value, hint: str = "") -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}{hint}")
-
-
 @dataclass(frozen=True)
 class RunSettings:
     """Every setting of one ``fit`` call except the model, the data and the callbacks; checked on creation.
@@ -192,8 +187,8 @@ class RunSettings:
     resume: bool = True
 
     def __post_init__(self):
-        _positive_int("epochs", self.epochs)
-        _positive_int("batch_size", self.batch_size)
+        positive_int("epochs", self.epochs)
+        positive_int("batch_size", self.batch_size)
         if isinstance(self.lr, bool) or not (isinstance(self.lr, (int, float)) and self.lr > 0
                                              and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
@@ -202,11 +197,11 @@ class RunSettings:
                             f"got {type(self.lr_factor).__name__}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
-        _positive_int("checkpoint_every", self.checkpoint_every)
+        positive_int("checkpoint_every", self.checkpoint_every)
         if self.sync_every is not None:
-            _positive_int("sync_every", self.sync_every)
+            positive_int("sync_every", self.sync_every)
         if self.patience is not None:
-            _positive_int("patience", self.patience, " (epochs of early stopping), or None")
+            positive_int("patience", self.patience, " (epochs of early stopping), or None")
         if isinstance(self.patience_after, bool) or not isinstance(self.patience_after, int) or self.patience_after < 0:
             raise ValueError(f"patience_after must be an integer >= 0, got {self.patience_after!r}")
         if self.grad_clip is not None and not (isinstance(self.grad_clip, (int, float)) and self.grad_clip > 0):

@@ -7,7 +7,7 @@
   standard normal prior (HEBAE Eq. 4 with its missing factor 1/2), else the one-sample estimate
   log q(z | x) - log p(z) (with the VHP prior, whose log_prob is a lower bound, an upper bound on it);
 
-so that ``rec + reg`` is the negative ELBO and ``rec + lam * reg`` the beta/lambda-VAE objective.
+so that ``rec + reg`` is the negative ELBO and ``rec + weight * reg`` the beta/lambda-VAE objective.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from torch import nn
 
 from .densities import LOG_2PI, kl_std_normal_per_dim, log_bernoulli
 from .nets import mlp
+from .posteriors import DiagonalNormal, over_draws, reparameterise
 from .priors import StandardNormal
 
 __all__ = ["VAE", "mlp_vae", "LIKELIHOODS", "full_precision"]
@@ -68,6 +69,11 @@ class VAE(nn.Module):
         mu, logvar = h.split(self.latent_dim, dim=-1)
         return mu, logvar
 
+    def posterior(self, x: torch.Tensor) -> DiagonalNormal:
+        """q(z | x) = N(mu(x), diag sigma^2(x)), batch shape (batch,), event shape (latent,)."""
+        self._check_input(x)
+        return DiagonalNormal(*self.encode(x))
+
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Bernoulli logits or Gaussian means, shaped like the data; float32 also under bf16 autocast."""
         return full_precision(self.decoder(z)).view(z.shape[0], *self.data_shape)
@@ -92,11 +98,28 @@ class VAE(nn.Module):
         d = math.prod(self.data_shape)
         return -0.5 * (sq * math.exp(-self.obs_logvar) + d * (LOG_2PI + self.obs_logvar))
 
+    def log_likelihood_at(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log p(x | z_s) for draws z (S, batch, latent) of a batch x: shape (S, batch).
+
+        One decoder call on the S * batch codes; x is broadcast over the draws, not copied.
+        """
+        s, b = z.shape[:2]
+        out = self.decode(z.reshape(s * b, z.shape[-1]))
+        return self.log_likelihood(over_draws(x, s), out.view(s, b, *out.shape[1:]))
+
+    def log_joint(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log p(x, z_s) = log p(x | z_s) + log p(z_s) for draws z (S, batch, latent): shape (S, batch).
+
+        The numerator of an importance weight (Burda et al. 2016, Eq. 8; ``vaelab.likelihood``).
+        """
+        log_prior = self.prior.log_prob(z.reshape(-1, z.shape[-1])).view(z.shape[:2])
+        return self.log_likelihood_at(x, z) + log_prior
+
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         self._check_input(x)
         mu, logvar = self.encode(x)
         eps = torch.randn_like(mu)
-        z = mu + torch.exp(0.5 * logvar) * eps
+        z = reparameterise(mu, logvar, eps)
         rec = -self.log_likelihood(x, self.decode(z))
         if isinstance(self.prior, StandardNormal):
             kl_dim = kl_std_normal_per_dim(mu, logvar)
@@ -113,8 +136,8 @@ class VAE(nn.Module):
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """E[x | z = mu(x)]: the decoded posterior mean."""
-        return self.mean_image(self.encode(x)[0])
+        """E[x | z] at the mean of q(z | x): the decoded posterior mean (the code of a WAE)."""
+        return self.mean_image(self.posterior(x).mean)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

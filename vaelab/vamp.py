@@ -15,7 +15,7 @@
 Both priors follow ``vaelab.priors.StandardNormal``: ``log_prob(z)`` of shape (batch,) and
 ``sample(n, generator=None)`` of shape (n, latent).
 
-The mixture density is evaluated with matrix products (PERFORMANCE.md): for diagonal components
+The mixture density is evaluated with matrix products: for diagonal components
 
     sum_j (z_j - m_kj)^2 / v_kj = (z*z) @ (1/v)^T - 2 z @ (m/v)^T + sum_j m_kj^2 / v_kj,
 
@@ -57,20 +57,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checks import positive_int
 from .densities import LOG_2PI
 from .nets import gated_mlp
+from .posteriors import normal, reparameterise
 from .vae import VAE
 
 __all__ = ["log_normal_diag_pairwise", "log_mixture_diag", "MixtureOfGaussians", "VampPrior", "vamp_vae",
            "std_vae", "mog_vae", "PSEUDO_INITS"]
 
 PSEUDO_INITS = ("random", "data")
-
-
-def _check_pos_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
 
 
 def log_normal_diag_pairwise(z: torch.Tensor, means: torch.Tensor, logvars: torch.Tensor) -> torch.Tensor:
@@ -109,7 +105,7 @@ def log_mixture_diag(z: torch.Tensor, means: torch.Tensor, logvars: torch.Tensor
 def _sample_mixture(n: int, means: torch.Tensor, logvars: torch.Tensor, logits: torch.Tensor | None,
                     generator: torch.Generator | None) -> torch.Tensor:
     """n draws: k ~ Categorical(softmax(logits)) (uniform when ``logits`` is None), then z ~ N(m_k, diag exp(l_k))."""
-    n = _check_pos_int("n", n)
+    n = positive_int("n", n)
     num_k = means.shape[0]
     gdev = generator.device if generator is not None else means.device
     if logits is None:
@@ -117,9 +113,8 @@ def _sample_mixture(n: int, means: torch.Tensor, logvars: torch.Tensor, logits: 
     else:
         probs = torch.softmax(logits.detach().to(gdev, torch.float64), 0)
         idx = torch.multinomial(probs, n, replacement=True, generator=generator)
-    eps = torch.randn((n, means.shape[1]), generator=generator, device=gdev, dtype=means.dtype)
-    idx, eps = idx.to(means.device), eps.to(means.device)
-    return means[idx] + torch.exp(0.5 * logvars[idx]) * eps
+    idx = idx.to(means.device)
+    return reparameterise(means[idx], logvars[idx], normal((n, means.shape[1]), means, generator))
 
 
 class MixtureOfGaussians(nn.Module):
@@ -132,8 +127,8 @@ class MixtureOfGaussians(nn.Module):
     def __init__(self, latent_dim: int, n_components: int, init_scale: float = 1.0, learn_weights: bool = False,
                  generator: torch.Generator | None = None):
         super().__init__()
-        self.latent_dim = _check_pos_int("latent_dim", latent_dim)
-        self.n_components = _check_pos_int("n_components", n_components)
+        self.latent_dim = positive_int("latent_dim", latent_dim)
+        self.n_components = positive_int("n_components", n_components)
         if not (isinstance(init_scale, (int, float)) and init_scale >= 0 and math.isfinite(init_scale)):
             raise ValueError(f"init_scale must be a finite number >= 0, got {init_scale!r}")
         self.means = nn.Parameter(init_scale * torch.randn(n_components, latent_dim, generator=generator))
@@ -198,7 +193,7 @@ class VampPrior(nn.Module):
                  data_shape: Sequence[int] = (1, 28, 28), init: str = "random", data=None, weighted: bool = False,
                  learn_pseudo_inputs: bool = True, generator: torch.Generator | None = None):
         super().__init__()
-        self.n_pseudo = _check_pos_int("n_pseudo", n_pseudo)
+        self.n_pseudo = positive_int("n_pseudo", n_pseudo)
         self.data_shape = tuple(int(s) for s in data_shape)
         if not self.data_shape or any(s < 1 for s in self.data_shape):
             raise ValueError(f"data_shape must be a non-empty shape of positive sizes, got {tuple(data_shape)}")
@@ -364,7 +359,7 @@ def std_vae(latent_dim: int = 40, hidden: int | Sequence[int] = 300, data_shape:
     and the likelihood is BCE-with-logits (``vaelab.densities.log_bernoulli``), which is finite for any
     logit: the official code's clamp of the Bernoulli mean to [1e-5, 1 - 1e-5] is not needed.
     """
-    _check_pos_int("latent_dim", latent_dim)
+    positive_int("latent_dim", latent_dim)
     enc, dec = _gated_nets(latent_dim, hidden, data_shape)
     return VAE(enc, dec, latent_dim, data_shape, likelihood="bernoulli")
 
@@ -372,7 +367,7 @@ def std_vae(latent_dim: int = 40, hidden: int | Sequence[int] = 300, data_shape:
 def mog_vae(latent_dim: int = 40, n_components: int = 500, hidden: int | Sequence[int] = 300,
             data_shape: Sequence[int] = (1, 28, 28), learn_weights: bool = False, init_scale: float = 1.0) -> VAE:
     """``std_vae``'s networks with the mixture-of-Gaussians prior (``MixtureOfGaussians``; the paper's MoG row)."""
-    _check_pos_int("latent_dim", latent_dim)
+    positive_int("latent_dim", latent_dim)
     enc, dec = _gated_nets(latent_dim, hidden, data_shape)
     prior = MixtureOfGaussians(latent_dim, n_components, init_scale=init_scale, learn_weights=learn_weights)
     return VAE(enc, dec, latent_dim, data_shape, likelihood="bernoulli", prior=prior)
@@ -389,7 +384,7 @@ def vamp_vae(latent_dim: int = 40, n_pseudo: int = 500, hidden: int | Sequence[i
     mixture weights (Eq. 16). See ``VampPrior``. The prior's parameters are named ``prior.pseudo_raw``
     (and ``prior.logits``).
     """
-    _check_pos_int("latent_dim", latent_dim)
+    positive_int("latent_dim", latent_dim)
     enc, dec = _gated_nets(latent_dim, hidden, data_shape)
     prior = VampPrior(None, n_pseudo=n_pseudo, data_shape=data_shape, init=pseudo_init, data=data,
                       weighted=weighted, learn_pseudo_inputs=learn_pseudo_inputs)

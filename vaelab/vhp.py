@@ -25,8 +25,10 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from .checks import positive_int
 from .densities import LOG_2PI
 from .nets import mlp
+from .posteriors import normal, reparameterise
 from .vae import VAE, full_precision
 
 __all__ = ["VHPPrior", "vhp_prior", "vhp_vae"]
@@ -44,8 +46,7 @@ class VHPPrior(nn.Module):
     def __init__(self, p_net: nn.Module, q_net: nn.Module, latent_dim: int, zeta_dim: int, n_samples: int = 1):
         super().__init__()
         for name, value in (("latent_dim", latent_dim), ("zeta_dim", zeta_dim), ("n_samples", n_samples)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            positive_int(name, value)
         self.p_net, self.q_net = p_net, q_net
         self.latent_dim, self.zeta_dim, self.n_samples = latent_dim, zeta_dim, n_samples
         self.register_buffer("_anchor", torch.zeros(()), persistent=False)  # device for sample()
@@ -59,26 +60,25 @@ class VHPPrior(nn.Module):
         mean, logvar = full_precision(self.p_net(zeta)).split(self.latent_dim, dim=-1)
         return mean, logvar
 
-    def posterior(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def q_zeta(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and log-variance of q(zeta | z), each (..., zeta_dim); float32 also under bf16 autocast."""
         mean, logvar = full_precision(self.q_net(z)).split(self.zeta_dim, dim=-1)
         return mean, logvar
 
-    def log_weights(self, z: torch.Tensor, n_samples: int | None = None,
-                    generator: torch.Generator | None = None) -> torch.Tensor:
+    def log_importance_weights(self, z: torch.Tensor, n_samples: int | None = None,
+                               generator: torch.Generator | None = None) -> torch.Tensor:
         """log w_k = log p(z | zeta_k) + log p(zeta_k) - log q(zeta_k | z), zeta_k ~ q(zeta | z): shape (K, batch).
 
         The samples are reparameterised, so gradients reach z, ``p_net`` and ``q_net``.
         """
         self._check_z(z)
         k = self.n_samples if n_samples is None else n_samples
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"n_samples must be a positive integer, got {k!r}")
-        q_mean, q_logvar = self.posterior(z)  # (batch, zeta_dim)
-        eps = torch.randn((k, *q_mean.shape), generator=generator, device=z.device, dtype=z.dtype)
-        zeta = q_mean + torch.exp(0.5 * q_logvar) * eps  # (K, batch, zeta_dim)
+        positive_int("n_samples", k)
+        q_mean, q_logvar = self.q_zeta(z)  # (batch, zeta_dim)
+        eps = normal((k, *q_mean.shape), z, generator)
+        zeta = reparameterise(q_mean, q_logvar, eps)  # (K, batch, zeta_dim)
         p_mean, p_logvar = self.conditional(zeta)  # (K, batch, latent_dim)
-        return _log_weights(z, p_mean, p_logvar, zeta, q_logvar, eps)
+        return _log_importance_weights(z, p_mean, p_logvar, zeta, q_logvar, eps)
 
     def log_prob(self, z: torch.Tensor, n_samples: int | None = None,
                  generator: torch.Generator | None = None) -> torch.Tensor:
@@ -87,26 +87,24 @@ class VHPPrior(nn.Module):
         K = ``n_samples`` (default: the constructor's). The bound's expectation rises with K to log p(z);
         it is a random number (fix ``generator`` to repeat it).
         """
-        log_w = self.log_weights(z, n_samples, generator)
+        log_w = self.log_importance_weights(z, n_samples, generator)
         return torch.logsumexp(log_w, dim=0) - math.log(log_w.shape[0])
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """z ~ p(z): zeta ~ N(0, I), then z ~ p(z | zeta); shape (n, latent_dim)."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive integer, got {n!r}")
-        device, dtype = self._anchor.device, self._anchor.dtype  # follow .to(device) and .double()
-        zeta = torch.randn(n, self.zeta_dim, generator=generator, device=device, dtype=dtype)
+        positive_int("n", n)
+        zeta = normal((n, self.zeta_dim), self._anchor, generator)  # follows .to(device) and .double()
         mean, logvar = self.conditional(zeta)
-        return mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=generator, device=device, dtype=dtype)
+        return reparameterise(mean, logvar, normal(mean.shape, self._anchor, generator))
 
     def extra_repr(self) -> str:
         return f"latent_dim={self.latent_dim}, zeta_dim={self.zeta_dim}, n_samples={self.n_samples}"
 
 
-def _log_weights(z, p_mean, p_logvar, zeta, q_logvar, eps) -> torch.Tensor:
+def _log_importance_weights(z, p_mean, p_logvar, zeta, q_logvar, eps) -> torch.Tensor:
     """log p(z | zeta) + log p(zeta) - log q(zeta | z) for zeta = q_mean + exp(q_logvar / 2) eps, shape (K, batch).
 
-    The three Gaussian log-densities of ``log_weights`` with their constants collected and log q read off eps:
+    The three Gaussian log-densities of ``log_importance_weights`` with their constants collected and log q read off eps:
     (zeta - q_mean)^2 exp(-q_logvar) = eps^2, so q_mean drops out of log q (its derivative there is 0 in both
     forms) and log q = -1/2 sum (log 2 pi + q_logvar + eps^2); the 2 pi terms of p(zeta) and q cancel. The same
     function as ``log_normal_diag(z, p_mean, p_logvar) + log_standard_normal(zeta) - log_normal_diag(zeta, q_mean,

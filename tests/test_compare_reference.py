@@ -18,6 +18,7 @@ RECORD = {"results": {"test_elbo": -98.2, "nested": {"x": 3}}, "wall_s": 2460.0,
 # The full scale each chapter documents (its parameters cell and README): a record must be one of these.
 FULL_SCALE = {
     "00_vae_in_a_few_lines": {"epochs": 100},
+    "01_vae_collapse": {"epochs": 100, "train_size": 60_000, "valid_size": 0},
     "04b_pendulum_study": {"iterations": 50_000, "width": 256, "depth": 4},
 }
 

@@ -761,8 +761,10 @@ axes[2].plot(lams, [r["is_ll_pop"] for r in lam_rows["hebae"]], "s:",
 axes[3].plot(lams, [r["kl_dims"] for r in lam_rows["vae"]], "x:", color="0.4",
              label="VAE: dims with KL > 0.1")
 integer_ticks(axes[3], "y")
-legend_above(fig, axes[2], ncol=2)
-axes[3].legend(fontsize=7)
+handles, labels = axes[2].get_legend_handles_labels()
+kl_handle, kl_label = (x[-1] for x in axes[3].get_legend_handles_labels())
+fig.legend(handles + [kl_handle], labels + [kl_label], loc="outside upper center",
+           ncol=2, frameon=False)
 for ax in axes:
     ax.grid(alpha=0.3)
 save_figure(fig, out_dir, "fig1a_bottom_lambda")

@@ -747,7 +747,7 @@ glue("ch03_var_reach_hi", math.exp(lr * epochs * steps_per_epoch), ".2g")
 #   $T$ = {glue:text}`ch03_k1_steps` steps: a variance between {glue:text}`ch03_var_reach_lo` and
 #   {glue:text}`ch03_var_reach_hi`), while the encoder's output at $u$ has no such limit;
 # - **initialisation** of the prior: the MoG starts at a random mean, the VampPrior at the encoder's
-#   output for a grey pseudo-input; the networks start the same (`make` seeds them identically);
+#   output for a nearly blank pseudo-input; the networks start the same (`make` seeds them alike);
 # - warm-up (the same weight for both) and the variance (learned in both, clamped in neither) do not
 #   differ.
 #

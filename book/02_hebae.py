@@ -1128,7 +1128,7 @@ glue("ch02_holes_vae", holes["VAE"], ".1f")
 glue("ch02_holes_wae", holes["WAE"], ".1f")
 glue("ch02_holes_hebae", holes["HEBAE"], ".1f")
 glue("ch02_holes_images", holes_images, ",")
-lim = max(3.5, max(float(c.abs().quantile(0.995)) for c in codes.values()))
+lim = max(3.5, max(float(c.abs().quantile(0.999)) for c in codes.values()))
 fig, axes = subplots(3, max_cols=3, aspect=1.0, sharex=True, sharey=True)
 for ax, (name, c) in zip(axes, codes.items()):
     points = ax.scatter(c[:, 0], c[:, 1], c=digits, cmap="tab10", vmin=-0.5, vmax=9.5,

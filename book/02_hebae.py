@@ -762,8 +762,10 @@ axes[2].plot(lams, [r["is_ll_pop"] for r in lam_rows["hebae"]], "s:",
 axes[3].plot(lams, [r["kl_dims"] for r in lam_rows["vae"]], "x:", color="0.4",
              label="VAE: dims with KL > 0.1")
 integer_ticks(axes[3], "y")
-legend_above(fig, axes[2], ncol=2)
-axes[3].legend(fontsize=7)
+handles, labels = axes[2].get_legend_handles_labels()
+kl_handle, kl_label = (x[-1] for x in axes[3].get_legend_handles_labels())
+fig.legend(handles + [kl_handle], labels + [kl_label], loc="outside upper center",
+           ncol=2, frameon=False)
 for ax in axes:
     ax.grid(alpha=0.3)
 save_figure(fig, out_dir, "fig1a_bottom_lambda")
@@ -876,7 +878,7 @@ if not smoke:  # the mechanism, asserted where it has had epochs to act
 
 # %%
 forms_rows = []
-for k_ in (sample_dim, sweep_dim):
+for k_ in dict.fromkeys((sample_dim, sweep_dim)):
     train("hebae", k_, 1.0, other)
     runs_k = {f: runs[run_name("hebae", k_, 1.0, f)] for f in (form, other)}
     d, se = paired_difference(best_ll(runs_k["exact"]), best_ll(runs_k["code"]))
@@ -1097,8 +1099,8 @@ glue("ch02_fid_samples", fid_samples, ",")
 #
 # A decoded prior sample looks like a digit only where codes of real images lie. With two latent
 # dimensions the picture can be drawn: the posterior means of {glue:text}`ch02_holes_images` test images,
-# coloured by digit, and as many samples of the prior $\mathcal N(0, I)$, for the VAE ($\lambda = 1$), the
-# WAE (MMD weight as for Fig. 4) and HEBAE ($\lambda = 1$). Where the codes leave empty regions ("holes")
+# coloured by digit, and as many samples of the prior $\mathcal N(0, I)$ (the first 400 drawn as crosses),
+# for the VAE ($\lambda = 1$), the WAE (MMD weight as for Fig. 4) and HEBAE ($\lambda = 1$). Where the codes leave empty regions ("holes")
 # inside the prior's mass, prior samples decode to images that belong to no digit. One number per model
 # measures it: the median distance from a prior sample to the nearest code, divided by the median distance
 # from a code to its nearest other code (1 when the prior samples sit among the codes like codes do, larger
@@ -1128,17 +1130,18 @@ glue("ch02_holes_vae", holes["VAE"], ".1f")
 glue("ch02_holes_wae", holes["WAE"], ".1f")
 glue("ch02_holes_hebae", holes["HEBAE"], ".1f")
 glue("ch02_holes_images", holes_images, ",")
-lim = max(3.5, max(float(c.abs().quantile(0.995)) for c in codes.values()))
+lim = max(3.5, max(float(c.abs().quantile(0.999)) for c in codes.values()))
 fig, axes = subplots(3, max_cols=3, aspect=1.0, sharex=True, sharey=True)
 for ax, (name, c) in zip(axes, codes.items()):
     points = ax.scatter(c[:, 0], c[:, 1], c=digits, cmap="tab10", vmin=-0.5, vmax=9.5,
-                        s=3, alpha=0.7, linewidths=0)
-    ax.scatter(prior_z[:, 0], prior_z[:, 1], s=2, c="k", marker=".", alpha=0.35,
-               label=r"prior samples, $\mathcal{N}(0, I)$")
+                        s=4, alpha=0.8, linewidths=0)
+    shown = prior_z[:400]  # the number above uses all of them
+    ax.scatter(shown[:, 0], shown[:, 1], s=7, c="k", marker="x", linewidths=0.6,
+               alpha=0.7, label=r"prior samples, $\mathcal{N}(0, I)$")
     ax.set(title=name, xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal",
            xlabel=r"$z_1$", ylabel=r"$z_2$" if ax is axes[0] else None)
 fig.colorbar(points, ax=axes, ticks=range(10), label="digit", fraction=0.03)
-legend_above(fig, axes[0], markerscale=6)
+legend_above(fig, axes[0], markerscale=2)
 save_figure(fig, out_dir, "holes_k2")
 plt.show()
 show(pd.DataFrame(holes_rows))
@@ -1172,21 +1175,21 @@ range_se = math.hypot(spread["vae"]["is_ll_se"], spread["hebae"]["is_ll_se"])
 claims = [  # (key, metric, where the paper shows it, value, s.e., digits)
     *[(f"ll_diff_k{r['k']}",
        f"IS log-likelihood, HEBAE (τ) − VAE, k = {r['k']} (nats)",
-       "Fig. 1a top: HEBAE above (curves of its 'ELBO')",
+       "Fig. 1a top, curves of its 'ELBO': HEBAE above",
        r["hebae_minus_vae"], r["hebae_minus_vae_se"], 2) for r in fig1a_top],
     ("ll_range_diff",
      f"range of the IS log-likelihood over λ, VAE − HEBAE, k = {sweep_dim}",
-     "Fig. 1a bottom: HEBAE less sensitive (curves)", range_diff, range_se, 2),
+     "Fig. 1a bottom, curves: HEBAE less sensitive", range_diff, range_se, 2),
     ("corr_hebae_vae", "mean |off-diagonal correlation|, HEBAE − VAE",
-     "Fig. 2a,b: HEBAE between VAE and WAE (matrices)", corr_h - corr_v, None, 3),
+     "Fig. 2a,b, matrices: HEBAE between VAE and WAE", corr_h - corr_v, None, 3),
     ("corr_wae_hebae", "mean |off-diagonal correlation|, WAE − HEBAE",
-     "Fig. 2a,b: HEBAE between VAE and WAE (matrices)", corr_w - corr_h, None, 3),
-    ("mic_hebae_vae", "mean MIC, HEBAE − VAE", "Fig. 2c: VAE < HEBAE < WAE (bars)",
+     "Fig. 2a,b, matrices: HEBAE between VAE and WAE", corr_w - corr_h, None, 3),
+    ("mic_hebae_vae", "mean MIC, HEBAE − VAE", "Fig. 2c, bars: VAE < HEBAE < WAE",
      *mic_pairs["HEBAE", "VAE"], 3),
-    ("mic_wae_hebae", "mean MIC, WAE − HEBAE", "Fig. 2c: VAE < HEBAE < WAE (bars)",
+    ("mic_wae_hebae", "mean MIC, WAE − HEBAE", "Fig. 2c, bars: VAE < HEBAE < WAE",
      *mic_pairs["WAE", "HEBAE"], 3),
     ("fd_vae_hebae", "classifier Frechet distance, VAE − HEBAE",
-     "Fig. 4: HEBAE's samples better (pictures)", fd["VAE"] - fd["HEBAE"], None, 1),
+     "Fig. 4, pictures: HEBAE's samples better", fd["VAE"] - fd["HEBAE"], None, 1),
 ]
 metrics = [Metric(name, None, source, record_value(full, "comparison", key), value,
                   digits=digits, build_se=se,

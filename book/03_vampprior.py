@@ -853,7 +853,8 @@ with torch.no_grad():
         if name == "MoG":
             row["max |Δℓ| / (lr · steps)"] = lv.abs().max().item() / (lr * steps)
         k1_rows.append(row)
-show(pd.DataFrame(k1_rows))
+# one column per prior (the quantities as rows keep the table within the page)
+show(pd.DataFrame(k1_rows).set_index("prior").T.reset_index(names="quantity"))
 d_mog, se_mog = paired_difference(k1_elbo["VampPrior"], k1_elbo["MoG"])
 d_same, se_same = paired_difference(k1_elbo["VampPrior"], k1_elbo["MoG, same start"])
 d_fast, se_fast = paired_difference(k1_elbo["VampPrior"],

@@ -464,7 +464,8 @@ b1.observe(rec(0.6), 1)          # the phase ends at once
 # gamma_0 from beta_init, then Eq. 14
 gamma1 = (1 / 0.5 - 1) / 3.0 * math.exp(2.0 * (0.6 - 1.0))
 assert not b1.freeze_prior and abs(float(b1.beta) - 1 / (1 + 3.0 * gamma1)) < 1e-12
-assert abs(float(b1.multiplier) - (1 + gamma1)) < 1e-12   # lambda = 1 + gamma, not 1 / beta
+# lambda = 1 + gamma, not 1 / beta
+assert abs(float(b1.multiplier) - (1 + gamma1)) < 1e-12
 
 # the floor: met for 20 steps, then violated by 0.5 for 600 steps (nu = 1)
 fl = REWO(kappa=1.0, nu=1.0, tau=3.0, alpha=0.0, beta_init=1e-3)

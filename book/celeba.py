@@ -19,7 +19,7 @@
 # %% [markdown]
 # # CelebA: HEBAE vs VAE vs WAE by FID (needs CelebA and a GPU)
 #
-# **This page is not executed in the book build** (its notebook metadata sets
+# **The book build does not execute this chapter** (its notebook metadata sets
 # `mystnb: execution_mode: off`): it needs the CelebA data set (prepared once with
 # `python -m data_scripts.celeba`) and a GPU, so the page shows its code without outputs. Run it with
 # papermill (below). No full-scale run is recorded yet; once one is (`reference/celeba/`), the

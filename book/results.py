@@ -48,7 +48,7 @@ DASH = "—"
 
 
 def fmt(value, spec=".1f", n=None):
-    """A recorded value for the table: formatted, with the number of runs when several."""
+    """A recorded value for the table, formatted, with the count of runs if several."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return DASH
     text = format(value, spec)
@@ -63,7 +63,7 @@ glue("res_full_00_elbo", fmt(rec00[0]["results"]["test_elbo"]) if rec00 else DAS
 rec01 = {r["results"].get("run"): r for r in load_records(
     "01_vae_collapse", where={"epochs": 100, "train_size": 60_000})
     if r.get("point") != "gather"}
-vae_one = rec01.get("vae4")  # lambda = 1 on the default grid of 7 weights in [0.01, 100]
+vae_one = rec01.get("vae4")  # lambda = 1: the 4th of 7 weights in [0.01, 100]
 row_one = vae_one["results"]["sweep"][0] if vae_one else {}
 glue("res_full_01_elbo", fmt(row_one.get("elbo")))
 glue("res_full_01_active", fmt(row_one.get("active_units"), "d"))
@@ -134,12 +134,13 @@ glue("res_records", f"{len(all_records)}")
 # schedule (hours per model: a GPU run), chapter 2's and CelebA's likewise.
 
 # %% [markdown]
-# ## Where the recorded runs came from
+# ## The recorded runs and their provenance
 
 # %% tags=["remove-input"]
 if all_records:
     display(pd.DataFrame([{
-        "chapter": r["chapter"], "point": r["point"],
+        "chapter": r["chapter"].removeprefix("book/").split("_")[0],
+        "point": r["point"].replace(",", ", "),
         "provenance": provenance(r)} for r in all_records]).style.hide(axis="index"))
 else:
     print("no full-scale run is recorded yet")

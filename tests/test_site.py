@@ -459,7 +459,7 @@ def test_unexecuted_chapter_says_so_and_has_no_outputs(dom, page):
     assert not [src for src in parsed.imgs if "_images/" in src], f"{url} is not executed but shows figures"
 
 
-@pytest.mark.parametrize("page", EXECUTED)
+@pytest.mark.parametrize("page", [c for c in EXECUTED if c != "book/results"])  # results: tables only
 def test_chapter_figures_are_pngs(dom, site, server, page):
     url, _, parsed, _ = dom(page)
     figures = [src for src in parsed.imgs if "_images/" in src]

@@ -276,3 +276,17 @@ def test_gather_execution_sets_the_chapters_gather_switch(tmp_path):
                            gather_parameters=[("gather", "False")])
     assert kept.gather_parameters == {"gather": False}  # an explicit --gather-param wins
     assert sweep.make_plan(TOY, ["seed=0"], out=tmp_path / "o4", gather=True).gather_parameters == {}
+
+
+def test_an_attempt_records_the_commit_it_runs_not_the_sweeps_start(tmp_path):
+    """A point that starts after the tree moved to another commit records the new commit (the
+    sweep's own git state, read when it started, would name code the point never ran)."""
+    run_dir = tmp_path / "seed=0"
+    spec = {"notebook": str(TOY), "run_dir": str(run_dir), "output": str(run_dir / "toy_chapter.ipynb"),
+            "parameters": {"seed": 0, "steps": 1, "out_dir": str(run_dir)}, "files": sweep.POINT_FILES,
+            "cwd": str(REPO), "sweep_id": "x", "git": {"commit": "0" * 40, "dirty": [], "untracked": []},
+            "cpus": 1, "kernel_name": None}
+    sweep.execute_point(spec)
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    attempt = json.loads((run_dir / "attempt.json").read_text())
+    assert attempt["git"]["commit"] == head != "0" * 40

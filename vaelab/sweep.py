@@ -392,7 +392,10 @@ def execute_point(spec: dict) -> dict:
     previous = _read_attempts(run_dir / files["attempts"])
     started = time.time()
     attempt = {"sweep_id": spec.get("sweep_id"), "attempt": len(previous) + 1, "started": _now(),
-               "pid": os.getpid(), "parameters": spec["parameters"], "git": spec.get("git"),
+               # the code this attempt runs: read now, not at the sweep's start (the tree may
+               # have moved to another commit while earlier points ran)
+               "pid": os.getpid(), "parameters": spec["parameters"],
+               "git": git_state(spec["notebook"]) if spec.get("git") is not None else None,
                "environment": environment(cpus, gpu_ids)}
     with open(run_dir / files["attempts"], "a", encoding="utf8") as f:
         f.write(json.dumps(attempt, sort_keys=True) + "\n")

@@ -4,15 +4,17 @@ A chapter quotes a number of its own run (a run time, a headline result, a count
 ``glue``: the cell computes it, ``glue("ch01_active_at_1", n)`` stores it in the notebook, and the
 Markdown cites it as ``{glue:text}`ch01_active_at_1``` (myst-nb). Text and output then cannot
 disagree on any machine, and the book build (``--warningiserror``) fails on a name no cell glued.
-Outside a book build (Colab, a plain Jupyter) nothing is shown and the formatted text is returned.
+Outside a book build (Colab, a plain Jupyter without myst-nb) it does nothing.
 """
 from __future__ import annotations
 
 __all__ = ["glue"]
 
 
-def glue(name: str, value, fmt: str | None = None) -> str:
-    """Store ``format(value, fmt)`` (or ``str(value)``) under ``name`` for the prose; returns it.
+def glue(name: str, value, fmt: str | None = None) -> None:
+    """Store ``format(value, fmt)`` (or ``str(value)``) under ``name`` for the prose.
+
+    Returns nothing, so that a ``glue`` call ending a cell adds no output to the page.
 
     ``name`` must be unique in the chapter; use a chapter prefix (``ch03_...``) so that a page that
     cites another chapter's number cannot pick up its own by mistake.
@@ -24,6 +26,5 @@ def glue(name: str, value, fmt: str | None = None) -> str:
     try:
         from myst_nb import glue as myst_glue
     except ImportError:  # Colab or plain Jupyter: nothing to paste into
-        return text
+        return
     myst_glue(name, text, display=False)
-    return text

@@ -506,9 +506,8 @@ def test_no_javascript_errors(dom, page):
 @pytest.mark.parametrize("page", PAGES)
 def test_page_as_the_reader_sees_it(dom, page, check):
     url, text, _, _ = dom(page)
-    if check == "long_code_lines":  # the same exemptions as the test on the sources
-        problems = long_code_lines(text, exempt=UNWRAPPED_CELLS.get(Path(page).name, ()),
-                                   papermill_cells=False)
+    if check == "long_code_lines":  # papermill's cells exempt, as in the test on the sources
+        problems = long_code_lines(text, papermill_cells=False)
     else:
         problems = CHECKS[check](text)
     assert not problems, f"{url}: {check} found {len(problems)}:\n" + "\n".join(problems[:30])
@@ -543,11 +542,6 @@ def chapter_code_cells(name: str):
 
 
 SOURCE_CHAPTERS = sorted(p.stem for p in (REPO / "book").glob("*.py"))
-# Cells whose long lines are not wrapped yet, each named by a string in its first three lines:
-# data-loading and training cells, which other work was changing at the same time. Remove an
-# entry once its cell is wrapped.
-UNWRAPPED_CELLS = {
-}
 
 
 @pytest.mark.parametrize("name", SOURCE_CHAPTERS)
@@ -557,11 +551,10 @@ def test_chapter_code_lines_fit_the_page(name):
     cells = chapter_code_cells(name)
     params = [i for i, tags, _ in cells if "parameters" in tags]
     exempt = {params[0], params[0] + 1} if params else set()
-    pending = UNWRAPPED_CELLS.get(name, ())
     long_lines = []
     for i, _, source in cells:
         lines = source.splitlines()
-        if i in exempt or _in_head(source, pending):
+        if i in exempt:
             continue
         long_lines += [f"code cell {i}, line {n}: {len(line)} characters: {line[:70]!r}..."
                        for n, line in enumerate(lines, start=1) if len(line) > CODE_LINE_LIMIT]

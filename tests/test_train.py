@@ -260,8 +260,8 @@ def test_fit_bad_arguments(kwargs, match):
 
 
 @pytest.mark.parametrize("make,match", [
-    (lambda: Constant(-1.0), "lam must be a finite number >= 0.*cannot be negative"),
-    (lambda: Constant(float("nan")), "lam must be a finite number"),
+    (lambda: Constant(-1.0), "weight must be a finite number >= 0.*cannot be negative"),
+    (lambda: Constant(float("nan")), "weight must be a finite number"),
     (lambda: LinearWarmup(10, final=-2.0), "final must be a finite number >= 0"),
     (lambda: LinearWarmup(0), "length must be a positive integer"),
     (lambda: LinearWarmup(5, unit="minute"), "unit='minute' is unknown"),

@@ -18,8 +18,8 @@ and their FLOP count), ``speed`` (peak rates for benchmarks), ``plots``, ``resul
 Names, one per idea across the modules:
 
 * ``rec``, ``reg``: a model's per-example terms, -log p(x|z) and the regulariser; ``weight``: what
-  multiplies ``reg`` in the one loss ``rec + weight * reg``, owned by a schedule (``Constant``'s
-  argument keeps the chapters' name ``lam``, part of every run's recorded identity);
+  multiplies ``reg`` in the one loss ``rec + weight * reg``, owned by a schedule (``Constant(weight)``; the chapters'
+  parameter ``lam`` is this weight, named lambda as in chapter 01);
 * ``multiplier``: a Lagrange multiplier lambda (GECO; REWO's App. B.1 form), whose weight is 1 / lambda
   (GECO) or 1 / (1 + tau (lambda - 1)) (App. B.1); ``beta`` keeps each paper's meaning inside its
   module: REWO's weight (Klushyn et al.) and HEBAE's batch mean of mu (Cheng et al., Theorem 1);

@@ -477,7 +477,7 @@ class REWOB1(_TwoPhase):
       Default tau = 1.
     * **beta and lambda.** Eq. 14 defines lambda_t = 1 + gamma_t and Eq. 15 beta_t = 1 / (1 + tau gamma_t):
       beta = 1 / lambda only for tau = 1. The weight used here is Eq. 15's beta (``weight``, ``beta``);
-      ``lam`` is Eq. 14's lambda.
+      ``multiplier`` is Eq. 14's lambda.
 
     State: log gamma in float64. ``beta_min`` (default 1e-20) is a floor on beta that is **not part of
     Eq. 15**, for the reason given in ``REWO``: log gamma is capped where beta would fall below it.

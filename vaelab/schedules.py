@@ -57,17 +57,20 @@ class Schedule:
 
 
 class Constant(Schedule):
-    """weight = lam throughout (lam = 1: the ELBO; lam != 1: the beta-VAE / lambda-weighted objective)."""
+    """The same weight throughout: 1 gives the ELBO, another value the beta-VAE's (chapter 01's lambda).
 
-    def __init__(self, lam: float = 1.0):
-        self.lam = _check_weight("lam", lam)
+    Chapters call this value lambda (their parameter ``lam``); here it is ``weight`` like every schedule's.
+    """
+
+    def __init__(self, weight: float = 1.0):
+        self._weight = _check_weight("weight", weight)
 
     @property
     def weight(self):
-        return self.lam
+        return self._weight
 
     def __repr__(self):
-        return f"Constant(lam={self.lam})"
+        return f"Constant(weight={self._weight})"
 
 
 class LinearWarmup(Schedule):

@@ -40,10 +40,12 @@ test: data
 	VAELAB_SMOKE=1 VAELAB_PROGRESS=0 $(BIN)/python -m pytest tests --nbval-lax book -p no:cacheprovider
 
 # CPU speed targets, one thread: pendulum it/s, bf16 vs fp32 on the MNIST MLPs, log-likelihood against a bare
-# estimator (benchmarks/cpu_targets.py), then the MNIST MLP epoch through fit beside a bare loop.
+# estimator (benchmarks/cpu_targets.py), then the MNIST MLP epoch through fit beside a bare loop, then each
+# chapter's training step beside the commit before posterior(x) (benchmarks/step_vs_commit.py).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/cpu_targets.py
 	$(BIN)/python benchmarks/train_mlp_vae.py
+	$(BIN)/python benchmarks/step_vs_commit.py
 
 clean-book:
 	rm -rf _build

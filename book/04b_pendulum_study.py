@@ -348,7 +348,7 @@ if recorded:
         pd.DataFrame(
             [
                 {
-                    "sigma": k[0],
+                    "sigma": f"{k[0]:g}",
                     "method": METHODS[k[1]],
                     "seed": k[2],
                     "polar error": v["angle_error"],
@@ -367,6 +367,29 @@ if recorded:
         .style.hide(axis="index")
         .format(precision=3)
     )
+
+
+def sd(values):
+    return float(values.std(ddof=1)) if len(values) > 1 else float("nan")
+
+
+summary = []  # per method: both scores over the recorded seeds (s.d. of the seeds)
+for sigma in sorted({k[0] for k in recorded}):
+    for m in METHODS:
+        polar = recorded_errors(sigma, m)
+        if len(polar) == 0:
+            continue
+        b3 = recorded_errors(sigma, m, "b3_error")
+        summary.append({
+            "sigma": f"{sigma:g}", "method": METHODS[m], "seeds": len(polar),
+            "polar mean": polar.mean(), "polar s.d.": sd(polar),
+            "B.3 mean": b3.mean(), "B.3 s.d.": sd(b3),
+            "Table 1": PAPER_TABLE1.get(m, float("nan")),
+        })
+if summary:
+    print("Recorded runs per method: angle error (rad), mean and s.d. over seeds")
+    display(pd.DataFrame(summary).style.hide(axis="index").format(precision=3,
+                                                                  na_rep="-"))
 print(
     "The full study (the command finishes the runs not yet recorded; finished points "
     "are skipped):\n"

@@ -19,6 +19,8 @@ RECORD = {"results": {"test_elbo": -98.2, "nested": {"x": 3}}, "wall_s": 2460.0,
 FULL_SCALE = {
     "00_vae_in_a_few_lines": {"epochs": 100},
     "01_vae_collapse": {"epochs": 100, "train_size": 60_000, "valid_size": 0},
+    "03_vampprior": {"epochs": 2000, "warmup_epochs": 100, "train_size": 50_000, "n_pseudo": 500,
+                     "ll_images": 10_000, "patience": 50},
     "04b_pendulum_study": {"iterations": 50_000, "width": 256, "depth": 4},
 }
 

@@ -76,7 +76,7 @@ def mic_of(rec):
 glue("res_full_01_mic_vae", fmt(mic_of(vae_one), ".2f"))
 glue("res_full_01_mic_wae", fmt(mic_of(rec01.get("wae")), ".2f"))
 
-# chapter 03: the paper's schedule; the whole chapter's record, else one record per model
+# chapter 03 at the paper's schedule: the whole chapter's record, else one per model
 rec03 = load_records("03_vampprior", where={"epochs": 2000, "warmup_epochs": 100,
                                             "train_size": 50_000, "n_pseudo": 500,
                                             "ll_images": 10_000, "patience": 50})

@@ -604,13 +604,28 @@ print(
 # %% [markdown]
 # ## The record of this execution
 #
-# `out_dir/results.json` holds every run found below `out_dir` (the traces left out) and the table
-# above, so that `python -m vaelab.records` can turn a sweep's points into committed records.
+# `out_dir/results.json` holds every run found below `out_dir` (its traces thinned to every 1,000th
+# iteration) and the table above, so that `python -m vaelab.records` can turn a sweep's points into committed records.
 
 # %%
 from vaelab.results import save_results
 
-light = [{k: v for k, v in r.items() if not k.endswith("_trace")} for r in results]
+COARSE = 1000  # iterations between the points of a record's traces
+
+
+def light_run(r):
+    """A run without its full traces: every 1,000th iteration of them, and the first
+    iteration at which the KL bound exceeded 1 nat (None: never, the run stayed collapsed)."""
+    every = max(1, COARSE // r["trace_every"])
+    above = np.flatnonzero(np.asarray(r["kl_trace"]) > 1.0)
+    return {**{k: v for k, v in r.items() if not k.endswith("_trace")},
+            **{f"{k}_coarse": r[k][::every]
+               for k in ("beta_trace", "kl_trace", "mse_trace")},
+            "coarse_every": every * r["trace_every"],
+            "kl_first_above_1": int(above[0]) * r["trace_every"] if len(above) else None}
+
+
+light = [light_run(r) for r in results]
 save_results(out_dir, {"runs": light, "table1": table, "gathered": gather,
                        "execution_s": elapsed})
 

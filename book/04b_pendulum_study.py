@@ -615,7 +615,7 @@ COARSE = 1000  # iterations between the points of a record's traces
 
 def light_run(r):
     """A run without its full traces: every 1,000th iteration of them, and the first
-    iteration at which the KL bound exceeded 1 nat (None: never, it stayed collapsed)."""
+    iteration at which the KL bound exceeded 1 nat (None: it stayed collapsed)."""
     every = max(1, COARSE // r["trace_every"])
     above = np.flatnonzero(np.asarray(r["kl_trace"]) > 1.0)
     return {**{k: v for k, v in r.items() if not k.endswith("_trace")},

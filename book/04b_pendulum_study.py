@@ -471,8 +471,9 @@ print(verdict_text)
 
 # %%
 scale_rows = []
-for (sigma, m, s), v in sorted(recorded.items(),
-                               key=lambda kv: (kv[0][0], list(METHODS).index(kv[0][1]))):
+by_sigma_method = sorted(recorded.items(),
+                         key=lambda kv: (kv[0][0], list(METHODS).index(kv[0][1])))
+for (sigma, m, s), v in by_sigma_method:
     if s != 0 or m not in ("plain", "rewo", "geco"):
         continue
     first = v.get("kl_first_above_1", "not recorded")

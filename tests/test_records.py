@@ -30,7 +30,7 @@ def repo(tmp_path_factory):
     (root / "book").mkdir()
     shutil.copy(TOY, root / "book" / "toy_chapter.ipynb")
     (root / "book" / "notes.md").write_text("notes\n")
-    (root / ".gitignore").write_text("runs/\n")
+    (root / ".gitignore").write_text("runs/\nreference/\n")
     git(root, "init", "-q")
     git(root, "add", ".")
     git(root, "commit", "-q", "-m", "toy chapter")
@@ -111,3 +111,19 @@ def test_dirty_tree_and_unfinished_points_are_refused_then_flagged(repo, local_r
     assert [p.name for p in written] == ["fail=False.json"]
     rec = json.loads(written[0].read_text())
     assert rec["git"]["dirty"] == ["book/notes.md"] and rec["git"]["in_history"]
+
+
+def test_a_later_sweep_into_the_same_out_keeps_each_points_own_command(repo, local_ray, monkeypatch, capsys,
+                                                                       tmp_path):
+    """sweep.json belongs to the last sweep into --out; each record names the sweep that ran its point."""
+    assert run_sweep(repo, "--grid", "seed=0", "-p", "steps", "2", "--out", "runs/two") == 0
+    assert run_sweep(repo, "--grid", "seed=5", "-p", "steps", "2", "--out", "runs/two") == 0
+    monkeypatch.chdir(repo)
+    assert records.main(["runs/two", "--to", str(tmp_path)]) == 0
+    first = json.loads((tmp_path / "toy_chapter" / "seed=0.json").read_text())
+    later = json.loads((tmp_path / "toy_chapter" / "seed=5.json").read_text())
+    assert "--grid seed=0 " in first["sweep_command"] and "--grid seed=5 " in later["sweep_command"]
+    # a point written before points kept their command: sweep.json's only while it is the same sweep's
+    point = repo / "runs" / "two" / "seed=0" / "point.json"
+    point.write_text(json.dumps({k: v for k, v in json.loads(point.read_text()).items() if k != "command"}))
+    assert records.build_record(repo / "runs" / "two" / "seed=0", repo=repo)["sweep_command"] is None

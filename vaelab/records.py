@@ -122,7 +122,7 @@ def build_record(run_dir: str | os.PathLike, *, gather: bool = False, repo: str 
         "values": {} if gather else point.get("values", {}),
         "parameters": parameters,
         "papermill": _papermill_command(chapter or "?", {**parameters, "out_dir": f"runs/{run_dir.name}"}),
-        "sweep_command": shlex.join(sweep["command"]) if sweep.get("command") else None,
+        "sweep_command": _sweep_command(point, sweep, done),
         "git": {"commit": commit, "dirty": git.get("dirty", []), "untracked": git.get("untracked", []),
                 "in_history": in_history, "commits": done.get("commits", [commit] if commit else [])},
         "versions": {"python": env.get("python"), **env.get("versions", {})},
@@ -232,6 +232,16 @@ def _grid_item(name: str, values: Any) -> str:
     if not isinstance(values, (list, tuple)):
         values = [values]
     return f"{name}=" + ",".join(repr(v) if isinstance(v, float) else str(v) for v in values)
+
+
+def _sweep_command(point: dict, sweep: dict, done: dict) -> str | None:
+    """The command of the sweep that ran this point: the point's own (``point.json``), else
+    ``sweep.json``'s when that file is still the same sweep's (a later sweep into the same ``--out``
+    rewrites it), else None."""
+    command = point.get("command")
+    if command is None and sweep.get("command") and sweep.get("sweep_id", "?") == done.get("sweep_id"):
+        command = sweep["command"]
+    return shlex.join(command) if command else None
 
 
 def record_command(chapter: str | os.PathLike, grid: dict, parameters: dict | None = None, *, out: str | None = None,

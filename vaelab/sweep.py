@@ -524,7 +524,8 @@ def run_sweep(plan: Plan, *, address: str | None = None, num_cpus: int | None = 
     git = git_state(plan.notebook)
     write_json_atomic(plan.out / SWEEP_FILE, {
         "chapter": plan.chapter, "notebook": str(plan.notebook), "grid": plan.grid, "fixed": plan.fixed,
-        "gather_parameters": plan.gather_parameters, "command": plan.command, "created": _now(),
+        "gather_parameters": plan.gather_parameters, "command": plan.command, "sweep_id": sweep_id,
+        "created": _now(),
         "points": [{"name": p.name, "dir": p.name, "values": p.values} for p in plan.points]})
     base = {"notebook": str(plan.notebook), "cwd": os.getcwd(), "sweep_id": sweep_id, "git": git,
             "cpus": cpus_per_point, "kernel_name": kernel_name}
@@ -536,8 +537,10 @@ def run_sweep(plan: Plan, *, address: str | None = None, num_cpus: int | None = 
     todo = [p for p in plan.points if p.status == "todo"]
     for p in todo:
         p.run_dir.mkdir(parents=True, exist_ok=True)
+        # the command is the point's own: a later sweep into the same --out rewrites sweep.json
         write_json_atomic(p.run_dir / POINT_FILE, {"chapter": plan.chapter, "notebook": str(plan.notebook), "name": p.name,
-                           "values": p.values, "parameters": p.parameters, "created": _now()})
+                           "values": p.values, "parameters": p.parameters, "command": plan.command,
+                           "created": _now()})
     say(f"sweep {plan.chapter}: {len(plan.points)} points, {len(todo)} to run, {len(rows)} done before -> {plan.out}")
 
     gather_params = {**plan.fixed, **plan.gather_parameters, "out_dir": str(plan.out)}

@@ -530,6 +530,33 @@ glue("ch04b_scale_finding", finding)
 print(finding)
 
 # %% [markdown]
+# The recorded traces of the first seed (records that keep them): $\beta$ and the KL bound against
+# iterations at the paper's length, one column per decoder $\sigma$ (Fig. 2, right, and Fig. 11 are
+# the paper's counterparts).
+
+# %%
+traced = [(k, v) for k, v in by_sigma_method if k[2] == 0 and "kl_trace_coarse" in v]
+if traced:
+    t_sigmas = sorted({k[0] for k, _ in traced})
+    fig, axes = plt.subplots(2, len(t_sigmas), figsize=(7, 4.5), squeeze=False,
+                             sharex=True)
+    for (sigma, m, _), v in traced:
+        j = t_sigmas.index(sigma)
+        it = np.arange(len(v["kl_trace_coarse"])) * v["coarse_every"]
+        axes[0, j].semilogy(it, np.maximum(v["beta_trace_coarse"], 1e-30), lw=1,
+                            label=METHODS[m])
+        axes[1, j].plot(it, v["kl_trace_coarse"], lw=1)
+        axes[0, j].set_title(f"decoder sigma = {sigma:g} (recorded)")
+        axes[1, j].set_xlabel("iteration")
+    axes[0, 0].set_ylabel("beta")
+    axes[1, 0].set_ylabel("KL bound (nats)")
+    legend_above(fig, axes[0, 0], ncol=3, fontsize=7)
+    save_figure(fig, out_dir, "recorded_traces")
+    plt.show()
+else:
+    print("No record keeps its traces yet.")
+
+# %% [markdown]
 # ## $\beta$, reconstruction error and KL during training
 #
 # For the first seed of each method: the weight $\beta$ (log scale), the per-pixel training MSE against

@@ -127,3 +127,11 @@ def test_a_later_sweep_into_the_same_out_keeps_each_points_own_command(repo, loc
     point = repo / "runs" / "two" / "seed=0" / "point.json"
     point.write_text(json.dumps({k: v for k, v in json.loads(point.read_text()).items() if k != "command"}))
     assert records.build_record(repo / "runs" / "two" / "seed=0", repo=repo)["sweep_command"] is None
+    # ... and in a sweep.json written before sweeps had ids: only where its grid holds the point
+    sweep_file = repo / "runs" / "two" / "sweep.json"
+    old = {k: v for k, v in json.loads(sweep_file.read_text()).items() if k != "sweep_id"}
+    sweep_file.write_text(json.dumps(old))
+    assert records.build_record(repo / "runs" / "two" / "seed=0", repo=repo)["sweep_command"] is None
+    point = repo / "runs" / "two" / "seed=5" / "point.json"
+    point.write_text(json.dumps({k: v for k, v in json.loads(point.read_text()).items() if k != "command"}))
+    assert "--grid seed=5 " in records.build_record(repo / "runs" / "two" / "seed=5", repo=repo)["sweep_command"]

@@ -236,11 +236,16 @@ def _grid_item(name: str, values: Any) -> str:
 
 def _sweep_command(point: dict, sweep: dict, done: dict) -> str | None:
     """The command of the sweep that ran this point: the point's own (``point.json``), else
-    ``sweep.json``'s when that file is still the same sweep's (a later sweep into the same ``--out``
-    rewrites it), else None."""
+    ``sweep.json``'s when that file is still a sweep of this point (a later sweep into the same
+    ``--out`` rewrites it): the same sweep id, or, in files written before sweeps had ids, a grid
+    that holds this point. Else None."""
     command = point.get("command")
-    if command is None and sweep.get("command") and sweep.get("sweep_id", "?") == done.get("sweep_id"):
-        command = sweep["command"]
+    if command is None and sweep.get("command"):
+        if "sweep_id" in sweep:
+            same = sweep["sweep_id"] == done.get("sweep_id")
+        else:
+            same = point.get("name") in {p.get("name") for p in sweep.get("points", [])}
+        command = sweep["command"] if same else None
     return shlex.join(command) if command else None
 
 

@@ -684,7 +684,9 @@ if not point_mode:  # a sweep point (run != 'all') trains one model and draws no
     table["verdict"] = [v or t for v, t in zip(verdicts, table["verdict"])]
     display(table.style.hide(axis="index"))
     if full is None:  # the paired rows need the whole chapter's run (one GPU)
-        print(no_record_note(record_command("03_vampprior", {"seed": [0]}, FULL)))
+        whole = record_command("03_vampprior", {"seed": [0]}, FULL)
+        print(no_record_note(whole) if not points else "The whole chapter (the "
+              f"paired rows; a GPU run) is not recorded yet: {whole}")
         print("The one-level pair alone, one model per point (recorded so far: "
               f"{', '.join(points) or 'none'}): " + record_command(
                   "03_vampprior", {"run": ["vae_standard", "vae_vamp"]}, FULL))

@@ -545,11 +545,11 @@ if traced:
         it = np.arange(len(v["kl_trace_coarse"])) * v["coarse_every"]
         axes[0, j].semilogy(it, np.maximum(v["beta_trace_coarse"], 1e-30), lw=1,
                             label=METHODS[m])
-        axes[1, j].plot(it, v["kl_trace_coarse"], lw=1)
+        axes[1, j].semilogy(it, np.maximum(v["kl_trace_coarse"], 1e-6), lw=1)
         axes[0, j].set_title(f"decoder sigma = {sigma:g} (recorded)")
         axes[1, j].set_xlabel("iteration")
     axes[0, 0].set_ylabel("beta")
-    axes[1, 0].set_ylabel("KL bound (nats)")
+    axes[1, 0].set_ylabel("KL bound (nats, log scale)")
     legend_above(fig, axes[0, 0], ncol=3, fontsize=7)
     save_figure(fig, out_dir, "recorded_traces")
     plt.show()

@@ -566,6 +566,98 @@ else:
     print("No record keeps its traces yet.")
 
 # %% [markdown]
+# ## The recorded runs' codes and interpolation
+#
+# For each method, the first recorded seed whose record keeps its codes: the posterior means of 300
+# test images coloured by the pendulum's angle, over as many samples of the learned prior (grey), at
+# three points of training (the paper's Figs. 2 and 10-13 show the same for its runs). A good
+# representation is a closed curve along which the colour turns once, with the prior's samples on it.
+
+# %%
+coded = {}  # (sigma, method) -> (seed, record) of the first seed that keeps its codes
+for (sigma, m, s), v in sorted(recorded.items()):
+    if v.get("codes_coarse") and (sigma, m) not in coded:
+        coded[(sigma, m)] = (s, v)
+if coded:
+    theta_all = vaelab.load_dataset(
+        "pendulum", root=data_root, device="cpu", valid_size=1500, seed=0
+    ).test.targets.numpy()
+    keys = sorted(coded, key=lambda k: (k[0], list(METHODS).index(k[1])))
+    ncol = max(len(coded[k][1]["codes_coarse"]) for k in keys)
+    fig, axes = plt.subplots(len(keys), ncol, figsize=(7.0, 1.8 * len(keys)),
+                             squeeze=False)
+    for i, k in enumerate(keys):
+        s, v = coded[k]
+        for j, snap in enumerate(v["codes_coarse"]):
+            mu, zp = np.array(snap["mu"]), np.array(snap["prior"])
+            axes[i, j].scatter(zp[:, 0], zp[:, 1], s=2, c="0.75", lw=0)
+            axes[i, j].scatter(mu[:, 0], mu[:, 1], s=3, c=theta_all[: len(mu)],
+                               cmap="twilight", lw=0)
+            axes[i, j].set_title(f"{METHODS[k[1]]}, sigma {k[0]:g}, seed {s}: "
+                                 f"{snap['iteration']:,} it", fontsize=7)
+        for ax in axes[i]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+        for ax in axes[i, len(v["codes_coarse"]):]:
+            ax.axis("off")
+    save_figure(fig, out_dir, "recorded_codes")
+    plt.show()
+else:
+    print("No record keeps its codes yet; records made from the study runs after this "
+          "figure was added do.")
+
+# %% [markdown]
+# Every recorded run ends with the paper's interpolation test (Sec. 4.1, Figs. 3-4; described in
+# the section on interpolation below): the largest angle jump between consecutive decoded images
+# along the A* path through the prior's graph and along the straight line, mean over the ten pairs
+# of a run, then mean and s.d. over seeds. An evenly turning pendulum jumps by the "even turn".
+# {glue:text}`ch04b_interp_finding`
+
+# %%
+def spread(x):
+    return f"{x.mean():.0f} ± {sd(x):.0f}" if len(x) > 1 else f"{x.mean():.0f}"
+
+
+interp_rec = []
+jumps = {}  # (sigma, method) -> per-seed largest graph jumps (degrees)
+for sigma, m in sorted({k[:2] for k in recorded},
+                       key=lambda g: (g[0], list(METHODS).index(g[1]))):
+    its = [v["interpolation"] for k, v in sorted(recorded.items())
+           if k[:2] == (sigma, m) and "interpolation" in v]
+    if not its:
+        continue
+    g = np.degrees([i["graph"]["max_jump"] for i in its])
+    line = np.degrees([i["line"]["max_jump"] for i in its])
+    turn = np.array([i["graph"]["even_turn"] for i in its])
+    jumps[(sigma, m)] = g
+    interp_rec.append({
+        "sigma": f"{sigma:g}", "method": METHODS[m], "seeds": len(its),
+        "graph: max jump": spread(g),
+        "per seed": " ".join(f"{x:.0f}" for x in g),
+        "line: max jump": spread(line),
+        "even turn": f"{np.degrees(turn).mean():.0f}",
+    })
+if interp_rec:
+    print("Recorded interpolation test: largest angle jump (degrees), "
+          "mean ± s.d. over seeds")
+    display(pd.DataFrame(interp_rec).style.hide(axis="index"))
+pair = [jumps.get((1.0, m)) for m in ("rewo", "geco")]
+if all(p is not None for p in pair):
+    smooth = {m: int((j < 30).sum()) for m, j in zip(("rewo", "geco"), pair)}
+    interp_finding = (
+        f"At sigma = 1 the largest jump along the graph averages {pair[0].mean():.0f} "
+        f"degrees for REWO ({len(pair[0])} seeds) and {pair[1].mean():.0f} for GECO "
+        f"({len(pair[1])} seeds); {smooth['rewo']} REWO and {smooth['geco']} GECO "
+        "seeds interpolate without a jump above 30 degrees, as the paper's Figs. 3-4 "
+        "do for its REWO model; a jump above 90 degrees means two neighbouring points "
+        "of the path decode to pendulums far apart in angle."
+    )
+else:
+    interp_finding = "No recorded interpolation test of REWO and GECO at sigma = 1."
+glue("ch04b_interp_finding", interp_finding)
+print(interp_finding)
+
+# %% [markdown]
 # ## $\beta$, reconstruction error and KL during training
 #
 # For the first seed of each method: the weight $\beta$ (log scale), the per-pixel training MSE against
@@ -721,17 +813,35 @@ from vaelab.results import save_results
 COARSE = 1000  # iterations between the points of a record's traces
 
 
+CODES_KEPT = 300  # test codes (and prior samples) a record keeps per snapshot
+
+
+def coarse_codes(run_dir):
+    """The first CODES_KEPT test images' codes and as many prior samples at each
+    snapshot iteration, to 3 decimals: what the recorded codes figure draws."""
+    kept = []
+    for f in sorted(run_dir.glob("snapshot_*.pt")):
+        snap = torch.load(f, weights_only=True)
+        kept.append({"iteration": int(snap["iteration"]),
+                     **{k: np.round(snap[k][:CODES_KEPT].double().numpy(), 3).tolist()
+                        for k in ("mu", "prior")}})
+    return kept
+
+
 def light_run(r):
-    """A run without its full traces: every 1,000th iteration of them, and the first
-    iteration at which the KL bound exceeded 1 nat (None: it stayed collapsed)."""
+    """A run without its full traces: every 1,000th iteration of them, the first
+    iteration at which the KL bound exceeded 1 nat (None: it stayed collapsed) and
+    the codes at the snapshot iterations."""
     every = max(1, COARSE // r["trace_every"])
     above = np.flatnonzero(np.asarray(r["kl_trace"]) > 1.0)
+    key = (r["settings"]["obs_sigma"], r["method"], r["seed"])
     return {**{k: v for k, v in r.items() if not k.endswith("_trace")},
             **{f"{k}_coarse": r[k][::every]
                for k in ("beta_trace", "kl_trace", "mse_trace")},
             "coarse_every": every * r["trace_every"],
             "kl_first_above_1": (int(above[0]) * r["trace_every"]
-                                 if len(above) else None)}
+                                 if len(above) else None),
+            "codes_coarse": coarse_codes(run_dirs[key])}
 
 
 light = [light_run(r) for r in results]

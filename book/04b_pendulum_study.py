@@ -539,29 +539,37 @@ glue("ch04b_scale_finding", finding)
 print(finding)
 
 # %% [markdown]
-# The recorded traces of the first seed (records that keep them): $\beta$ and the KL bound against
-# iterations at the paper's length, one column per decoder $\sigma$ (Fig. 2, right, and Fig. 11 are
-# the paper's counterparts).
+# The recorded traces of each method's first seed whose record keeps them (records made before the
+# traces were kept have none): $\beta$ and the KL bound against iterations at the paper's length, one
+# column per decoder $\sigma$ (Fig. 2, right, and Fig. 11 are the paper's counterparts).
 
 # %%
-traced = [(k, v) for k, v in by_sigma_method if k[2] == 0 and "kl_trace_coarse" in v]
+traced = {}  # (sigma, method) -> (seed, record): the first seed that keeps its traces
+for (sigma, m, s), v in sorted(by_sigma_method, key=lambda kv: kv[0][2]):
+    if "kl_trace_coarse" in v and (sigma, m) not in traced:
+        traced[(sigma, m)] = (s, v)
+traced = [((sigma, m, s), v) for (sigma, m), (s, v) in traced.items()]
 if traced:
     t_sigmas = sorted({k[0] for k, _ in traced})
     fig, axes = plt.subplots(2, len(t_sigmas), figsize=(7, 4.5), squeeze=False,
                              sharex=True)
-    for (sigma, m, _), v in traced:
+    for (sigma, m, s), v in traced:
         j = t_sigmas.index(sigma)
         it = np.arange(len(v["kl_trace_coarse"])) * v["coarse_every"]
+        colour = f"C{list(METHODS).index(m)}"  # one colour per method in both columns
         axes[0, j].semilogy(it, np.maximum(v["beta_trace_coarse"], 1e-30), lw=1,
-                            label=METHODS[m])
-        axes[1, j].semilogy(it, np.maximum(v["kl_trace_coarse"], 1e-6), lw=1)
+                            color=colour, label=METHODS[m])
+        axes[1, j].semilogy(it, np.maximum(v["kl_trace_coarse"], 1e-6), lw=1,
+                            color=colour)
         axes[0, j].set_title(f"decoder sigma = {sigma:g} (recorded)")
         axes[1, j].set_xlabel("iteration")
     axes[0, 0].set_ylabel("beta")
     axes[1, 0].set_ylabel("KL bound (nats, log scale)")
-    legend_above(fig, axes[0, 0], ncol=3, fontsize=7)
+    legend_above(fig, axes[0], ncol=4, fontsize=7)
     save_figure(fig, out_dir, "recorded_traces")
     plt.show()
+    print("Seeds drawn: " + "; ".join(f"sigma {k[0]:g}, {METHODS[k[1]]}: seed {k[2]}"
+                                      for k, _ in traced))
 else:
     print("No record keeps its traces yet.")
 

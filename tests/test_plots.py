@@ -102,6 +102,19 @@ def test_legend_above_sits_outside_the_axes():
     assert [t.get_text() for t in legend.get_texts()] == ["VAE", "HEBAE", "WAE"]
 
 
+def test_legend_above_joins_the_labels_of_several_axes_once_each():
+    plots.book_style()
+    fig, axes = plt.subplots(1, 2)
+    axes[0].plot([0, 1], label="REWO", color="C0")
+    axes[0].plot([0, 1], label="GECO", color="C1")
+    axes[1].plot([0, 1], label="GECO", color="C1")
+    axes[1].plot([0, 1], label="WU 20", color="C2")
+    legend = plots.legend_above(fig, axes)
+    assert [t.get_text() for t in legend.get_texts()] == ["REWO", "GECO", "WU 20"]
+    assert plots.legend_above(fig, axes[1]).get_texts()[0].get_text() == "GECO"
+    plt.close(fig)
+
+
 def test_image_grid_tiles_in_order():
     images = torch.arange(4, dtype=torch.float32).view(4, 1, 1, 1) / 3
     grid = plots.image_grid(images, nrow=2, pad=1)

@@ -95,9 +95,14 @@ def integer_ticks(ax, axis: str = "x", nbins: int | str = "auto"):
 
 def legend_above(fig, ax=None, ncol: int | None = None, **kwargs):
     """One legend for the whole figure, above the panels (outside every axes, so it never
-    covers data), from the labelled artists of ``ax`` (default: the first axes)."""
-    ax = ax if ax is not None else fig.axes[0]
-    handles, labels = ax.get_legend_handles_labels()
+    covers data), from the labelled artists of ``ax`` (default: the first axes); ``ax`` a
+    sequence of axes: their artists, each label once (the first artist that carries it)."""
+    axs = [fig.axes[0]] if ax is None else list(np.ravel(ax)) if np.ndim(ax) else [ax]
+    found = {}
+    for a in axs:
+        for handle, label in zip(*a.get_legend_handles_labels()):
+            found.setdefault(label, handle)
+    handles, labels = list(found.values()), list(found)
     return fig.legend(handles, labels, loc="outside upper center", ncol=ncol or len(labels),
                       frameon=False, **kwargs)
 

@@ -3,6 +3,7 @@
 Each test reproduces a failure seen on the earlier training loop and checks that it now gets a
 clear error, or the right behaviour, with nothing lost.
 """
+import json
 import multiprocessing as mp
 import os
 import subprocess
@@ -376,3 +377,16 @@ def test_run_directory_round_trips_the_random_state(tmp_path):
     assert RunDirectory(tmp_path, {"epochs": 3}, RunSettings(epochs=3, batch_size=8)).read("cpu")["step"] == 7
     with pytest.raises(IdentityError, match="epochs: checkpoint has 2, this run has 1"):
         RunDirectory(tmp_path, {"epochs": 1}, RunSettings(epochs=1, batch_size=8)).read("cpu")
+
+
+def test_json_records_keep_traces_and_code_matrices_on_one_line(tmp_path):
+    obj = {"b": {"trace": [0.5, 1e-20, None], "codes": [[0.1, -2.0], [3.0, 4.5]]},
+           "a": [{"x": 1}, []], "empty": {}, "flag": True, "ints": {10: "ten", 2: "two"}}
+    path = vaelab.runs.atomic_write_json(tmp_path / "r.json", obj)
+    text = path.read_text()
+    assert json.loads(text) == json.loads(json.dumps(obj, sort_keys=True))
+    lines = text.splitlines()
+    assert '    "codes": [[0.1, -2.0], [3.0, 4.5]],' in lines
+    assert '    "trace": [0.5, 1e-20, null]' in lines
+    assert lines[-4:-2] == ['    "2": "two",', '    "10": "ten"']  # int keys as json writes them
+    assert lines[1] == '  "a": [' and lines[-1] == "}"

@@ -99,9 +99,36 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> Path:
     return Path(path)
 
 
+def _is_flat(value: Any) -> bool:
+    """A list of scalars, or a list of such lists (a trace, a matrix of codes)."""
+    scalar = (int, float, str, bool, type(None))
+    return isinstance(value, list) and all(
+        isinstance(v, scalar) or (isinstance(v, list) and all(isinstance(u, scalar) for u in v))
+        for v in value)
+
+
+def dumps_json(obj: Any, indent: int = 2, _level: int = 0) -> str:
+    """Key-sorted JSON, indented like ``json.dumps(indent=2)`` except that a list of scalars or
+    of lists of scalars (a trace, a matrix of codes) stays on one line: a record that keeps its
+    traces and codes is a few hundred lines, not one line per number. ``json.loads`` gives back
+    what ``json.dumps`` would."""
+    if _is_flat(obj):
+        return json.dumps(obj)
+    pad, inner = " " * (indent * _level), " " * (indent * (_level + 1))
+    if isinstance(obj, dict) and obj:
+        # each key as json.dumps writes it (an int key 1 becomes "1")
+        items = [f"{inner}{json.dumps({k: 0})[1:-4]}: {dumps_json(obj[k], indent, _level + 1)}"
+                 for k in sorted(obj)]
+        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    if isinstance(obj, (list, tuple)) and obj:
+        items = [inner + dumps_json(v, indent, _level + 1) for v in obj]
+        return "[\n" + ",\n".join(items) + "\n" + pad + "]"
+    return json.dumps(obj)
+
+
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """``atomic_write`` of ``obj`` as indented, key-sorted JSON."""
-    return atomic_write(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf8"))
+    """``atomic_write`` of ``obj`` as key-sorted JSON (``dumps_json``)."""
+    return atomic_write(path, (dumps_json(obj) + "\n").encode("utf8"))
 
 
 def check_writable(out_dir: str | os.PathLike) -> Path:

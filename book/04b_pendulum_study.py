@@ -541,7 +541,8 @@ print(finding)
 # %% [markdown]
 # The recorded traces of each method's first seed whose record keeps them (records made before the
 # traces were kept have none): $\beta$ and the KL bound against iterations at the paper's length, one
-# column per decoder $\sigma$ (Fig. 2, right, and Fig. 11 are the paper's counterparts).
+# column per decoder $\sigma$ (Fig. 2, right, and Fig. 11 are the paper's counterparts; a warm-up's
+# $\beta = 0$ at the start has no place on the log scale).
 
 # %%
 traced = {}  # (sigma, method) -> (seed, record): the first seed that keeps its traces
@@ -557,7 +558,8 @@ if traced:
         j = t_sigmas.index(sigma)
         it = np.arange(len(v["kl_trace_coarse"])) * v["coarse_every"]
         colour = f"C{list(METHODS).index(m)}"  # one colour per method in both columns
-        axes[0, j].semilogy(it, np.maximum(v["beta_trace_coarse"], 1e-30), lw=1,
+        beta = np.asarray(v["beta_trace_coarse"], dtype=float)
+        axes[0, j].semilogy(it, np.where(beta > 0, beta, np.nan), lw=1,
                             color=colour, label=METHODS[m])
         axes[1, j].semilogy(it, np.maximum(v["kl_trace_coarse"], 1e-6), lw=1,
                             color=colour)
@@ -739,7 +741,8 @@ for j, sigma in enumerate(sigmas):
         r = by_key[first[0]]
         it = np.arange(len(r["beta_trace"])) * r["trace_every"]
         axes[0, j].semilogy(
-            it, np.maximum(r["beta_trace"], 1e-30), label=METHODS[m], lw=1
+            it, np.where(np.asarray(r["beta_trace"]) > 0, r["beta_trace"], np.nan),
+            label=METHODS[m], lw=1
         )
         axes[1, j].semilogy(it, r["mse_trace"], lw=1)
         axes[2, j].plot(it, r["kl_trace"], lw=1)

@@ -151,6 +151,7 @@ import torch
 
 from vaelab.pendulum_runs import PAPER_TABLE1, PendulumSettings, train_pendulum_run
 from vaelab.plots import book_style, legend_above, save_figure
+from vaelab.prose import glue
 
 book_style()  # figures drawn at the width of the book's column
 dev = vaelab.get_device(device)
@@ -272,6 +273,13 @@ display(
         na_rep="—",
     ).hide(axis="index")
 )
+build_mean = {}  # this execution's mean per method at sigma = 1, for the results page
+for m in METHODS:
+    here = [r["polar"] for r in rows if r["method"] == m and r["sigma"] == 1.0]
+    build_mean[m] = (f"{np.mean(here):.2f} ({len(here)} seed{'s' * (len(here) != 1)})"
+                     if here else "not run in this execution")
+glue("ch04b_build_rewo_b1", build_mean["rewo_b1"])
+glue("ch04b_build_rewo_elbo", build_mean["rewo_elbo"])
 uninformative = [r for r in rows if r["polar"] > 1.3]
 print(
     f"{len(rows)} runs; {len(uninformative)} with codes that carry (almost) no angle "
@@ -288,7 +296,6 @@ print(
 
 # %%
 from vaelab.compare import Metric, comparison_table
-from vaelab.prose import glue
 from vaelab.records import load_records, record_command
 
 STUDY = {"iterations": 50_000, "width": 256, "depth": 4}

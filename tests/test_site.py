@@ -605,7 +605,9 @@ def cross_glue_problems(markdown: str, glued_by: dict[str, set[str]]) -> list[st
     return problems
 
 
-def test_intro_pastes_only_numbers_the_chapters_glue():
+@pytest.mark.parametrize("page", ["intro.md", "results.py"])
+def test_pages_paste_only_numbers_the_chapters_glue(page):
+    """The intro's run times and the results page's "this build" column."""
     import jupytext
 
     glued_by = {}
@@ -613,8 +615,14 @@ def test_intro_pastes_only_numbers_the_chapters_glue():
         nb = jupytext.read(REPO / "book" / f"{name}.py")
         glued_by[name] = set(GLUE_CALL.findall("\n".join(c.source for c in nb.cells
                                                           if c.cell_type == "code")))
-    problems = cross_glue_problems((REPO / "book" / "intro.md").read_text(encoding="utf8"), glued_by)
-    assert not problems, "book/intro.md: " + "; ".join(problems)
+    if page.endswith(".py"):
+        markdown = "\n".join(c.source for c in jupytext.read(REPO / "book" / page).cells
+                              if c.cell_type == "markdown")
+    else:
+        markdown = (REPO / "book" / page).read_text(encoding="utf8")
+    assert CROSS_GLUE.search(markdown), f"book/{page} pastes nothing: the check would be empty"
+    problems = cross_glue_problems(markdown, glued_by)
+    assert not problems, f"book/{page}: " + "; ".join(problems)
 
 
 def test_cross_glue_check_finds_a_missing_number():

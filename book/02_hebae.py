@@ -179,7 +179,7 @@ from vaelab.compare import (Metric, comparison_table, no_record_note,
 from vaelab.densities import kl_normal_full
 from vaelab.diagnostics import (active_units, kl_per_dim, latent_cov_corr,
                                 mean_abs_offdiag, mic_tic_index, posterior_samples,
-                                posterior_stats)
+                                posterior_stats, prior_hole_ratio)
 from vaelab.fid import fid_from_features, inception_features
 from vaelab.hebae import (HEBAE, batch_moments, hebae_elbo_std_prior, mlp_hebae,
                           population_proposal)
@@ -1104,7 +1104,7 @@ glue("ch02_fid_samples", fid_samples, ",")
 # inside the prior's mass, prior samples decode to images that belong to no digit. One number per model
 # measures it: the median distance from a prior sample to the nearest code, divided by the median distance
 # from a code to its nearest other code (1 when the prior samples sit among the codes like codes do, larger
-# when they fall into holes).
+# when they fall into holes; `vaelab.diagnostics.prior_hole_ratio`).
 
 # %%
 duo = {"VAE": train("vae", 2, 1.0)[0], "WAE": train("wae", 2, wae_lam_fig4)[0],
@@ -1116,10 +1116,7 @@ codes, holes_rows = {}, []
 for name, model in duo.items():
     mu_h, logvar_h = posterior_stats(model, holes_set)
     codes[name] = mu_h.cpu()
-    d_code = torch.cdist(codes[name], codes[name])
-    d_code.fill_diagonal_(float("inf"))
-    ratio = (torch.cdist(prior_z, codes[name]).min(1).values.median()
-             / d_code.min(1).values.median()).item()
+    ratio = prior_hole_ratio(prior_z, codes[name])
     holes_rows.append({
         "model": name, "active units (of 2)": active_units(mu_h)[0],
         "dims with KL > 0.1": ("—" if logvar_h is None

@@ -149,6 +149,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from vaelab.diagnostics import prior_hole_ratio
 from vaelab.pendulum_runs import PAPER_TABLE1, PendulumSettings, train_pendulum_run
 from vaelab.plots import book_style, legend_above, save_figure
 from vaelab.prose import glue
@@ -589,6 +590,10 @@ else:
 # test images coloured by the pendulum's angle, over as many samples of the learned prior (grey), at
 # three points of training (the paper's Figs. 2 and 10-13 show the same for its runs). A good
 # representation is a closed curve along which the colour turns once, with the prior's samples on it.
+# The table under the figure measures the second half: the median distance from a prior sample to the
+# nearest code over the median distance between neighbouring codes (`prior_hole_ratio`, the measure
+# of chapter 2's holes), about 1 when the learned prior has found the curve, large when its samples
+# fill the inside of the ring, where no image's code lies.
 
 # %%
 coded = {}  # (sigma, method) -> (seed, record) of the first seed that keeps its codes
@@ -619,6 +624,17 @@ if coded:
             ax.axis("off")
     save_figure(fig, out_dir, "recorded_codes")
     plt.show()
+    hole_rows = [
+        {"sigma": f"{k[0]:g}", "method": METHODS[k[1]], "seed": coded[k][0],
+         **{f"{snap['iteration']:,} it": prior_hole_ratio(
+             torch.tensor(snap["prior"]), torch.tensor(snap["mu"]))
+            for snap in coded[k][1]["codes_coarse"]}}
+        for k in keys
+    ]
+    print("Prior sample to nearest code, relative to the code spacing (1: the prior's "
+          "samples lie on the codes)")
+    display(pd.DataFrame(hole_rows).style.hide(axis="index").format(precision=1,
+                                                                    na_rep="-"))
 else:
     print("No record keeps its codes yet; records made from the study runs after this "
           "figure was added do.")

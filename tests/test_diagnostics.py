@@ -200,3 +200,37 @@ def test_mic_tic_index():
     assert mic[1].item() == pytest.approx(mine.mic()) and tic[1].item() == pytest.approx(mine.tic())
     _, tic_norm = dg.mic_tic_index(z, tic_norm=True)
     assert tic_norm[1].item() == pytest.approx(mine.tic(norm=True)) and 0 <= tic_norm.min() and tic_norm.max() <= 1
+
+
+def test_prior_hole_ratio_by_hand():
+    codes = torch.tensor([[0.0, 0.0], [1.0, 0.0], [3.0, 0.0]])  # nearest others: 1, 1, 2
+    prior = torch.tensor([[0.0, 2.0], [3.0, 0.5], [1.0, 4.0]])  # nearest codes: 2, 0.5, 4
+    assert dg.prior_hole_ratio(prior, codes) == pytest.approx(2.0)
+
+
+def test_prior_hole_ratio_is_one_for_two_samples_of_one_distribution():
+    """Uniform points in the unit square: for a Poisson process the distance from a fresh point to
+    its nearest point of the process has the law of the distance from a point of the process to
+    its nearest other point (Slivnyak), median sqrt(ln 2 / (n pi)); a prior spread over the plane
+    around codes on a ring falls into holes."""
+    g = torch.Generator().manual_seed(0)
+    n = 4000
+    codes, prior = torch.rand(n, 2, generator=g), torch.rand(n, 2, generator=g)
+    assert dg.prior_hole_ratio(prior, codes) == pytest.approx(1.0, abs=0.05)
+    d = torch.cdist(codes, codes).fill_diagonal_(float("inf")).min(1).values.median()
+    assert d.item() == pytest.approx(math.sqrt(math.log(2) / (n * math.pi)), rel=0.05)
+    angle = 2 * math.pi * torch.rand(600, generator=g)
+    ring = torch.stack([angle.cos(), angle.sin()], 1)
+    assert dg.prior_hole_ratio(torch.randn(600, 2, generator=g), ring) > 5
+    angle2 = 2 * math.pi * torch.rand(600, generator=g)
+    on_ring = torch.stack([angle2.cos(), angle2.sin()], 1)
+    assert dg.prior_hole_ratio(on_ring, ring) == pytest.approx(1.0, abs=0.2)
+
+
+def test_prior_hole_ratio_bad_input():
+    with pytest.raises(ValueError, match="same latent space"):
+        dg.prior_hole_ratio(torch.zeros(3, 2), torch.rand(3, 3))
+    with pytest.raises(ValueError, match="spacing is 0"):
+        dg.prior_hole_ratio(torch.zeros(3, 2), torch.zeros(3, 2))
+    with pytest.raises(ValueError, match="at least 2"):
+        dg.prior_hole_ratio(torch.zeros(3, 2), torch.zeros(1, 2))

@@ -4,6 +4,7 @@
   (``vaelab.posteriors``): Gaussian (mu, logvar), or a deterministic code (WAE: z, logvar None);
 * active units (Burda, Grosse, Salakhutdinov 2016, Sec. 5.2) and the KL per latent dimension;
 * covariance / correlation of the latents (HEBAE Fig. 2a,b);
+* how far prior samples fall from the codes of real data ("holes", chapters 02 and 04b);
 * "ELBO surgery" (Hoffman & Johnson 2016; HEBAE Eq. 10): the average KL split into the mutual
   information I(n; z) and the KL of the aggregate posterior to the prior;
 * MIC / TIC between the data-point index and each latent (Reshef et al. 2011 with minepy; HEBAE Fig. 2c,d).
@@ -26,7 +27,7 @@ from .posteriors import DiagonalNormal, draw, marginals
 
 __all__ = ["eval_mode", "posterior_stats", "posterior_samples", "active_units",
            "kl_per_dim", "latent_cov_corr", "mean_abs_offdiag", "log_aggregate_posterior", "elbo_surgery",
-           "mic_tic_index"]
+           "mic_tic_index", "prior_hole_ratio"]
 
 
 # ---------------------------------------------------------------- checks and model evaluation
@@ -150,6 +151,29 @@ def mean_abs_offdiag(m: torch.Tensor) -> torch.Tensor:
     k = m.shape[0]
     off = ~torch.eye(k, dtype=torch.bool, device=m.device)
     return m.abs()[off].mean()
+
+
+def prior_hole_ratio(prior_samples: torch.Tensor, codes: torch.Tensor) -> float:
+    """How far the prior's samples fall from the codes of real data: the median distance from a
+    prior sample to its nearest code over the median distance from a code to its nearest other
+    code. About 1 when the samples lie among the codes as the codes lie among themselves (two
+    samples of one distribution); large when the prior puts mass in "holes" where no code lies,
+    whose samples decode to no real image (chapter 02, Sec. 6.7; the pendulum study's learned
+    prior against its ring of codes, chapter 04b).
+    """
+    prior_samples = _check_matrix("prior_samples", prior_samples)
+    codes = _check_matrix("codes", codes, min_rows=2)
+    if prior_samples.shape[1] != codes.shape[1]:
+        raise ValueError(f"prior_samples have {prior_samples.shape[1]} dimensions and codes "
+                         f"{codes.shape[1]}: pass both in the same latent space")
+    prior_samples, codes = prior_samples.double(), codes.double()
+    d_code = torch.cdist(codes, codes)
+    d_code.fill_diagonal_(float("inf"))
+    spacing = d_code.min(1).values.median()
+    if spacing == 0:
+        raise ValueError("codes: half the codes or more coincide with another code, so the code "
+                         "spacing is 0: pass distinct codes")
+    return (torch.cdist(prior_samples, codes).min(1).values.median() / spacing).item()
 
 
 # ---------------------------------------------------------------- ELBO surgery

@@ -615,8 +615,9 @@ if coded:
             axes[i, j].scatter(zp[:, 0], zp[:, 1], s=2, c="0.75", lw=0)
             axes[i, j].scatter(mu[:, 0], mu[:, 1], s=3, c=theta_all[: len(mu)],
                                cmap="twilight", lw=0)
-            axes[i, j].set_title(f"{METHODS[k[1]]}, sigma {k[0]:g}, seed {s}: "
-                                 f"{snap['iteration']:,} it", fontsize=7)
+            axes[i, j].set_title(f"{snap['iteration']:,} iterations", fontsize=7)
+        axes[i, 0].set_ylabel(METHODS[k[1]].replace(" (", "\n(").replace(", E", ",\nE")
+                              + f"\nsigma {k[0]:g}, seed {s}", fontsize=7)
         for ax in axes[i]:
             ax.set_xticks([])
             ax.set_yticks([])

@@ -593,7 +593,11 @@ else:
 # The table under the figure measures the second half: the median distance from a prior sample to the
 # nearest code over the median distance between neighbouring codes (`prior_hole_ratio`, the measure
 # of chapter 2's holes), about 1 when the learned prior has found the curve, large when its samples
-# fill the inside of the ring, where no image's code lies.
+# fill the inside of the ring, where no image's code lies. The codes drawn are posterior means, but
+# the prior is fitted to the aggregate posterior, which also carries each posterior's spread: where
+# the posteriors are wide, a prior whose samples fall off the curve of means can still fit it. The
+# second table (records from the study runs that keep the posterior's width) sets the two side by
+# side.
 
 # %%
 coded = {}  # (sigma, method) -> (seed, record) of the first seed that keeps its codes
@@ -636,6 +640,19 @@ if coded:
           "samples lie on the codes)")
     display(pd.DataFrame(hole_rows).style.hide(axis="index").format(precision=1,
                                                                     na_rep="-"))
+    blur_rows = []  # the posterior's width beside the prior samples' distance
+    for k in keys:
+        last = coded[k][1]["codes_coarse"][-1]
+        if "posterior_sd_median" in last:
+            gap = torch.cdist(torch.tensor(last["prior"]), torch.tensor(last["mu"]))
+            blur_rows.append({
+                "method": METHODS[k[1]], "seed": coded[k][0],
+                "prior sample to nearest code": gap.min(1).values.median().item(),
+                "posterior s.d.": last["posterior_sd_median"]})
+    if blur_rows:
+        print(f"At the last snapshot, in latent units (medians over {len(last['mu'])} "
+              "images / samples)")
+        display(pd.DataFrame(blur_rows).style.hide(axis="index").format(precision=3))
 else:
     print("No record keeps its codes yet; records made from the study runs after this "
           "figure was added do.")
@@ -903,13 +920,17 @@ CODES_KEPT = 300  # test codes (and prior samples) a record keeps per snapshot
 
 def coarse_codes(run_dir):
     """The first CODES_KEPT test images' codes and as many prior samples at each
-    snapshot iteration, to 3 decimals: what the recorded codes figure draws."""
+    snapshot iteration, to 3 decimals (what the recorded codes figure draws), and the
+    median posterior standard deviation, exp(mean over dimensions of logvar / 2)."""
     kept = []
     for f in sorted(run_dir.glob("snapshot_*.pt")):
         snap = torch.load(f, weights_only=True)
         kept.append({"iteration": int(snap["iteration"]),
                      **{k: np.round(snap[k][:CODES_KEPT].double().numpy(), 3).tolist()
                         for k in ("mu", "prior")}})
+        if "logvar" in snap:  # snapshots that keep the posterior's log-variance
+            sd = (snap["logvar"].double().mean(1) / 2).exp()
+            kept[-1]["posterior_sd_median"] = sd.median().item()
     return kept
 
 

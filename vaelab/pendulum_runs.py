@@ -153,12 +153,13 @@ def train_pendulum_run(
     def on_epoch(epoch, m):
         if epoch in snap_epochs:
             with torch.no_grad():
-                mu = m.encode(x_snap)[0]
+                mu, logvar = m.encode(x_snap)
                 zp = m.prior.sample(
                     len(x_snap), generator=torch.Generator(dev).manual_seed(seed)
                 )
             torch.save(
-                {"iteration": epoch * spe, "mu": mu.cpu(), "prior": zp.cpu()},
+                {"iteration": epoch * spe, "mu": mu.cpu(), "logvar": logvar.cpu(),
+                 "prior": zp.cpu()},
                 run_dir / f"snapshot_{epoch * spe:06d}.pt",
             )
 

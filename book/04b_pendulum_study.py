@@ -568,11 +568,19 @@ print(finding)
 # $\beta = 0$ at the start has no place on the log scale).
 
 # %%
-traced = {}  # (sigma, method) -> (seed, record): the first seed that keeps its traces
-for (sigma, m, s), v in sorted(by_sigma_method, key=lambda kv: kv[0][2]):
-    if "kl_trace_coarse" in v and (sigma, m) not in traced:
-        traced[(sigma, m)] = (s, v)
-traced = [((sigma, m, s), v) for (sigma, m), (s, v) in traced.items()]
+def first_seed_keeping(field):
+    """(sigma, method) -> (seed, record) of the lowest recorded seed whose record keeps
+    ``field`` (records made before a field existed lack it), in the order of METHODS."""
+    found = {}
+    for (sigma, m, s), v in sorted(recorded.items(), key=lambda kv: kv[0][2]):
+        if v.get(field) and (sigma, m) not in found:
+            found[(sigma, m)] = (s, v)
+    return dict(sorted(found.items(),
+                       key=lambda kv: (kv[0][0], list(METHODS).index(kv[0][1]))))
+
+
+traced = [((sigma, m, s), v)
+          for (sigma, m), (s, v) in first_seed_keeping("kl_trace_coarse").items()]
 if traced:
     t_sigmas = sorted({k[0] for k, _ in traced})
     fig, axes = plt.subplots(2, len(t_sigmas), figsize=(7, 4.5), squeeze=False,
@@ -615,15 +623,12 @@ else:
 # side.
 
 # %%
-coded = {}  # (sigma, method) -> (seed, record) of the first seed that keeps its codes
-for (sigma, m, s), v in sorted(recorded.items()):
-    if v.get("codes_coarse") and (sigma, m) not in coded:
-        coded[(sigma, m)] = (s, v)
+coded = first_seed_keeping("codes_coarse")
 if coded:
     theta_all = vaelab.load_dataset(
         "pendulum", root=data_root, device="cpu", valid_size=1500, seed=0
     ).test.targets.numpy()
-    keys = sorted(coded, key=lambda k: (k[0], list(METHODS).index(k[1])))
+    keys = list(coded)
     ncol = max(len(coded[k][1]["codes_coarse"]) for k in keys)
     fig, axes = plt.subplots(len(keys), ncol, figsize=(7.0, 1.8 * len(keys)),
                              squeeze=False)

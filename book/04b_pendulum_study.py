@@ -431,7 +431,9 @@ if len(rewo) == 0 or not others:
         f"decoder sigma = {sigma_claim:g}."
     )
 else:
-    best_m = min(others, key=lambda m: others[m].mean())
+    # the best other method among those with five seeds (all of them while none has)
+    full_m = [m for m in others if len(others[m]) >= seeds_needed] or list(others)
+    best_m = min(full_m, key=lambda m: others[m].mean())
     ratio = others[best_m].mean() / rewo.mean()
     few = [METHODS[m] for m, n in counts.items() if n < seeds_needed]
     spread = ""
@@ -615,6 +617,24 @@ if all(first_seeds.values()):
         f" {err['geco']:.3f} (GECO) and {err['plain']:.3f} rad (plain objective):"
         f" plain / REWO = {err['plain'] / err['rewo']:.1f}, against"
         f" {PAPER_TABLE1['plain'] / PAPER_TABLE1['rewo']:.1f} in Table 1."
+    )
+plain_runs = [v for k, v in sorted(recorded.items())
+              if k[:2] == (1.0, "plain") and "kl_first_above_1" in v]
+if len(plain_runs) > 1:
+    stuck = [v for v in plain_runs if v["kl_first_above_1"] is None]
+    finding += (
+        f" Over every recorded seed at sigma = 1 that keeps the KL trace "
+        f"({len(plain_runs)}), the plain objective stayed collapsed for all 50,000 "
+        f"iterations on {len(stuck)}"
+        + (" (angle error "
+           + ", ".join(f"{v['angle_error']:.2f}" for v in stuck) + " rad)"
+           if stuck else "")
+        + ". Fig. 11's collapse ends at about 27,500 iterations and Table 1 scores the "
+        "plain objective 0.49, a representation learned late; "
+        + ("none of the recorded collapses ends within 50,000 iterations, so this "
+           "sigma reproduces the onset of the paper's collapse but not its end."
+           if len(stuck) == len(plain_runs) else
+           "the collapses that end here are the paper's signature.")
     )
 glue("ch04b_scale_finding", finding)
 print(finding)

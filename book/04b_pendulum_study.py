@@ -727,15 +727,26 @@ if coded:
             ax.axis("off")
     save_figure(fig, out_dir, "recorded_codes")
     plt.show()
+
+
+    def hole_ratio(snap):
+        """prior_hole_ratio, or NaN where the recorded codes (3 decimals) of a
+        collapsed run coincide, so that there is no code spacing to divide by."""
+        mu = torch.tensor(snap["mu"])
+        d = torch.cdist(mu, mu).fill_diagonal_(float("inf")).min(1).values
+        if d.median() == 0:
+            return float("nan")
+        return prior_hole_ratio(torch.tensor(snap["prior"]), mu)
+
     hole_rows = [
         {"sigma": f"{k[0]:g}", "method": METHODS[k[1]], "seed": coded[k][0],
-         **{f"{snap['iteration']:,} it": prior_hole_ratio(
-             torch.tensor(snap["prior"]), torch.tensor(snap["mu"]))
+         **{f"{snap['iteration']:,} it": hole_ratio(snap)
             for snap in coded[k][1]["codes_coarse"]}}
         for k in keys
     ]
     print("Prior sample to nearest code, relative to the code spacing (1: the prior's "
-          "samples lie on the codes)")
+          "samples lie on the codes; '-': the recorded codes of a collapsed run "
+          "coincide at the record's 3 decimals)")
     display(pd.DataFrame(hole_rows).style.hide(axis="index").format(precision=1,
                                                                     na_rep="-"))
     blur_rows = []  # the posterior's width beside the prior samples' distance
@@ -852,6 +863,31 @@ if len(rewo_all):
             + ", ".join(f"{j:.0f}" for j in bad) + " degrees"
             + (": their codes are not one ring ordered by angle, which is what the "
                "polar score penalises." if min(bad) > 60 else ".")
+        )
+from vaelab.angle import arcsin_regression
+
+ring_theta = np.linspace(0, 2 * math.pi, 20_000, endpoint=False)
+B3_RING_FLOOR = arcsin_regression(  # App. B.3 as written on a perfect full ring
+    np.stack([np.cos(ring_theta), np.sin(ring_theta)], 1), ring_theta).error
+assert abs(B3_RING_FLOOR - 0.275 * math.pi) < 1e-3  # vaelab.angle: 0.275 pi
+collapsed = [(k[2], v) for k, v in sorted(recorded.items())
+             if k[:2] == (1.0, "plain") and v["final_train_kl"] < 0.01]
+if collapsed:
+    open_text += (
+        " The collapsed plain-objective runs (final KL below 0.01 nats; seeds "
+        + ", ".join(str(s) for s, _ in collapsed) + ") still score "
+        + ", ".join(f"{v['angle_error']:.2f}" for _, v in collapsed)
+        + " rad on the polar score, below the pi/2 of codes without information: "
+        "both scores are blind to scale, so the posterior means' faint trace of the "
+        "angle counts."
+    )
+    below = [s for s, v in collapsed if v["b3_error"] < B3_RING_FLOOR]
+    if below:
+        open_text += (
+            " B.3 as written scores the collapsed seed(s) " + ", ".join(map(str, below))
+            + " below its floor for a perfect ring "
+            f"({B3_RING_FLOOR:.3f} rad): it can rank a collapsed model above a "
+            "perfect one, one more reason this page ranks by the polar score."
         )
 glue("ch04b_open", open_text)
 print(open_text)

@@ -80,6 +80,30 @@ def test_records_of_a_clean_sweep_have_every_field(repo, local_ray, monkeypatch,
     assert load_records("no_such_chapter", root=repo / "reference") == []
 
 
+def test_a_point_recorded_under_another_name_is_refused(repo, monkeypatch, tmp_path):
+    """The same grid values swept with the grid in another order get another point name: a second
+    file for them would let a chapter read either, so nothing is written."""
+    twin = {"point": "old-name", "values": {"seed": 0}, "results": {}}
+    assert records.recorded_elsewhere(tmp_path, {"point": "seed=0", "values": {"seed": 0}}) is None
+    (tmp_path / "old-name.json").write_text(json.dumps(twin))
+    found = records.recorded_elsewhere(tmp_path, {"point": "seed=0", "values": {"seed": 0}})
+    assert found == tmp_path / "old-name.json"
+    assert records.recorded_elsewhere(tmp_path, {"point": "seed=1", "values": {"seed": 1}}) is None
+    assert records.recorded_elsewhere(tmp_path, {"point": "old-name", "values": {"seed": 0}}) is None  # itself
+    pair = {"point": "b=2,a=1", "values": {"b": 2, "a": 1}, "results": {}}
+    (tmp_path / "b=2,a=1.json").write_text(json.dumps(pair))
+    assert records.recorded_elsewhere(tmp_path, {"point": "a=1,b=2", "values": {"a": 1, "b": 2}}).name == "b=2,a=1.json"
+
+    # Through make_records, on the finished sweep of the first test: refused, nothing written.
+    monkeypatch.chdir(repo)
+    target = tmp_path / "ref" / "toy_chapter"
+    target.mkdir(parents=True)
+    (target / "seed0-other-order.json").write_text(json.dumps({**twin, "point": "seed0-other-order"}))
+    with pytest.raises(RecordError, match=r"seed=0: already recorded as seed0-other-order\.json"):
+        make_records("runs/s", tmp_path / "ref")
+    assert sorted(p.name for p in target.iterdir()) == ["seed0-other-order.json"]
+
+
 def test_record_command_is_the_sweep_then_the_records():
     cmd = record_command("book/00_vae_in_a_few_lines.ipynb", {"seed": range(3), "lr": [1e-3, 3e-4]}, {"epochs": 100})
     assert cmd == ("python -m vaelab.sweep book/00_vae_in_a_few_lines.ipynb --grid seed=0:3 lr=0.001,0.0003 "

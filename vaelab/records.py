@@ -12,7 +12,8 @@ Nothing is written when a point ran on a tree with uncommitted changes or untrac
 a commit that is not in this repository's history, across several commits (resumed after a
 change), or has not finished: the error says which point and which files. ``--allow-dirty``
 writes them anyway and flags them in the record (``git.dirty``, ``git.in_history``,
-``git.commits``); ``--partial`` skips unfinished points.
+``git.commits``); ``--partial`` skips unfinished points. A point already recorded under another
+name (the same grid values, the grid written in another order) is refused too.
 
 In a chapter::
 
@@ -197,6 +198,11 @@ def make_records(runs_dir: str | os.PathLike, to: str | os.PathLike | None = Non
         raise RecordError(f"{runs_dir} mixes chapters: {sorted(map(str, chapters))}")
     target = (Path(to) if to is not None else (repo / "reference")) / chapter_name(chapters.pop())
     target.mkdir(parents=True, exist_ok=True)
+    twins = [f"{rec['point']}: already recorded as {twin.name}" for rec in records
+             if (twin := recorded_elsewhere(target, rec)) is not None]
+    if twins:
+        raise RecordError("the same grid values under another name (the grid was written in another order): "
+                          "remove the old record or sweep with the grid in its order:\n  " + "\n  ".join(twins))
     written = []
     for rec in records:
         path = target / f"{rec['point']}.json"
@@ -206,6 +212,20 @@ def make_records(runs_dir: str | os.PathLike, to: str | os.PathLike | None = Non
     for text in unfinished:
         print(f"skipped {text}", file=stream)
     return written
+
+
+def recorded_elsewhere(target: Path, rec: dict) -> Path | None:
+    """The record in ``target`` with ``rec``'s grid values under another file name (the same point,
+    swept with its grid in another order: ``a=1,b=2`` and ``b=2,a=1``), else None. Two files for one
+    point would let a chapter read either."""
+    if rec["point"] == "gather":
+        return None
+    for path in sorted(Path(target).glob("*.json")):
+        old = read_json(path, {})
+        if (path.stem != rec["point"] and isinstance(old, dict) and old.get("point") != "gather"
+                and old.get("values") == rec["values"]):
+            return path
+    return None
 
 
 def load_records(chapter: str | os.PathLike, where: dict | None = None, root: str | os.PathLike | None = None) -> list[dict]:

@@ -161,7 +161,9 @@ glue("res_records", f"{len(all_records)}")
 if all_records:
     display(pd.DataFrame([{
         "chapter": r["chapter"].removeprefix("book/").split("_")[0],
-        "point": r["point"].replace(",", ", "),
+        # grid values in name order (a point's name keeps its sweep's grid order)
+        "point": ", ".join(f"{k}={v}" for k, v in sorted(r["values"].items()))
+        or r["point"],
         "provenance": provenance(r)} for r in all_records]).style.hide(axis="index"))
 else:
     print("no full-scale run is recorded yet")

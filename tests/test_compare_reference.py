@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from vaelab.compare import (Metric, comparison_table, no_record_note, paired_difference, provenance,
-                            record_value, verdict)
+                            provenance_of_many, record_value, verdict)
 from vaelab.records import chapter_name, load_records
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,6 +29,12 @@ def test_record_value_and_provenance():
     assert record_value(RECORD, "test_elbo") == -98.2 and record_value(RECORD, "nested", "x") == 3.0
     assert record_value(RECORD, "missing") is None and record_value(None, "test_elbo") is None
     assert provenance(RECORD) == "Xeon (2 cores), 1 thread(s), 2026-12-02, 41 min, commit 0123456789"
+    # a resumed run's record holds its last attempt's wall time, and says so
+    resumed = {**RECORD, "attempts": 2}
+    assert provenance(resumed).endswith("41 min (the last of 2 attempts), commit 0123456789")
+    both = provenance_of_many([RECORD, resumed])
+    assert "1.4 h in all (of 1 resumed run, the last attempt)" in both
+    assert "resumed" not in provenance_of_many([RECORD, RECORD])
 
 
 def test_comparison_table_shows_the_records_numbers():

@@ -110,6 +110,8 @@ def provenance(record: dict) -> str:
     threads = device.get("threads")
     wall = record.get("wall_s")
     wall_text = "?" if wall is None else (f"{wall / 3600:.1f} h" if wall >= 5400 else f"{wall / 60:.0f} min")
+    if (record.get("attempts") or 1) > 1:  # a resumed run records its last attempt's wall time
+        wall_text += f" (the last of {record['attempts']} attempts)"
     date = str(record.get("started") or "?")[:10]
     commit = str((record.get("git") or {}).get("commit") or "?")[:10]
     return (f"{where}{f', {threads} thread(s)' if threads else ''}, {date}, {wall_text}, commit {commit}")
@@ -129,9 +131,11 @@ def provenance_of_many(records: list[dict]) -> str:
     wheres = sorted({provenance(r).split(",")[0] for r in records})
     dates = sorted(str(r.get("started") or "?")[:10] for r in records)
     wall = sum(float(r.get("wall_s") or 0) for r in records)
+    resumed = sum((r.get("attempts") or 1) > 1 for r in records)
     commits = sorted({str((r.get("git") or {}).get("commit") or "?")[:10] for r in records})
     span = dates[0] if dates[0] == dates[-1] else f"{dates[0]}..{dates[-1]}"
-    return (f"{len(records)} runs, {'; '.join(wheres)}, {span}, {wall / 3600:.1f} h in all, "
+    last = f" (of {resumed} resumed run{'s' if resumed > 1 else ''}, the last attempt)" if resumed else ""
+    return (f"{len(records)} runs, {'; '.join(wheres)}, {span}, {wall / 3600:.1f} h in all{last}, "
             f"commit{'s' if len(commits) > 1 else ''} {', '.join(commits)}")
 
 

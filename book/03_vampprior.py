@@ -116,7 +116,7 @@ from torch.distributions import (Categorical, Independent, MixtureSameFamily,
                                  MultivariateNormal, Normal)
 
 from vaelab.compare import (Metric, comparison_table, no_record_note,
-                            paired_difference, record_value)
+                            paired_difference, provenance, record_value)
 from vaelab.densities import log_normal_diag, log_standard_normal
 from vaelab.diagnostics import active_units, posterior_stats
 from vaelab.hvae import hvae
@@ -694,6 +694,21 @@ if not point_mode:  # a sweep point (run != 'all') trains one model and draws no
     table = comparison_table(metrics, full or list(points.values()), scale)
     table["verdict"] = [v or t for v, t in zip(verdicts, table["verdict"])]
     display(table.style.hide(axis="index"))
+    # the full-scale line of the book's introduction
+    def paper_text(name):
+        return "-" if paper[name][0] is None else f"{paper[name][0]:.2f}"
+
+    if full is not None:
+        summary = f"recorded, the whole chapter ({provenance(full)})"
+    elif points:
+        summary = ("recorded point by point (reference/03_vampprior/), test "
+                   "log-likelihood: " + "; ".join(
+                       f"{n} {recorded(n):.2f} nats (paper: {paper_text(n)}), "
+                       f"{provenance(r)}" for n, r in points.items())
+                   + "; the rest: GPU, not yet recorded")
+    else:
+        summary = "not yet recorded"
+    glue("ch03_full_summary", summary)
     if full is None:  # the paired rows need the whole chapter's run (one GPU)
         whole = record_command("03_vampprior", {"seed": [0]}, FULL)
         print(no_record_note(whole) if not points else "The whole chapter (the "

@@ -701,11 +701,11 @@ if not point_mode:  # a sweep point (run != 'all') trains one model and draws no
     if full is not None:
         summary = f"recorded, the whole chapter ({provenance(full)})"
     elif points:
+        rest = "; the rest: GPU, not yet recorded" if len(points) < len(RUNS) else ""
         summary = ("recorded point by point (reference/03_vampprior/), test "
                    "log-likelihood: " + "; ".join(
                        f"{n} {recorded(n):.2f} nats (paper: {paper_text(n)}), "
-                       f"{provenance(r)}" for n, r in points.items())
-                   + "; the rest: GPU, not yet recorded")
+                       f"{provenance(r)}" for n, r in points.items()) + rest)
     else:
         summary = "not yet recorded"
     glue("ch03_full_summary", summary)

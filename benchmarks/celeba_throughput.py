@@ -8,7 +8,7 @@ Prints the machine, threads or GPU, batch size and, for each combination of the 
   warm-up and compilation), and the step time;
 * FLOPs per training image (counted by ``torch.utils.flop_counter.FlopCounterMode``), the achieved
   FLOP/s and its share of the peak: on a GPU the vendor's dense bf16 rate from
-  ``vaelab.speed.GPU_PEAK_BF16_TFLOPS``, with the target "a CelebA epoch (162,770 images) within 2x
+  ``vaelab.lab.speed.GPU_PEAK_BF16_TFLOPS``, with the target "a CelebA epoch (162,770 images) within 2x
   the FLOP-bound time"; on a CPU the best measured rate of large matrix products (fp32 and bf16);
 * Inception (FID) feature extraction, images per second.
 
@@ -31,12 +31,12 @@ import numpy as np
 import torch
 
 import vaelab
-from vaelab import fid
-from vaelab.conv import conv_model, measured_flops_per_image
-from vaelab.data import ImageData
-from vaelab.schedules import Constant
-from vaelab.speed import flop_bound_epoch_s, gpu_peak_bf16, measured_matmul_peak, sync
-from vaelab.train import fit
+from vaelab.evaluation import fid
+from vaelab.models.conv import conv_model, measured_flops_per_image
+from vaelab.data.images import ImageData
+from vaelab.objectives.schedules import Constant
+from vaelab.lab.speed import flop_bound_epoch_s, gpu_peak_bf16, measured_matmul_peak, sync
+from vaelab.training.train import fit
 
 CELEBA_TRAIN = 162_770
 
@@ -81,7 +81,7 @@ def main(argv=None) -> None:
         peak, peak_what = gpu_peak_bf16(name), "vendor peak dense bf16"
         print(f"device: {name}")
         if peak is None:
-            print(f"  {name} is not in vaelab.speed.GPU_PEAK_BF16_TFLOPS: no share of peak printed")
+            print(f"  {name} is not in vaelab.lab.speed.GPU_PEAK_BF16_TFLOPS: no share of peak printed")
     else:
         print(f"device: {device}, {torch.get_num_threads()} threads")
         peak_fp32 = measured_matmul_peak(device, torch.float32, n=2048)

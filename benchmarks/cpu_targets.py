@@ -4,7 +4,7 @@ Prints, for one thread (``--threads``):
 
 * the machine, torch, threads, and the measured matrix-product peaks (fp32 and bf16, 1024^3 and the
   shapes that dominate the models: 1024 x 256 x 256 and 64 x 256 x 256);
-* **pendulum** (Klushyn et al. Table 3: ``vaelab.vhp.vhp_vae()``, four 4 x 256 ReLU MLPs, K = 16, batch 64,
+* **pendulum** (Klushyn et al. Table 3: ``vaelab.models.vhp.vhp_vae()``, four 4 x 256 ReLU MLPs, K = 16, batch 64,
   16 x 16 images): training iterations per second through ``vaelab.fit`` with
   ``REWO(kappa=0.02, nu=5.0, tau=3.0)`` and lr 1e-4, fp32 and bf16, in REWO's initial phase (prior frozen:
   what random data give) and with every parameter trained (``Constant(1.0)``), beside a bare loop (the same
@@ -40,13 +40,13 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import vaelab  # noqa: E402
-from vaelab.constrained import REWO  # noqa: E402
-from vaelab.data import ImageData, batch_indices  # noqa: E402
-from vaelab.hebae import mlp_hebae  # noqa: E402
-from vaelab.schedules import Constant, objective  # noqa: E402
-from vaelab.train import _make_optimizer  # noqa: E402
-from vaelab.vamp import std_vae, vamp_vae  # noqa: E402
-from vaelab.vhp import vhp_vae  # noqa: E402
+from vaelab.objectives.constrained import REWO  # noqa: E402
+from vaelab.data.images import ImageData, batch_indices  # noqa: E402
+from vaelab.models.hebae import mlp_hebae  # noqa: E402
+from vaelab.objectives.schedules import Constant, objective  # noqa: E402
+from vaelab.training.train import _make_optimizer  # noqa: E402
+from vaelab.models.vamp import std_vae, vamp_vae  # noqa: E402
+from vaelab.models.vhp import vhp_vae  # noqa: E402
 
 PENDULUM_TARGET = 200.0  # it/s, one thread
 BF16_TARGET = 2.0        # bf16 / fp32 throughput
@@ -223,7 +223,7 @@ def mnist_mlps(steps: int, repeats: int, peaks: dict) -> None:
 def loglik(samples: int, images: int, repeats: int) -> None:
     from loglik import bare_loglik, build
 
-    from vaelab.likelihood import importance_log_likelihood
+    from vaelab.evaluation.likelihood import importance_log_likelihood
     x = (torch.rand(images, 1, 28, 28, generator=torch.Generator().manual_seed(2)) > 0.5).float()
     print(f"\nlog-likelihood: MLP VAE 784-300-300-40 (Bernoulli), S = {samples}, {images} images; "
           f"target vaelab within {100 * (LOGLIK_TARGET - 1):.0f} % of the bare estimator")

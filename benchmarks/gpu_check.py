@@ -29,16 +29,16 @@ from pathlib import Path
 import torch
 
 import vaelab
-from vaelab.conv import conv_model, train_flops_per_image
-from vaelab.constrained import REWO
-from vaelab.data import ImageData
-from vaelab.hebae import mlp_hebae
-from vaelab.likelihood import importance_log_likelihood
-from vaelab.runs import atomic_write_json
-from vaelab.speed import flop_bound_epoch_s, gpu_peak_bf16, sync
-from vaelab.vae import mlp_vae
-from vaelab.vamp import VampPrior
-from vaelab.vhp import vhp_vae
+from vaelab.models.conv import conv_model, train_flops_per_image
+from vaelab.objectives.constrained import REWO
+from vaelab.data.images import ImageData
+from vaelab.models.hebae import mlp_hebae
+from vaelab.evaluation.likelihood import importance_log_likelihood
+from vaelab.core.files import atomic_write_json
+from vaelab.lab.speed import flop_bound_epoch_s, gpu_peak_bf16, sync
+from vaelab.models.vae import mlp_vae
+from vaelab.models.vamp import VampPrior
+from vaelab.models.vhp import vhp_vae
 
 CELEBA_TRAIN = 162_770
 

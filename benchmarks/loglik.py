@@ -4,7 +4,7 @@ For the MNIST MLP VAE (784-300-300-40 / 40-300-300-784, Bernoulli decoder; the V
 one-layer model) with the standard prior and with a VampPrior (K = 500), prints seconds per test
 image at S samples for
 
-* ``vaelab.likelihood.importance_log_likelihood`` (default chunking), and
+* ``vaelab.evaluation.likelihood.importance_log_likelihood`` (default chunking), and
 * a bare estimator written here: encode once, draw S x k normals, decode ~1,000 rows per call,
   log w = log Bernoulli + log prior - log q by hand, logsumexp,
 
@@ -25,9 +25,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from vaelab.likelihood import importance_log_likelihood
-from vaelab.vae import mlp_vae
-from vaelab.vamp import VampPrior
+from vaelab.evaluation.likelihood import importance_log_likelihood
+from vaelab.models.vae import mlp_vae
+from vaelab.models.vamp import VampPrior
 
 LOG2PI = math.log(2 * math.pi)
 

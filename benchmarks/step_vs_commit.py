@@ -29,11 +29,11 @@ DEFAULT_BASE = "0b83a28"
 BATCH = 100
 # name -> (module, builder, keyword arguments, image shape)
 MODELS = {
-    "VAE (ch. 01)": ("vaelab.vae", "mlp_vae", {}, (1, 28, 28)),
-    "HEBAE (ch. 02)": ("vaelab.hebae", "mlp_hebae", {}, (1, 28, 28)),
-    "VampPrior VAE (ch. 03)": ("vaelab.vamp", "vamp_vae", {}, (1, 28, 28)),
-    "HVAE + VampPrior (ch. 03)": ("vaelab.hvae", "hvae", {}, (1, 28, 28)),
-    "pendulum VAE + VHP (ch. 04)": ("vaelab.vhp", "vhp_vae", {}, (1, 16, 16)),
+    "VAE (ch. 01)": ("vaelab.models.vae", "mlp_vae", {}, (1, 28, 28)),
+    "HEBAE (ch. 02)": ("vaelab.models.hebae", "mlp_hebae", {}, (1, 28, 28)),
+    "VampPrior VAE (ch. 03)": ("vaelab.models.vamp", "vamp_vae", {}, (1, 28, 28)),
+    "HVAE + VampPrior (ch. 03)": ("vaelab.models.hvae", "hvae", {}, (1, 28, 28)),
+    "pendulum VAE + VHP (ch. 04)": ("vaelab.models.vhp", "vhp_vae", {}, (1, 16, 16)),
 }
 
 
@@ -45,7 +45,7 @@ def time_steps(name: str, steps: int) -> float:
     import torch
 
     import vaelab
-    from vaelab.data import ImageData
+    from vaelab.data.images import ImageData
 
     torch.set_num_threads(1)
     module, builder, kwargs, shape = MODELS[name]

@@ -24,9 +24,9 @@ import time
 import torch
 
 import vaelab
-from vaelab.data import ImageData, batch_indices
-from vaelab.schedules import objective
-from vaelab.train import _make_optimizer
+from vaelab.data.images import ImageData, batch_indices
+from vaelab.objectives.schedules import objective
+from vaelab.training.train import _make_optimizer
 
 N_IMAGES, BATCH, K = 60_000, 128, 20
 

@@ -51,9 +51,10 @@ resume = True          # continue an interrupted run from out_dir/checkpoint.pt
 
 # %%
 import vaelab
+from vaelab.lab.checks import replace_params
 
 if vaelab.is_smoke():  # VAELAB_SMOKE=1 (CI, nbval): seconds of work, meaningless numbers
-    vaelab.replace_params(globals(), epochs=1, train_size=2_000,
+    replace_params(globals(), epochs=1, train_size=2_000,
                           out_dir=out_dir + "/smoke", resume=False)
 
 # %% [markdown]
@@ -62,7 +63,7 @@ if vaelab.is_smoke():  # VAELAB_SMOKE=1 (CI, nbval): seconds of work, meaningles
 # here with a message that names the parameter and the fix.
 
 # %% tags=["remove-input"]
-from vaelab.checks import check_bool, check_device, check_float, check_int, check_path
+from vaelab.lab.checks import check_bool, check_device, check_float, check_int, check_path
 
 epochs = check_int("epochs", epochs, min=1, example=10)
 train_size = check_int("train_size", train_size, min=1, max=50_000, example=50_000,
@@ -84,11 +85,11 @@ import matplotlib.pyplot as plt
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from vaelab.densities import kl_std_normal, log_bernoulli
-from vaelab.plots import book_style, plot_history, save_figure, show_images, subplots
-from vaelab.prose import glue
-from vaelab.results import save_results
-from vaelab.train import evaluate, exponential_lr
+from vaelab.core.densities import kl_std_normal, log_bernoulli
+from vaelab.lab.plots import book_style, plot_history, save_figure, show_images, subplots
+from vaelab.lab.prose import glue
+from vaelab.lab.results import save_results
+from vaelab.training.train import evaluate, exponential_lr
 
 book_style()  # figures drawn at the width of the book's column
 torch.manual_seed(seed)
@@ -256,14 +257,14 @@ plt.show()
 #
 # The numbers above come from this execution (the book builds each chapter at a scale of minutes on a
 # CPU). The full scale, 100 epochs on all 50,000 training images as in the HEBAE paper's MNIST setting,
-# is a recorded run (`reference/00_vae_in_a_few_lines/`, made by `vaelab.sweep` and `vaelab.records`
+# is a recorded run (`reference/00_vae_in_a_few_lines/`, made by `vaelab.lab.sweep` and `vaelab.lab.records`
 # with its command, commit and machine). The HEBAE paper plots this VAE's ELBO in Fig. 1a but gives
 # no number in its text.
 
 # %%
-from vaelab.compare import (Metric, comparison_table, no_record_note, provenance,
+from vaelab.lab.compare import (Metric, comparison_table, no_record_note, provenance,
                             record_value)
-from vaelab.records import load_records, record_command
+from vaelab.lab.records import load_records, record_command
 
 full_records = load_records("00_vae_in_a_few_lines", where={"epochs": 100})
 full = full_records[0] if full_records else None

@@ -68,10 +68,11 @@ gather = False  # True: train nothing, read the models of a finished sweep below
 
 # %%
 import vaelab
+from vaelab.lab.checks import replace_params
 
 smoke = vaelab.is_smoke()
 if smoke:  # VAELAB_SMOKE=1 (CI, nbval): seconds of work, meaningless numbers
-    vaelab.replace_params(globals(), epochs=1, train_size=1_000, eval_size=500,
+    replace_params(globals(), epochs=1, train_size=1_000, eval_size=500,
                           mic_points=60, out_dir=out_dir + "/smoke", resume=False)
 
 # %% [markdown]
@@ -79,7 +80,7 @@ if smoke:  # VAELAB_SMOKE=1 (CI, nbval): seconds of work, meaningless numbers
 # run here with a message that names it and the fix.
 
 # %% tags=["remove-input"]
-from vaelab.checks import (ParameterError, check_bool, check_choice, check_device,
+from vaelab.lab.checks import (ParameterError, check_bool, check_choice, check_device,
                            check_float, check_int, check_path)
 
 epochs = check_int("epochs", epochs, min=1, example=20)
@@ -130,20 +131,20 @@ import torch
 from IPython.display import display
 from torch.distributions import Normal, kl_divergence
 
-from vaelab.compare import Metric, comparison_table, no_record_note
-from vaelab.densities import kl_std_normal, kl_std_normal_per_dim
-from vaelab.diagnostics import (active_units, elbo_surgery, kl_per_dim, latent_cov_corr,
+from vaelab.lab.compare import Metric, comparison_table, no_record_note
+from vaelab.core.densities import kl_std_normal, kl_std_normal_per_dim
+from vaelab.evaluation.diagnostics import (active_units, elbo_surgery, kl_per_dim, latent_cov_corr,
                                 mean_abs_offdiag, mic_tic_index, posterior_samples,
                                 posterior_stats)
-from vaelab.mmd import imq_kernel, mmd_imq
-from vaelab.plots import (book_style, integer_ticks, legend_above, save_figure,
+from vaelab.objectives.mmd import imq_kernel, mmd_imq
+from vaelab.lab.plots import (book_style, integer_ticks, legend_above, save_figure,
                           show_images, subplots)
-from vaelab.prose import glue
-from vaelab.records import load_records, record_command
-from vaelab.results import save_results
-from vaelab.schedules import Constant
-from vaelab.train import evaluate, exponential_lr
-from vaelab.wae import mlp_wae
+from vaelab.lab.prose import glue
+from vaelab.lab.records import load_records, record_command
+from vaelab.lab.results import save_results
+from vaelab.objectives.schedules import Constant
+from vaelab.training.train import evaluate, exponential_lr
+from vaelab.models.wae import mlp_wae
 
 book_style()  # figures drawn at the width of the book's column
 torch.manual_seed(seed)
@@ -341,7 +342,7 @@ plt.show()
 # between the index of a data point and its code, which is what an autoencoder needs to reconstruct.
 # Because $q(z) \ge q(z\mid x_n)/N$, the integrand is at most $\log N$, so $0 \le I(n; z) \le \log N$:
 # with 10,000 images the KL term can spend at most $\log 10^4 \approx 9.2$ nats on information about the
-# index, however many latent dimensions there are. `vaelab.diagnostics.elbo_surgery` estimates both
+# index, however many latent dimensions there are. `vaelab.evaluation.diagnostics.elbo_surgery` estimates both
 # parts, computing $\log q(z)$ exactly as a mixture of all $N$ posteriors. Check on synthetic posteriors:
 # the parts add up to the closed-form average KL, and the bound holds at its two extremes.
 
@@ -386,7 +387,7 @@ print(f"I = {far['mutual_info']:.4f} = log N = {far['log_n']:.4f} for separated 
 # HEBAE's code, like the WAE's, uses the inverse multiquadratic kernel
 # $\kappa(z, y) = \sum_s C_s/(C_s + \lVert z-y\rVert^2)$ with $C_s = 2ks$ over the scales
 # $s\in\{.1,.2,.5,1,2,5,10\}$. The objective is again `rec + weight * reg`, with `reg` the MMD of the batch.
-# Checks: `vaelab.mmd.mmd_imq` against a brute-force double loop; near zero for two samples of one
+# Checks: `vaelab.objectives.mmd.mmd_imq` against a brute-force double loop; near zero for two samples of one
 # distribution, clearly positive for a shifted one.
 
 # %%
@@ -422,7 +423,7 @@ assert shift > same.mean() + 10 * same.std()
 # A latent unit $u$ is *active* {cite:p}`burda2016iwae` when its posterior mean moves with the data:
 # $A_u = \operatorname{Cov}_x\big(\mathbb E_{q(z\mid x)}[z_u]\big) > 0.01$. A collapsed unit has
 # $\mu_u(x)\approx 0$ and $\sigma_u(x)\approx 1$ for every $x$, so its per-dimension KL
-# $\frac12(\mu_u^2+\sigma_u^2-1-\log\sigma_u^2)$ is about 0 as well. Both are in `vaelab.diagnostics`.
+# $\frac12(\mu_u^2+\sigma_u^2-1-\log\sigma_u^2)$ is about 0 as well. Both are in `vaelab.evaluation.diagnostics`.
 #
 # ## 6. MNIST: a sweep over $\lambda$
 #
@@ -747,7 +748,7 @@ if not point_mode:  # a sweep point (run != 'all') trains one model and draws no
 #
 # The table puts the headline numbers beside the paper (which reports them only as figures) and
 # beside the recorded full-scale run: 100 epochs on all 60,000 training images, each model of
-# the sweep one point of `vaelab.sweep` (`-p run vae1` ... `-p run wae`).
+# the sweep one point of `vaelab.lab.sweep` (`-p run vae1` ... `-p run wae`).
 
 # %%
 if not point_mode:

@@ -83,10 +83,11 @@ resume = True
 
 # %%
 import vaelab
+from vaelab.lab.checks import replace_params
 
 smoke = vaelab.is_smoke()
 if smoke:  # VAELAB_SMOKE=1 (CI, nbval): seconds of work, meaningless numbers
-    vaelab.replace_params(
+    replace_params(
         globals(), epochs=1, train_size=600, n_lams=3, latent_dims=[2, 20],
         sample_dim=20, track_images=50, track_samples=10, is_images=50, is_samples=20,
         elbo_images=300, mic_points=40, mic_samples=4, fid_samples=8, fd_samples=200,
@@ -101,9 +102,9 @@ import math
 
 import numpy as np
 
-from vaelab.checks import (ParameterError, check_bool, check_choice, check_device,
+from vaelab.lab.checks import (ParameterError, check_bool, check_choice, check_device,
                            check_float, check_int, check_number_list, check_path)
-from vaelab.hebae import FORMS
+from vaelab.models.hebae import FORMS
 
 test_note = "test images (MNIST has 10,000)"
 epochs = check_int("epochs", epochs, min=1, example=6)
@@ -172,26 +173,26 @@ import torch
 from IPython.display import display
 from torch.distributions import MultivariateNormal, kl_divergence
 
-from vaelab.classifier import (accuracy, features, frechet_distance_features,
+from vaelab.evaluation.classifier import (accuracy, features, frechet_distance_features,
                                mnist_classifier, train_classifier)
-from vaelab.compare import (Metric, comparison_table, no_record_note,
+from vaelab.lab.compare import (Metric, comparison_table, no_record_note,
                             paired_difference, record_value)
-from vaelab.densities import kl_normal_full
-from vaelab.diagnostics import (active_units, kl_per_dim, latent_cov_corr,
+from vaelab.core.densities import kl_normal_full
+from vaelab.evaluation.diagnostics import (active_units, kl_per_dim, latent_cov_corr,
                                 mean_abs_offdiag, mic_tic_index, posterior_samples,
                                 posterior_stats, prior_hole_ratio)
-from vaelab.fid import fid_from_features, inception_features
-from vaelab.hebae import (HEBAE, batch_moments, hebae_elbo_std_prior, mlp_hebae,
+from vaelab.evaluation.fid import fid_from_features, inception_features
+from vaelab.models.hebae import (HEBAE, batch_moments, hebae_elbo_std_prior, mlp_hebae,
                           population_proposal)
-from vaelab.likelihood import WithProposal, importance_log_likelihood
-from vaelab.plots import (book_style, integer_ticks, legend_above, save_figure,
+from vaelab.evaluation.likelihood import WithProposal, importance_log_likelihood
+from vaelab.lab.plots import (book_style, integer_ticks, legend_above, save_figure,
                           show_images, subplots)
-from vaelab.prose import glue
-from vaelab.records import load_records, record_command
-from vaelab.results import save_results
-from vaelab.schedules import Constant
-from vaelab.train import evaluate, exponential_lr
-from vaelab.wae import mlp_wae
+from vaelab.lab.prose import glue
+from vaelab.lab.records import load_records, record_command
+from vaelab.lab.results import save_results
+from vaelab.objectives.schedules import Constant
+from vaelab.training.train import evaluate, exponential_lr
+from vaelab.models.wae import mlp_wae
 
 book_style()  # figures drawn at the width of the book's column
 torch.manual_seed(seed)
@@ -293,7 +294,7 @@ print("batch estimates = NumPy's maximum-likelihood mean and covariance (divided
 # $$
 #
 # one KL per batch between the estimated distribution of the means and the standard normal; this is what
-# the official code (and `vaelab.hebae`) trains, per image: `rec` $+\lambda$ `reg` with
+# the official code (and `vaelab.models.hebae`) trains, per image: `rec` $+\lambda$ `reg` with
 # `reg` $=\mathrm{KL}(\mathcal N(\hat\beta,\hat\Sigma)\|\mathcal N(0,I))$. $\sigma_i$ appears in neither KL.
 #
 # **Where the paper differs.** Its appendix writes the per-image prior as $\mathcal N(0, \sigma^2 I)$ in
@@ -436,7 +437,7 @@ print(f"max |Cov - Sigma|: eps @ L.T {err_right:.4f}, eps @ L {err_wrong:.4f} "
 # %% [markdown]
 # ## 5. HEBAE in `vaelab`: two forms
 #
-# `vaelab.hebae.HEBAE` is the VAE's decoder side with an encoder for $(\mu, \log\sigma)$ and the batch KL of
+# `vaelab.models.hebae.HEBAE` is the VAE's decoder side with an encoder for $(\mu, \log\sigma)$ and the batch KL of
 # Theorem 1. The paper and the official code sample differently, so both forms are there:
 #
 # | | `form="exact"` (the paper, Eq. 8) | `form="code"` (the official code) |
@@ -1104,7 +1105,7 @@ glue("ch02_fid_samples", fid_samples, ",")
 # inside the prior's mass, prior samples decode to images that belong to no digit. One number per model
 # measures it: the median distance from a prior sample to the nearest code, divided by the median distance
 # from a code to its nearest other code (1 when the prior samples sit among the codes like codes do, larger
-# when they fall into holes; `vaelab.diagnostics.prior_hole_ratio`).
+# when they fall into holes; `vaelab.evaluation.diagnostics.prior_hole_ratio`).
 
 # %%
 duo = {"VAE": train("vae", 2, 1.0)[0], "WAE": train("wae", 2, wae_lam_fig4)[0],

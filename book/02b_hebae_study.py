@@ -31,8 +31,8 @@
 #   official code);
 # * a control: the official code's form of HEBAE beside the exact form ($k = 20$, $\lambda = 1$).
 #
-# Each model is one point of the study (`vaelab.hebae_runs.STUDY_POINTS`), trained and evaluated by
-# `vaelab.hebae_runs.train_mnist_run`: the standard ELBO (prior $\mathcal N(0, I)$) of all 10,000 test images
+# Each model is one point of the study (`vaelab.experiments.hebae_runs.STUDY_POINTS`), trained and evaluated by
+# `vaelab.experiments.hebae_runs.train_mnist_run`: the standard ELBO (prior $\mathcal N(0, I)$) of all 10,000 test images
 # after every epoch, the final standard ELBO, the model's own objective, the importance-sampled
 # log-likelihood of every test image with $S = 5{,}000$ samples (for HEBAE with the proposal
 # $\mathcal N(\mu(x), \tau^2\Sigma_{pop})$ that chapter 2 argues for), the codes' covariance and MIC, samples
@@ -40,9 +40,9 @@
 # point as its own execution of this page and records it:
 #
 # ```bash
-# python -m vaelab.sweep book/02b_hebae_study.ipynb --grid run=vae_k20,hebae_k20,... \
+# python -m vaelab.lab.sweep book/02b_hebae_study.ipynb --grid run=vae_k20,hebae_k20,... \
 #     -p full True --out runs/full/02b --num-cpus 1
-# python -m vaelab.records runs/full/02b
+# python -m vaelab.lab.records runs/full/02b
 # ```
 #
 # The book build runs one small point (seconds; its numbers mean nothing) so that every cell is checked,
@@ -62,8 +62,8 @@ if "google.colab" in sys.modules:
                    check=True)
 
 # %% tags=["parameters"]
-# Parameters (papermill: -p name value). run: one point of vaelab.hebae_runs.STUDY_POINTS,
-# several separated by commas, or "all". full=True: the paper's settings (HebaeSettings()).
+# Parameters (papermill: -p name value). run: one point of vaelab.experiments.hebae_runs.STUDY_POINTS,
+# a list of them (-p run "[vae_k20, hebae_k20]") or "all". full=True: the paper's settings (HebaeSettings()).
 run = "hebae_k20"
 full = False
 epochs = 2              # default scale (full=False) only
@@ -77,21 +77,18 @@ resume = True
 
 # %%
 import vaelab
+from vaelab.lab.checks import replace_params
 
 if vaelab.is_smoke():  # VAELAB_SMOKE=1 (CI, nbval): seconds of work, meaningless numbers
-    vaelab.replace_params(globals(), epochs=1, train_size=600, eval_images=100,
+    replace_params(globals(), epochs=1, train_size=600, eval_images=100,
                           is_samples=10, out_dir=out_dir + "/smoke", resume=False)
 
 # %% tags=["remove-input"]
-from vaelab.checks import (ParameterError, check_bool, check_device, check_int,
-                           check_path)
-from vaelab.hebae_runs import STUDY_POINTS
+from vaelab.lab.checks import check_bool, check_choice_list, check_device, check_int, check_path
+from vaelab.experiments.hebae_runs import STUDY_POINTS
 
-runs = list(STUDY_POINTS) if run == "all" else [r.strip() for r in str(run).split(",")]
-unknown = [r for r in runs if r not in STUDY_POINTS]
-if unknown:
-    raise ParameterError(f"run={run!r}: {unknown} are not points of the study; use 'all' or "
-                         f"names from {list(STUDY_POINTS)}")
+runs = check_choice_list("run", list(STUDY_POINTS) if run == "all" else run,
+                         list(STUDY_POINTS))
 full = check_bool("full", full)
 epochs = check_int("epochs", epochs, min=1, example=2)
 train_size = check_int("train_size", train_size, min=129, max=60_000, example=2_000,
@@ -115,9 +112,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from vaelab.hebae_runs import HebaeSettings, train_mnist_run
-from vaelab.plots import book_style
-from vaelab.results import save_results
+from vaelab.experiments.hebae_runs import HebaeSettings, train_mnist_run
+from vaelab.lab.plots import book_style
+from vaelab.lab.results import save_results
 
 book_style()
 dev = vaelab.get_device(device)

@@ -60,10 +60,11 @@ run = "all"  # one model only, for sweeps: a key of RUNS below, e.g. "vae_standa
 
 # %%
 import vaelab
+from vaelab.lab.checks import replace_params
 
 smoke = vaelab.is_smoke()
 if smoke:  # VAELAB_SMOKE=1 (CI, nbval): seconds of work, meaningless numbers
-    vaelab.replace_params(globals(), epochs=1, warmup_epochs=1, train_size=600,
+    replace_params(globals(), epochs=1, warmup_epochs=1, train_size=600,
                           n_pseudo=20, k_grid=(1, 20), ll_samples=50, ll_images=20,
                           hidden=64, out_dir=out_dir + "/smoke", resume=False)
 
@@ -72,7 +73,7 @@ if smoke:  # VAELAB_SMOKE=1 (CI, nbval): seconds of work, meaningless numbers
 # run here with a message that names it and the fix.
 
 # %% tags=["remove-input"]
-from vaelab.checks import (check_bool, check_choice, check_device, check_float,
+from vaelab.lab.checks import (check_bool, check_choice, check_device, check_float,
                            check_int, check_number_list, check_path)
 
 epochs = check_int("epochs", epochs, min=1, example=12)
@@ -115,19 +116,19 @@ from torch import nn
 from torch.distributions import (Categorical, Independent, MixtureSameFamily,
                                  MultivariateNormal, Normal)
 
-from vaelab.compare import (Metric, comparison_table, no_record_note,
+from vaelab.lab.compare import (Metric, comparison_table, no_record_note,
                             paired_difference, provenance, record_value)
-from vaelab.densities import log_normal_diag, log_standard_normal
-from vaelab.diagnostics import active_units, posterior_stats
-from vaelab.hvae import hvae
-from vaelab.likelihood import importance_log_likelihood
-from vaelab.plots import book_style, integer_ticks, save_figure, show_images
-from vaelab.prose import glue
-from vaelab.records import load_records, record_command
-from vaelab.results import save_results
-from vaelab.schedules import LinearWarmup
-from vaelab.train import evaluate
-from vaelab.vamp import (MixtureOfGaussians, VampPrior, log_mixture_diag, mog_vae,
+from vaelab.core.densities import log_normal_diag, log_standard_normal
+from vaelab.evaluation.diagnostics import active_units, posterior_stats
+from vaelab.models.hvae import hvae
+from vaelab.evaluation.likelihood import importance_log_likelihood
+from vaelab.lab.plots import book_style, integer_ticks, save_figure, show_images
+from vaelab.lab.prose import glue
+from vaelab.lab.records import load_records, record_command
+from vaelab.lab.results import save_results
+from vaelab.objectives.schedules import LinearWarmup
+from vaelab.training.train import evaluate
+from vaelab.models.vamp import (MixtureOfGaussians, VampPrior, log_mixture_diag, mog_vae,
                          std_vae, vamp_vae)
 
 book_style()  # figures drawn at the width of the book's column
@@ -227,7 +228,7 @@ beats_all(candidates, "aggregate posterior (N components)")
 #
 # so the prior is coupled to the encoder $\phi$. "VampPrior data" fixes $u_k$ to training images; the
 # weighted VampPrior (Eq. 16) learns mixture weights $w_k$; the mixture-of-Gaussians (MoG) prior learns $K$
-# free means and variances instead. `vaelab.vamp` evaluates every mixture with matrix products (no
+# free means and variances instead. `vaelab.models.vamp` evaluates every mixture with matrix products (no
 # $(B, K, k)$ tensor). **Checks:** each `log_prob` against `torch.distributions.MixtureSameFamily`, and
 # the mean and covariance of samples against the mixture's closed forms.
 
@@ -386,7 +387,7 @@ U, K, x1 = U_saved, K_saved, x_saved
 #
 # Test log-likelihoods are estimated by importance sampling {cite:p}`burda2016iwae`:
 # $\log p(x) \approx \log\frac1S\sum_s p(x, z_s)/q(z_s\mid x)$, $z_s\sim q(z\mid x)$, a lower bound in
-# expectation that tightens as $S$ grows (the paper: $S = 5000$). `vaelab.likelihood` computes it with the
+# expectation that tightens as $S$ grows (the paper: $S = 5000$). `vaelab.evaluation.likelihood` computes it with the
 # encoder run once per image and all samples batched. **Check** on a linear-Gaussian model whose marginal
 # is known exactly: $p(z) = \mathcal N(0, I)$, $p(x\mid z) = \mathcal N(Wz + c, s^2 I)$, so
 # $p(x) = \mathcal N(c, WW^\top + s^2 I)$. With columns of $W$ orthogonal the exact posterior is diagonal;
@@ -394,8 +395,8 @@ U, K, x1 = U_saved, K_saved, x_saved
 # converge to the same value with the ELBO strictly below.
 
 # %%
-from vaelab.densities import log_normal_diag as lnd
-from vaelab.priors import StandardNormal
+from vaelab.core.densities import log_normal_diag as lnd
+from vaelab.models.priors import StandardNormal
 
 
 class LinearGaussian(nn.Module):

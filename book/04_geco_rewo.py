@@ -28,7 +28,7 @@
 # latent space represents the pendulum's angle, scored both as App. B.3 writes it and with a circular
 # version), its graph-based interpolation, and its Fashion-MNIST log-likelihoods (Table 2).
 #
-# There is no public implementation of REWO or the VHP; the one in `vaelab.constrained` and `vaelab.vhp` is
+# There is no public implementation of REWO or the VHP; the one in `vaelab.objectives.constrained` and `vaelab.models.vhp` is
 # written from the paper's equations.
 
 # %% tags=["remove-cell"]
@@ -83,10 +83,11 @@ resume = True
 
 # %%
 import vaelab
+from vaelab.lab.checks import replace_params
 
 smoke = vaelab.is_smoke()
 if smoke:  # VAELAB_SMOKE=1 (CI, nbval): seconds of work, meaningless numbers
-    vaelab.replace_params(
+    replace_params(
         globals(), epochs=1, seeds=2, width=32, depth=2, zeta_samples=4,
         pend_train_size=640, graph_samples=200, interp_pairs=2, interp_points=8,
         fm_train_size=500, fm_epochs=1, fm_width=64, fm_depth=1, fm_ll_samples=20,
@@ -97,7 +98,7 @@ if smoke:  # VAELAB_SMOKE=1 (CI, nbval): seconds of work, meaningless numbers
 # run here with a message that names it and the fix.
 
 # %% tags=["remove-input"]
-from vaelab.checks import check_bool, check_device, check_float, check_int, check_path
+from vaelab.lab.checks import check_bool, check_device, check_float, check_int, check_path
 
 positive = {"min": 0, "min_open": True}
 epochs = check_int("epochs", epochs, min=1, example=8)
@@ -152,20 +153,20 @@ import torch
 from IPython.display import display
 from matplotlib.colors import TwoSlopeNorm
 
-from vaelab.angle import (angle_regression, arcsin_regression, circular_abs_error,
+from vaelab.evaluation.angle import (angle_regression, arcsin_regression, circular_abs_error,
                           max_angle_jump, read_pendulum_angles)
-from vaelab.constrained import (GECO, REWO, REWOB1, f_beta, geco_delta_beta,
+from vaelab.objectives.constrained import (GECO, REWO, REWOB1, f_beta, geco_delta_beta,
                                 mse_from_gaussian_rec, rewo_b1_delta_beta,
                                 rewo_delta_beta)
-from vaelab.densities import log_normal_diag, log_standard_normal
-from vaelab.graph_interp import graph_interpolation, resample_polyline, straight_line
-from vaelab.likelihood import importance_log_likelihood
-from vaelab.plots import (book_style, integer_ticks, legend_above, save_figure,
+from vaelab.core.densities import log_normal_diag, log_standard_normal
+from vaelab.evaluation.graph_interp import graph_interpolation, resample_polyline, straight_line
+from vaelab.evaluation.likelihood import importance_log_likelihood
+from vaelab.lab.plots import (book_style, integer_ticks, legend_above, save_figure,
                           show_images, subplots)
-from vaelab.prose import glue
-from vaelab.results import save_results
-from vaelab.schedules import Constant, LinearWarmup
-from vaelab.vhp import vhp_prior, vhp_vae
+from vaelab.lab.prose import glue
+from vaelab.lab.results import save_results
+from vaelab.objectives.schedules import Constant, LinearWarmup
+from vaelab.models.vhp import vhp_prior, vhp_vae
 
 book_style()  # figures drawn at the width of the book's column
 torch.manual_seed(seed)
@@ -222,7 +223,7 @@ print(f"device {dev}, {torch.get_num_threads()} threads")
 # For $\beta < 1$, $C + \beta\,\mathrm{KL} \le C + \mathrm{KL}$: its negative is an *upper* bound on the ELBO,
 # not a lower bound on $\log p(x)$, so the value GECO optimises says nothing about the likelihood.
 #
-# **Checks.** (i) `vaelab.constrained.GECO` against the update done by hand, in that order; (ii) with
+# **Checks.** (i) `vaelab.objectives.constrained.GECO` against the update done by hand, in that order; (ii) with
 # $C = s\cdot\mathrm{rec} + c$ the gradient of $\mathrm{rec} + \beta\,\mathrm{KL}$ is $\beta$ times the gradient of
 # the Lagrangian with $\lambda' = 1/(\beta s)$ (autograd); (iii) for $\beta < 1$ the weighted objective
 # lies below the negative ELBO.
@@ -401,19 +402,19 @@ vhp_bound_check = {"brute_force": brute.mean().item(),
 # GECO's step $\log\beta_t = \log\beta_{t-1} - \nu\delta_t$, taken on $\operatorname{logit}\beta$ instead of
 # $\log\beta$. For $\beta \ll 1$ the two agree; near 1 the logit stretches, so $\beta$ approaches 1 from below
 # while the constraint holds and never passes it. The paper leaves open where $\gamma$ starts and the value of
-# $\tau$; and $\beta = 1/\lambda$ holds only for $\tau = 1$. `vaelab.constrained.REWOB1` keeps Algorithm 1's
+# $\tau$; and $\beta = 1/\lambda$ holds only for $\tau = 1$. `vaelab.objectives.constrained.REWOB1` keeps Algorithm 1's
 # initial phase (Fig. 10 is a REWO run) and replaces only its $\beta$ line by Eqs. 14-15, starting from
 # $\gamma_0 = (1/\beta_\text{init} - 1)/\tau$, so that $\beta$ continues from the initial phase's
 # $\beta_\text{init}$. With that start, $\tau$ drops out of every $\beta_t$ (the display above), so its value
 # (default 1) changes only $\lambda = 1 + \gamma$, not training. It needs $\beta_\text{init} < 1$, the
 # restriction the paper mentions when it says Eq. 11 "allows to choose any $\beta > 0$ as starting value".
 #
-# **Checks.** `vaelab.constrained.rewo_delta_beta` and `rewo_b1_delta_beta` against the equations written out
+# **Checks.** `vaelab.objectives.constrained.rewo_delta_beta` and `rewo_b1_delta_beta` against the equations written out
 # again below on a grid of $(\beta, \hat C - \kappa^2)$; the signs derived above on that grid; one step of the
 # `REWO` schedule (leaving the initial phase, then a violated step) and of `REWOB1` against the formulas; the
 # floor under a long violation. Then Klushyn et al.'s Fig. 1 / Fig. 9: $\Delta\beta$ over the grid for REWO
 # and GECO, $\nu = 1$, $\tau = 3$, with App. B.1's map beside them. The warm-up baselines (WU, App. B.2) use
-# `vaelab.schedules.LinearWarmup`: $\beta$ rises linearly from 0 to 1.
+# `vaelab.objectives.schedules.LinearWarmup`: $\beta$ rises linearly from 0 to 1.
 
 # %%
 B, D = np.meshgrid(np.linspace(0.02, 2.0, 100), np.linspace(-1.0, 1.0, 101))
@@ -508,20 +509,20 @@ plt.show()
 #
 # Klushyn et al.'s pendulum data set has 15,000 grey $16\times16$ images of a pendulum at angles uniform in
 # $[0, 2\pi)$ (here: 12,000 for training, 1,500 for validation and 1,500 for testing, rendered by
-# `vaelab/datasets/pendulum.py`). One degree of freedom, a circle: a good 2-D latent space lays the images out
+# `vaelab/data/pendulum.py`). One degree of freedom, a circle: a good 2-D latent space lays the images out
 # on a closed curve ordered by angle. Sec. 4.1 scores this with "a linear regression after transforming the
 # latent space to polar coordinates" and Table 1 gives its absolute error (radians); App. B.3 specifies the
 # regressor: the joint angle is regressed (OLS) on $\arcsin(z_2/r)$, with $z_2$ the code's second component
 # and the radius $r$ "estimated from the learned latent representation". We report two scores.
 #
-# * **App. B.3 as written** (`vaelab.angle.arcsin_regression`): $r$ = the codes' mean distance from the origin
+# * **App. B.3 as written** (`vaelab.evaluation.angle.arcsin_regression`): $r$ = the codes' mean distance from the origin
 #   (our estimate; B.3 does not say how), OLS $\theta \approx a\arcsin(z_2/r) + b$, mean absolute residual.
 #   On a ring, $\arcsin(z_2/r)$ is the polar angle folded onto $[-\pi/2, \pi/2]$: $\varphi$ and $\pi - \varphi$
 #   look alike. For angles over the full $[0, 2\pi)$ even a perfect circle of codes scores between
 #   $0.275\pi = 0.864$ (slope $\mp 3/2$, intercept $\pi$, worked out in the module's docstring) and $\pi/2$,
 #   the score of codes without any angle information, depending on how the circle happens to be turned. It
 #   cannot produce Table 1's 0.054 for a full circle; the paper does not say how the fold was handled.
-# * **The polar angle over the full circle** (`vaelab.angle.angle_regression`, our reading of Sec. 4.1): the
+# * **The polar angle over the full circle** (`vaelab.evaluation.angle.angle_regression`, our reading of Sec. 4.1): the
 #   latent polar angle is cut where the codes leave their largest gap (a choice made from the codes alone:
 #   using the true angles to unwrap the latent angle would make even a latent with no angle information score
 #   about 1 instead of $\pi/2$), orientation, offset and slope are fitted by least squares on the circle, and
@@ -708,9 +709,9 @@ display(pd.DataFrame(scores).style.format(precision=2, na_rep="—").hide(axis="
 # *holding* only where the difference exceeds 2 paired s.e.
 
 # %%
-from vaelab.compare import (Metric, comparison_table, no_record_note, paired_difference,
+from vaelab.lab.compare import (Metric, comparison_table, no_record_note, paired_difference,
                             provenance)
-from vaelab.records import load_records, record_command
+from vaelab.lab.records import load_records, record_command
 
 study_keys = {"VHP + REWO": "rewo", "VHP + GECO": "geco", "VHP, VAE objective": "plain",
               "VHP + WU 20": "wu20", "VHP + WU 200": "wu200",
@@ -923,13 +924,13 @@ plt.show()
 # Between two encoded test images, a straight line in latent space may cross regions without data. The
 # paper instead draws 1,000 samples from the learned prior, joins each to its 18 nearest neighbours
 # (Euclidean edge weights), adds the two encoded end points as nodes, and follows the A* shortest path
-# (`vaelab.graph_interp`). We compare, on the same pairs of test images: the graph path and the straight line
+# (`vaelab.evaluation.graph_interp`). We compare, on the same pairs of test images: the graph path and the straight line
 # in the VHP + REWO model, and both in a one-layer VAE with the standard normal prior trained on the ELBO.
 # The paper's baseline here is an IWAE, a model trained with the importance-weighted bound instead of the ELBO
 # (in its Table 2, "$L = 1$" and "$L = 2$" count the IWAE's stochastic layers, not importance samples); ours
 # is the ELBO-trained VAE, not that model. Each path is resampled to the same number of evenly spaced
 # codes, decoded, and the angle shown in each decoded image is read off by matching it against finely
-# rendered pendulum images (`vaelab.angle.read_pendulum_angles`). **Smoothness** is the largest angle jump
+# rendered pendulum images (`vaelab.evaluation.angle.read_pendulum_angles`). **Smoothness** is the largest angle jump
 # between consecutive decoded images (an evenly turning pendulum gives $|\Delta\theta|/(n-1)$); **realism**
 # is the RMS pixel distance of each decoded image to the nearest true pendulum image.
 

@@ -31,7 +31,7 @@
 # resumed when run again. A sweep runs each (method, seed, sigma) as its own execution of this page:
 #
 # ```bash
-# python -m vaelab.sweep book/04b_pendulum_study.ipynb --grid method=rewo,rewo_b1,geco,plain,wu20,wu200 \
+# python -m vaelab.lab.sweep book/04b_pendulum_study.ipynb --grid method=rewo,rewo_b1,geco,plain,wu20,wu200 \
 #     seed=0:5 obs_sigma=1.0,0.02 -p seeds 1 -p iterations 50000 --out runs/full/04b --gather
 # ```
 #
@@ -68,8 +68,8 @@ if "google.colab" in sys.modules:
 # %% tags=["parameters"]
 # Parameters (papermill: -p name value). Default: a small check of every cell (a few minutes on 2 CPU
 # cores; numbers meaningless for the claim). The study (Table 3): -p iterations 50000 -p width 256
-# -p depth 4 -p seeds 5, one execution per point through vaelab.sweep (command above).
-method = "all"  # one of vaelab.pendulum_runs.METHODS, or "all"
+# -p depth 4 -p seeds 5, one execution per point through vaelab.lab.sweep (command above).
+method = "all"  # one of vaelab.experiments.pendulum_runs.METHODS, or "all"
 seed = 0  # first seed
 seeds = 1  # seeds seed, seed + 1, ...
 obs_sigma = 1.0  # the Gaussian decoder's fixed sigma (the likelihood scale)
@@ -90,10 +90,11 @@ resume = True
 
 # %%
 import vaelab
+from vaelab.lab.checks import replace_params
 
 smoke = vaelab.is_smoke()
 if smoke:  # VAELAB_SMOKE=1 (CI, nbval): seconds of work, meaningless numbers
-    vaelab.replace_params(
+    replace_params(
         globals(),
         iterations=40,
         width=16,
@@ -108,7 +109,7 @@ if smoke:  # VAELAB_SMOKE=1 (CI, nbval): seconds of work, meaningless numbers
 # run here with a message that names it and the fix.
 
 # %% tags=["remove-input"]
-from vaelab.checks import (
+from vaelab.lab.checks import (
     check_bool,
     check_choice,
     check_device,
@@ -116,7 +117,7 @@ from vaelab.checks import (
     check_int,
     check_path,
 )
-from vaelab.pendulum_runs import METHODS
+from vaelab.experiments.pendulum_runs import METHODS
 
 positive = {"min": 0, "min_open": True}
 method = check_choice("method", method, ["all", *METHODS])
@@ -149,10 +150,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from vaelab.diagnostics import prior_hole_ratio
-from vaelab.pendulum_runs import PAPER_TABLE1, PendulumSettings, train_pendulum_run
-from vaelab.plots import book_style, legend_above, save_figure
-from vaelab.prose import glue
+from vaelab.evaluation.diagnostics import prior_hole_ratio
+from vaelab.experiments.pendulum_runs import PAPER_TABLE1, PendulumSettings, train_pendulum_run
+from vaelab.lab.plots import book_style, legend_above, save_figure
+from vaelab.lab.prose import glue
 
 book_style()  # figures drawn at the width of the book's column
 dev = vaelab.get_device(device)
@@ -176,7 +177,7 @@ print(f"device {dev}, torch {torch.__version__}, threads {torch.get_num_threads(
 # %% [markdown]
 # ## The runs
 #
-# Each run trains the Table 3 model with one method (`vaelab.pendulum_runs`): REWO (Algorithm 1), REWO with
+# Each run trains the Table 3 model with one method (`vaelab.experiments.pendulum_runs`): REWO (Algorithm 1), REWO with
 # App. B.1's update, GECO, the plain objective, linear warm-up over 20 and 200 epochs, and App. B.4's
 # control (REWO with the ELBO, $K = 1$, in the prior's second layer). The angle scores are computed on
 # the 1,500 test images' posterior means: the polar-angle score of chapter 4 (0 for a perfect circle of
@@ -296,8 +297,8 @@ print(
 # Table 1 (which gives one number per method, without a spread) and beside this execution.
 
 # %%
-from vaelab.compare import Metric, comparison_table
-from vaelab.records import load_records, record_command
+from vaelab.lab.compare import Metric, comparison_table
+from vaelab.lab.records import load_records, record_command
 
 STUDY = {"iterations": 50_000, "width": 256, "depth": 4}
 study_records = [
@@ -485,14 +486,14 @@ glue("ch04b_verdict", verdict_text)
 # %% [markdown]
 # **Seed or method?** One seed gives every method the same initial weights and the same batches, so
 # the recorded errors of the seeds that every method was run with form a seeds $\times$ methods table.
-# Its two-way analysis of variance (`vaelab.seed_effects`) splits the spread into the part the seed
+# Its two-way analysis of variance (`vaelab.evaluation.seed_effects`) splits the spread into the part the seed
 # accounts for, the part the method accounts for and the rest; Friedman's rank test asks whether the
 # methods differ without assuming normal errors (a run either finds the ring or it does not, so the
 # errors are far from normal). Each method is also compared with REWO seed by seed.
 # {glue:text}`ch04b_seed_vs_method`
 
 # %%
-from vaelab.seed_effects import friedman, paired_gap, seed_method_anova
+from vaelab.evaluation.seed_effects import friedman, paired_gap, seed_method_anova
 
 by_seed = {m: {k[2]: v["angle_error"] for k, v in recorded.items()
                if k[:2] == (sigma_claim, m)} for m in STUDY_METHODS}
@@ -826,7 +827,7 @@ print(interp_finding)
 # Three things the paper does not say keep its 0.054 rad out of reach of a check: the batch size, the
 # decoder's $\sigma$ (the section above shows that the likelihood scale changes which methods need help
 # at all), and the score. App. B.3's formula as written cannot give 0.054 for codes on a full circle (its
-# floor there is 0.864 rad, `vaelab.angle`), so Table 1 was computed some other way: with a polar score
+# floor there is 0.864 rad, `vaelab.evaluation.angle`), so Table 1 was computed some other way: with a polar score
 # like this page's, or on codes that cover half a circle. Table 1 also gives one number per method,
 # with no spread and no count of seeds.
 
@@ -864,12 +865,12 @@ if len(rewo_all):
             + (": their codes are not one ring ordered by angle, which is what the "
                "polar score penalises." if min(bad) > 60 else ".")
         )
-from vaelab.angle import arcsin_regression
+from vaelab.evaluation.angle import arcsin_regression
 
 ring_theta = np.linspace(0, 2 * math.pi, 20_000, endpoint=False)
 B3_RING_FLOOR = arcsin_regression(  # App. B.3 as written on a perfect full ring
     np.stack([np.cos(ring_theta), np.sin(ring_theta)], 1), ring_theta).error
-assert abs(B3_RING_FLOOR - 0.275 * math.pi) < 1e-3  # vaelab.angle: 0.275 pi
+assert abs(B3_RING_FLOOR - 0.275 * math.pi) < 1e-3  # vaelab.evaluation.angle: 0.275 pi
 collapsed = [(k[2], v) for k, v in sorted(recorded.items())
              if k[:2] == (1.0, "plain") and v["final_train_kl"] < 0.01]
 if collapsed:
@@ -974,7 +975,7 @@ plt.show()
 # %% [markdown]
 # ## Interpolation through the learned prior (Sec. 4.1)
 #
-# Each run ends with the paper's interpolation test (`vaelab.interpolation`): between pairs of
+# Each run ends with the paper's interpolation test (`vaelab.evaluation.interpolation`): between pairs of
 # test images at least 90 degrees apart, the A* path through the 18-nearest-neighbour graph of
 # 1,000 prior samples against the straight line in latent space, each decoded at 16 evenly spaced
 # codes. The largest angle jump between consecutive decoded images measures smoothness (an evenly
@@ -1041,10 +1042,10 @@ print(
 # ## The record of this execution
 #
 # `out_dir/results.json` holds every run found below `out_dir` (its traces thinned to every 1,000th
-# iteration) and the table above, so that `python -m vaelab.records` can turn a sweep's points into committed records.
+# iteration) and the table above, so that `python -m vaelab.lab.records` can turn a sweep's points into committed records.
 
 # %%
-from vaelab.results import save_results
+from vaelab.lab.results import save_results
 
 COARSE = 1000  # iterations between the points of a record's traces
 

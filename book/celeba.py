@@ -37,7 +37,7 @@
 # Run it on a GPU with papermill; every run can be killed and restarted with the same command:
 #
 # ```bash
-# python -m vaelab.datasets.celeba            # once: the 64x64 uint8 cache of CelebA (instructions inside)
+# python -m vaelab.data.celeba            # once: the 64x64 uint8 cache of CelebA (instructions inside)
 # papermill book/celeba.ipynb out.ipynb -p epochs 100 -p out_dir runs/celeba
 # papermill book/celeba.ipynb out.ipynb -p model hebae -y "lam: [0.5, 1, 2]"   # one model, another grid
 # ```
@@ -58,7 +58,7 @@ if "google.colab" in sys.modules:
 
 # %% tags=["parameters"]
 # Parameters (papermill: -p name value, lists with -y "name: [...]"). The defaults are the paper's
-# full scale (HEBAE App. B.2): a GPU run. CelebA must be prepared first (python -m vaelab.datasets.celeba).
+# full scale (HEBAE App. B.2): a GPU run. CelebA must be prepared first (python -m vaelab.data.celeba).
 model = ["hebae", "vae", "wae"]   # one name or a list
 lam = [0.1, 1.0, 10.0]            # the weight of the regulariser; one run per (model, lam)
 latent_dim = 64
@@ -85,15 +85,16 @@ import shutil
 from pathlib import Path
 
 import vaelab
-from vaelab.datasets import celeba
-from vaelab.datasets.common import save_npy
+from vaelab.lab.checks import replace_params
+from vaelab.data import celeba
+from vaelab.data.common import save_npy
 
 smoke = vaelab.is_smoke()
 if smoke:  # VAELAB_SMOKE=1 (CI, nbval): a fake CelebA folder (made below), tiny nets
     print("SMOKE SCALE: synthetic pictures in CelebA's layout, 2 epochs of tiny "
           "networks, FID on 8 images. Every number printed below is meaningless; only "
           "the code path is exercised.")
-    vaelab.replace_params(globals(), out_dir=out_dir + "/smoke", lam=[1.0],
+    replace_params(globals(), out_dir=out_dir + "/smoke", lam=[1.0],
                           latent_dim=8, batch_size=12, epochs=2, width=1 / 16,
                           lr_divisors={1: 2}, fid_samples=8, fid_batch=8)
 
@@ -102,11 +103,11 @@ if smoke:  # VAELAB_SMOKE=1 (CI, nbval): a fake CelebA folder (made below), tiny
 # run here with a message that names it and the fix.
 
 # %% tags=["remove-input"]
-from vaelab.checks import (ParameterError, check_bool, check_choice, check_choice_list,
+from vaelab.lab.checks import (ParameterError, check_bool, check_choice, check_choice_list,
                            check_device, check_float, check_int, check_number_dict,
                            check_number_list, check_path)
-from vaelab.conv import MODELS
-from vaelab.train import PRECISIONS
+from vaelab.models.conv import MODELS
+from vaelab.training.train import PRECISIONS
 
 models = check_choice_list("model", model, MODELS)
 lams = check_number_list("lam", lam, min=0, min_open=True, scalar=True,
@@ -144,15 +145,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from vaelab import fid
-from vaelab.conv import (conv_model, describe, forward_flops_per_image,
+from vaelab.evaluation import fid
+from vaelab.models.conv import (conv_model, describe, forward_flops_per_image,
                          measured_flops_per_image, train_flops_per_image)
 from vaelab.data import ImageData
-from vaelab.plots import book_style, save_figure, show_images
-from vaelab.results import save_results
-from vaelab.schedules import Constant
-from vaelab.speed import flop_bound_epoch_s, gpu_peak_bf16
-from vaelab.train import check_precision, fit, step_lr
+from vaelab.lab.plots import book_style, save_figure, show_images
+from vaelab.lab.results import save_results
+from vaelab.objectives.schedules import Constant
+from vaelab.lab.speed import flop_bound_epoch_s, gpu_peak_bf16
+from vaelab.training.train import check_precision, fit, step_lr
 
 celeba_root = data_root  # where CelebA is read from (FID weights always from data_root)
 if smoke:  # a fake CelebA folder, made afresh unless smoke_resume
@@ -174,7 +175,7 @@ print(f"models {models}, lambda grid {lams}, {epochs} epochs, batch {batch_size}
 # %% [markdown]
 # ## 1. The data: CelebA at 64x64 in $[-1, 1]$
 #
-# `vaelab.datasets.celeba` cuts the centre $140\times140$ pixels out of each aligned $178\times218$
+# `vaelab.data.celeba` cuts the centre $140\times140$ pixels out of each aligned $178\times218$
 # picture and resizes them to $64\times64$ (Lanczos), as the WAE code does, and caches the three
 # official splits as uint8 arrays. The training split (162,770 images, 2.0 GB) goes to the GPU as
 # uint8; each batch is picked by an index permutation and scaled to $[-1, 1]$ there. Without
@@ -203,7 +204,7 @@ print(f"train {tuple(train.images.shape)}, test {tuple(test.images.shape)} "
 # The encoder is four $5\times5$ convolutions with stride 2 (128, 256, 512, 1024 channels, each with
 # BatchNorm and ReLU) and a linear layer; the decoder a linear layer to $8\times8\times1024$, three
 # $5\times5$ transposed convolutions with stride 2 (512, 256, 128 channels, BatchNorm, ReLU) and a
-# $5\times5$ convolution to 3 channels with a tanh (`vaelab.conv`, which cites the WAE code it
+# $5\times5$ convolution to 3 channels with a tanh (`vaelab.models.conv`, which cites the WAE code it
 # follows). Only the encoder's output width differs between the models: $2k$ numbers for the VAE's
 # $(\mu, \log\sigma^2)$ and HEBAE's $(\mu, \log\sigma)$, $k$ for the WAE's code.
 #
@@ -296,7 +297,7 @@ for name in models:
 #
 # FID {cite:p}`heusel2017fid` compares the Inception pool3 features (2048 numbers per image) of
 # generated and real images through the Frechet distance of two Gaussians,
-# $\|m_1 - m_2\|^2 + \operatorname{tr}\big(C_1 + C_2 - 2 (C_1 C_2)^{1/2}\big)$ (`vaelab.fid`, checked
+# $\|m_1 - m_2\|^2 + \operatorname{tr}\big(C_1 + C_2 - 2 (C_1 C_2)^{1/2}\big)$ (`vaelab.evaluation.fid`, checked
 # against pytorch-fid in the tests). Generated images are decoded prior samples $z\sim\mathcal N(0, I)$,
 # quantised to 8 bits like image files; the real ones are the first `fid_samples` test images.
 # The real features are computed once per `out_dir`; each run's FID is stored in its `results.json`
@@ -417,18 +418,18 @@ plt.show()
 # **Beside the paper.** The best FID of each model over the $\lambda$ grid. The paper gives a number only
 # for HEBAE (46, in the text of Sec. 4); its Fig. 1b plots all three models' FIDs against $\lambda$, but
 # the VAE's and the WAE's values are not stated, so their paper column reads "not reported". The
-# full-scale column shows a recorded run (`reference/celeba/`, made with `vaelab.sweep` and
-# `vaelab.records`) once one exists; "this execution" is the run of this notebook. The paper's number is
+# full-scale column shows a recorded run (`reference/celeba/`, made with `vaelab.lab.sweep` and
+# `vaelab.lab.records`) once one exists; "this execution" is the run of this notebook. The paper's number is
 # a reference, not a target we copy: it comes from the paper's (unpublished) FID script. Ours uses
 # pytorch-fid's Inception network (converted offline where it could not be downloaded; see
-# `vaelab.datasets.fid_weights`) on 10,000 samples at full scale, so differences of a few points can
+# `vaelab.evaluation.fid_weights`) on 10,000 samples at full scale, so differences of a few points can
 # come from the FID protocol alone (sample count, image quantisation, resizing).
 
 # %%
 import math
 
-from vaelab.compare import Metric, comparison_table, no_record_note, record_value
-from vaelab.records import load_records, record_command
+from vaelab.lab.compare import Metric, comparison_table, no_record_note, record_value
+from vaelab.lab.records import load_records, record_command
 
 celeba_records = load_records("celeba")   # one record per model (a sweep's points)
 recorded = celeba_records[0] if celeba_records else None

@@ -17,7 +17,7 @@
 # # Results at a glance
 #
 # Every headline number of the book in one table: the paper's value (where the paper prints one),
-# the recorded full-scale run (`reference/`, made by `vaelab.sweep` and `vaelab.records`, each
+# the recorded full-scale run (`reference/`, made by `vaelab.lab.sweep` and `vaelab.lab.records`, each
 # with its command, commit, machine and wall time) and the value of this build, the default scale
 # at which the book was executed (minutes per chapter on a CPU: far from the papers' settings, so
 # read it as a check that the code runs and the orderings point the right way, not as a
@@ -40,9 +40,9 @@ import numpy as np
 import pandas as pd
 from IPython.display import display
 
-from vaelab.compare import provenance
-from vaelab.prose import glue
-from vaelab.records import load_records
+from vaelab.lab.compare import provenance
+from vaelab.lab.prose import glue
+from vaelab.lab.records import load_records
 
 DASH = "—"
 

@@ -1,5 +1,5 @@
-"""Fetch, verify and cache the data set: `python -m data_scripts.celeba` (see `vaelab.datasets.celeba`)."""
-from vaelab.datasets.celeba import main
+"""Fetch, verify and cache the data set: `python -m data_scripts.celeba` (see `vaelab.data.celeba`)."""
+from vaelab.data.celeba import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -1,6 +1,6 @@
 """Prepare the FID Inception weights: `python -m data_scripts.fid_inception` (see
-`vaelab.datasets.fid_weights.prepare`)."""
-from vaelab.datasets.fid_weights import main
+`vaelab.evaluation.fid_weights.prepare`)."""
+from vaelab.evaluation.fid_weights import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -1,5 +1,5 @@
-"""Fetch, verify and cache the data set: `python -m data_scripts.mnist` (see `vaelab.datasets.mnist`)."""
-from vaelab.datasets.mnist import main
+"""Fetch, verify and cache the data set: `python -m data_scripts.mnist` (see `vaelab.data.mnist`)."""
+from vaelab.data.mnist import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

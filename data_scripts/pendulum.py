@@ -1,5 +1,5 @@
-"""Fetch, verify and cache the data set: `python -m data_scripts.pendulum` (see `vaelab.datasets.pendulum`)."""
-from vaelab.datasets.pendulum import main
+"""Fetch, verify and cache the data set: `python -m data_scripts.pendulum` (see `vaelab.data.pendulum`)."""
+from vaelab.data.pendulum import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

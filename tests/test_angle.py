@@ -1,11 +1,11 @@
-"""The pendulum angle scores (vaelab.angle, Klushyn et al. Sec. 4.1, App. B.3): value checks of both."""
+"""The pendulum angle scores (vaelab.evaluation.angle, Klushyn et al. Sec. 4.1, App. B.3): value checks of both."""
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from vaelab.angle import (angle_regression, arcsin_regression, circular_abs_error, latent_polar_angle,
+from vaelab.evaluation.angle import (angle_regression, arcsin_regression, circular_abs_error, latent_polar_angle,
                           max_angle_jump, read_pendulum_angles, unwrap_at_largest_gap, wrap_angle)
 
 RNG = np.random.default_rng(0)
@@ -131,7 +131,7 @@ def test_bad_inputs():
 
 
 def test_read_angles_from_rendered_images_and_max_jump():
-    from vaelab.datasets.pendulum import render
+    from vaelab.data.pendulum import render
 
     angles = np.array([0.0, 1.0, 2.5, 4.0, 6.0])
     imgs = torch.as_tensor(render(angles, size=16)).float() / 255

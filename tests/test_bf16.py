@@ -8,9 +8,9 @@ import statistics
 import pytest
 import torch
 
-from vaelab.hebae import mlp_hebae
-from vaelab.train import evaluate, fit
-from vaelab.vamp import std_vae, vamp_vae
+from vaelab.models.hebae import mlp_hebae
+from vaelab.training.train import evaluate, fit
+from vaelab.models.vamp import std_vae, vamp_vae
 from toys import smooth_images
 
 BUILDERS = {

@@ -114,7 +114,7 @@ def test_parameters_cell_then_smoke_switch(name):
     after = cells[i + 1].source
     assert "VAELAB_SMOKE" in after or "is_smoke(" in after, (
         f"book/{name}.ipynb: the code cell after `parameters` must shrink the run when VAELAB_SMOKE=1 "
-        "(vaelab.config.is_smoke())")
+        "(vaelab.core.config.is_smoke())")
 
 
 # ---------------------------------------------------------------- toc and config

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vaelab.datasets import celeba
-from vaelab.datasets.common import DataMissingError, DataVerificationError
+from vaelab.data import celeba
+from vaelab.data.common import DataMissingError, DataVerificationError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -52,7 +52,7 @@ def test_fake_folder_is_reproducible_and_checked(tmp_path):
 
 
 def test_missing_celeba_names_the_command(tmp_path):
-    with pytest.raises(DataMissingError, match=r"python -m vaelab\.datasets\.celeba --root"):
+    with pytest.raises(DataMissingError, match=r"python -m vaelab\.data\.celeba --root"):
         celeba.prepare(tmp_path, verbose=False)
 
 
@@ -74,6 +74,6 @@ def test_chapter_at_full_scale_without_celeba_stops_at_once(tmp_path):
         os.environ.clear()
         os.environ.update(old)
     message = str(info.value)
-    assert "DataMissingError" in message and "python -m vaelab.datasets.celeba --root" in message
+    assert "DataMissingError" in message and "python -m vaelab.data.celeba --root" in message
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("checkpoint.pt"))
     assert time.perf_counter() - start < 120  # no training before the data check

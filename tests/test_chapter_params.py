@@ -16,9 +16,9 @@ import pytest
 
 import vaelab
 import vaelab.data
-import vaelab.train
-from vaelab.datasets import celeba
-from vaelab.checks import ParameterError
+import vaelab.training.train
+from vaelab.data import celeba
+from vaelab.lab.checks import ParameterError
 
 REPO = Path(__file__).resolve().parents[1]
 BOOK = REPO / "book"
@@ -57,7 +57,7 @@ def no_work(monkeypatch, tmp_path):
         return fail
 
     for module, attr in ((vaelab, "load_dataset"), (vaelab.data, "load_dataset"), (vaelab, "fit"),
-                         (vaelab.train, "fit"), (celeba, "prepare"), (celeba, "load"), (celeba, "make_fake_celeba")):
+                         (vaelab.training.train, "fit"), (celeba, "prepare"), (celeba, "load"), (celeba, "make_fake_celeba")):
         monkeypatch.setattr(module, attr, forbidden(f"{module.__name__}.{attr}"))
     monkeypatch.chdir(tmp_path)
     return tmp_path

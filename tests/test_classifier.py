@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-from vaelab.classifier import (FEATURE_DIM, accuracy, features, frechet_distance_features, load_classifier,
+from vaelab.evaluation.classifier import (FEATURE_DIM, accuracy, features, frechet_distance_features, load_classifier,
                                mnist_classifier, save_classifier, train_classifier)
-from vaelab.data import ImageData
-from vaelab.fid import activation_statistics, frechet_distance
+from vaelab.data.images import ImageData
+from vaelab.evaluation.fid import activation_statistics, frechet_distance
 
 
 def two_patterns(n, seed=0):
@@ -54,7 +54,7 @@ def test_features_and_frechet_distance(trained):
     # the other class only: a different distribution of features
     ones = x[test.targets == 1]
     assert frechet_distance_features(f, features(model, ones)) > frechet_distance_features(f, shifted)
-    # it is the FID formula on the features' means and covariances (vaelab.fid)
+    # it is the FID formula on the features' means and covariances (vaelab.evaluation.fid)
     g = np.random.default_rng(0)
     a, b = g.normal(size=(300, 6)), g.normal(size=(200, 6)) * 1.5 + 0.2
     assert frechet_distance_features(a, b) == pytest.approx(

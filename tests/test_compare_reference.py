@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vaelab.compare import (Metric, comparison_table, no_record_note, paired_difference, provenance,
+from vaelab.lab.compare import (Metric, comparison_table, no_record_note, paired_difference, provenance,
                             provenance_of_many, record_value, verdict)
-from vaelab.records import chapter_name, load_records
+from vaelab.lab.records import chapter_name, load_records
 
 REPO = Path(__file__).resolve().parents[1]
 RECORD = {"results": {"test_elbo": -98.2, "nested": {"x": 3}}, "wall_s": 2460.0, "started": "2026-12-02T05:00:00",
@@ -52,7 +52,7 @@ def test_comparison_table_shows_the_records_numbers():
     assert "full scale (no record yet)" in empty.columns
     # without its record a full-scale value is neither shown nor judged: the build is
     assert empty["difference"].tolist() == ["-6.80 (this build)", "—"]
-    assert "python -m vaelab.sweep" in no_record_note("python -m vaelab.sweep x")
+    assert "python -m vaelab.lab.sweep" in no_record_note("python -m vaelab.lab.sweep x")
 
 
 def _records():

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from vaelab import config
-from vaelab.compat import import_torchvision
+from vaelab.core import config
+from vaelab.core.compat import import_torchvision
 
 
 def test_data_root_argument_env_and_default(tmp_path, monkeypatch):

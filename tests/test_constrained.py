@@ -1,4 +1,4 @@
-"""GECO, REWO and App. B.1's REWO (vaelab.constrained): the update equations in Algorithm 1's order, the signs,
+"""GECO, REWO and App. B.1's REWO (vaelab.objectives.constrained): the update equations in Algorithm 1's order, the signs,
 the initial phase, the beta floor, resume, bad input.
 
 ``drive`` calls a schedule exactly as ``vaelab.fit`` does (observe, read the weight, step, update); the
@@ -11,10 +11,10 @@ import pytest
 import torch
 
 import vaelab
-from vaelab.constrained import (FLOAT32_TINY, GECO, REWO, REWOB1, f_beta, geco_delta_beta,
+from vaelab.objectives.constrained import (FLOAT32_TINY, GECO, REWO, REWOB1, f_beta, geco_delta_beta,
                                 heaviside, mse_from_gaussian_rec, rewo_b1_delta_beta, rewo_delta_beta)
-from vaelab.schedules import Schedule
-from vaelab.train import fit
+from vaelab.objectives.schedules import Schedule
+from vaelab.training.train import fit
 from toys import smooth_images
 
 

@@ -1,4 +1,4 @@
-"""The CelebA conv networks (vaelab.conv), their FLOP count, and fit's speed switches on CPU.
+"""The CelebA conv networks (vaelab.models.conv), their FLOP count, and fit's speed switches on CPU.
 
 Tolerances: bf16 autocast rounds every convolution/matmul input to 8 mantissa bits (relative
 error 2^-9 per operand); through 9 layers the outputs of an untrained network differ from float32
@@ -14,13 +14,13 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from vaelab.conv import (ConvDecoder, ConvEncoder, conv_hebae, conv_model, conv_vae, conv_wae,
+from vaelab.models.conv import (ConvDecoder, ConvEncoder, conv_hebae, conv_model, conv_vae, conv_wae,
                          forward_flops_per_image, measured_flops_per_image, train_flops_per_image)
-from vaelab.data import ImageData
-from vaelab.hebae import HEBAE
-from vaelab.speed import flop_bound_epoch_s, gpu_peak_bf16
-from vaelab.train import check_precision, fit, load_checkpoint
-from vaelab.wae import WAE
+from vaelab.data.images import ImageData
+from vaelab.models.hebae import HEBAE
+from vaelab.lab.speed import flop_bound_epoch_s, gpu_peak_bf16
+from vaelab.training.train import check_precision, fit, load_checkpoint
+from vaelab.models.wae import WAE
 
 TINY = dict(width=1 / 32)  # channels 4..32: the same layers, a thousandth of the work
 
@@ -137,7 +137,7 @@ def test_bf16_forward_is_close_to_fp32():
 
 def test_hebae_batch_covariance_stays_float32_under_autocast():
     # a bf16 covariance of 100 x 64 codes is not positive definite: batch_moments turns autocast off
-    from vaelab.hebae import batch_moments
+    from vaelab.models.hebae import batch_moments
 
     torch.manual_seed(0)
     mu = torch.randn(100, 64) @ (0.3 * torch.randn(64, 64) + torch.eye(64))

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from vaelab import data as vdata
-from vaelab.data import ImageData, batch_indices, load_dataset
+from vaelab.data import images as vdata
+from vaelab.data.images import ImageData, batch_indices, load_dataset
 
 
 def grey(n=2000, seed=0):
@@ -60,7 +60,7 @@ def test_batch_indices_cover_each_index_once():
 
 @pytest.fixture
 def fake_source(monkeypatch):
-    """A data source module in the vaelab.datasets interface, registered as 'fake'."""
+    """A data source module in the vaelab.data interface, registered as 'fake'."""
     mod = types.ModuleType("fake_source")
     train_x = np.arange(500, dtype=np.uint8).reshape(500, 1, 1, 1).repeat(4, axis=2)
     train_y = np.arange(500) % 10

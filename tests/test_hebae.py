@@ -7,11 +7,11 @@ import pytest
 import torch
 from torch.distributions import MultivariateNormal, kl_divergence
 
-from vaelab.data import ImageData
-from vaelab.hebae import HEBAE, JITTER, batch_moments, hebae_elbo_std_prior, mlp_hebae
-from vaelab.posteriors import marginals
-from vaelab.schedules import Constant
-from vaelab.train import fit
+from vaelab.data.images import ImageData
+from vaelab.models.hebae import HEBAE, JITTER, batch_moments, hebae_elbo_std_prior, mlp_hebae
+from vaelab.core.posteriors import marginals
+from vaelab.objectives.schedules import Constant
+from vaelab.training.train import fit
 
 SHAPE = (1, 4, 4)
 
@@ -213,9 +213,9 @@ def test_fit_lowers_the_loss(form):
 
 def test_diagnostics_use_hebae_marginals_not_log_sigma():
     """posterior_stats must read HEBAE's (mu, log sigma) through its posterior, not as (mu, logvar)."""
-    from vaelab.data import ImageData
-    from vaelab.diagnostics import posterior_stats
-    from vaelab.hebae import mlp_hebae
+    from vaelab.data.images import ImageData
+    from vaelab.evaluation.diagnostics import posterior_stats
+    from vaelab.models.hebae import mlp_hebae
 
     torch.manual_seed(0)
     model = mlp_hebae(latent_dim=3, data_shape=(1, 4, 4), enc_hidden=(8,), dec_hidden=(8,))
@@ -232,7 +232,7 @@ def test_diagnostics_use_hebae_marginals_not_log_sigma():
 def test_posterior_samples_carry_the_full_posterior_covariance():
     """diagnostics.posterior_samples draws HEBAE's z from N(mu, S) with the full S = L L^T (Fig. 2's
     correlations), not from the diagonal marginals: the sample covariance per image matches S."""
-    from vaelab.diagnostics import posterior_samples
+    from vaelab.evaluation.diagnostics import posterior_samples
 
     model = tiny(k=3).float()
     data = ImageData((torch.rand(40, *SHAPE, generator=torch.Generator().manual_seed(3)) * 255).to(torch.uint8))

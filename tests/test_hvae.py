@@ -1,4 +1,4 @@
-"""The two-level VAE (vaelab.hvae): terms against torch.distributions, Monte Carlo KLs, importance
+"""The two-level VAE (vaelab.models.hvae): terms against torch.distributions, Monte Carlo KLs, importance
 weights, training and warm-up."""
 import math
 
@@ -7,15 +7,15 @@ import torch
 from torch.distributions import Bernoulli, Categorical, Independent, MixtureSameFamily, Normal
 
 import vaelab
-from vaelab.data import ImageData
-from vaelab.diagnostics import active_units, posterior_stats
-from vaelab.densities import kl_normal_diag, kl_std_normal
-from vaelab.hvae import HVAE, hvae
-from vaelab.likelihood import log_importance_weights
-from vaelab.posteriors import TwoLevel
-from vaelab.priors import StandardNormal
-from vaelab.schedules import LinearWarmup
-from vaelab.vamp import VampPrior
+from vaelab.data.images import ImageData
+from vaelab.evaluation.diagnostics import active_units, posterior_stats
+from vaelab.core.densities import kl_normal_diag, kl_std_normal
+from vaelab.models.hvae import HVAE, hvae
+from vaelab.evaluation.likelihood import log_importance_weights
+from vaelab.core.posteriors import TwoLevel
+from vaelab.models.priors import StandardNormal
+from vaelab.objectives.schedules import LinearWarmup
+from vaelab.models.vamp import VampPrior
 
 SHAPE = (1, 6, 6)
 
@@ -145,7 +145,7 @@ def test_encode_layers_and_generic_tools():
 def _former_hvae_log_weights(model, x, n_samples, chunk, generator):
     """The HVAE's own importance-sampling loop before the joint posterior (the reference): z2 then z1 noise
     per chunk from ``generator``, log q from z by log_normal_diag."""
-    from vaelab.densities import log_normal_diag
+    from vaelab.core.densities import log_normal_diag
     b = x.shape[0]
     flat = x.flatten(1)
     mu2, logvar2 = model.encode_z2(x)
@@ -168,7 +168,7 @@ def _former_hvae_log_weights(model, x, n_samples, chunk, generator):
 
 @pytest.mark.parametrize("prior", ["vamp", "standard"])
 def test_generic_importance_weights_equal_the_former_hvae_loop(prior):
-    """Same generator, same log weights: the one loop of vaelab.likelihood over the joint posterior gives
+    """Same generator, same log weights: the one loop of vaelab.evaluation.likelihood over the joint posterior gives
     the numbers of the HVAE's former loop (up to float rounding: log q is now read off the noise)."""
     model = toy_hvae(prior).eval()
     x = toy_images(5, seed=4)
@@ -230,8 +230,8 @@ def test_fit_with_warmup_lowers_the_loss(prior):
 
 
 def test_importance_log_likelihood_dispatches_to_the_hvae():
-    from vaelab.hvae import hvae
-    from vaelab.likelihood import importance_log_likelihood
+    from vaelab.models.hvae import hvae
+    from vaelab.evaluation.likelihood import importance_log_likelihood
 
     torch.manual_seed(0)
     model = hvae(latent_dim=3, hidden=8, prior="vamp", n_pseudo=4, data_shape=(1, 4, 4))

@@ -1,4 +1,4 @@
-"""vaelab.interpolation on a model whose decoder draws the pendulum at the polar angle of its code:
+"""vaelab.evaluation.interpolation on a model whose decoder draws the pendulum at the polar angle of its code:
 the graph path through prior samples on the circle turns evenly, the straight line through the
 centre jumps."""
 import math
@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from vaelab.angle import _templates, circular_abs_error
-from vaelab.interpolation import far_pairs, interpolation_scores
+from vaelab.evaluation.angle import _templates, circular_abs_error
+from vaelab.evaluation.interpolation import far_pairs, interpolation_scores
 
 
 class CircleModel(torch.nn.Module):
     """Codes on the unit circle at the image's angle; the prior is that circle; the decoder draws
-    the pendulum at atan2(z2, z1) (the renderer behind vaelab.angle's templates)."""
+    the pendulum at atan2(z2, z1) (the renderer behind vaelab.evaluation.angle's templates)."""
 
     def __init__(self, angles_of_images, size=16):
         super().__init__()

@@ -6,14 +6,14 @@ import torch
 from torch import nn
 from torch.distributions import Independent, MultivariateNormal, Normal
 
-from vaelab.data import ImageData
-from vaelab.densities import log_normal_diag
-from vaelab.hebae import hebae_elbo_std_prior, mlp_hebae
-from vaelab.likelihood import importance_log_likelihood, log_importance_weights
-from vaelab.priors import StandardNormal
-from vaelab.train import fit
-from vaelab.vae import mlp_vae
-from vaelab.wae import mlp_wae
+from vaelab.data.images import ImageData
+from vaelab.core.densities import log_normal_diag
+from vaelab.models.hebae import hebae_elbo_std_prior, mlp_hebae
+from vaelab.evaluation.likelihood import importance_log_likelihood, log_importance_weights
+from vaelab.models.priors import StandardNormal
+from vaelab.training.train import fit
+from vaelab.models.vae import mlp_vae
+from vaelab.models.wae import mlp_wae
 
 
 class LinearGaussian(nn.Module):
@@ -226,7 +226,7 @@ def test_vae_proposal_and_bad_inputs():
 def test_with_proposal_estimates_the_same_log_marginal_for_any_proposal():
     """WithProposal changes q only: with proposals of several widths the IS estimates agree with the exact
     log p(x) of the linear-Gaussian model (within 4 s.e.), and the generative parts are the model's."""
-    from vaelab.likelihood import WithProposal
+    from vaelab.evaluation.likelihood import WithProposal
 
     model = LinearGaussian()
     x = torch.randn(3, 5, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
@@ -247,8 +247,8 @@ def test_with_proposal_estimates_the_same_log_marginal_for_any_proposal():
 
 
 def test_hebae_population_proposal_has_covariance_tau2_sigma_pop():
-    from vaelab.hebae import population_proposal
-    from vaelab.likelihood import WithProposal
+    from vaelab.models.hebae import population_proposal
+    from vaelab.evaluation.likelihood import WithProposal
 
     data = ImageData.from_float(toy_images(64, seed=2))
     torch.manual_seed(0)

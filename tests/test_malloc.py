@@ -1,11 +1,11 @@
-"""vaelab.malloc: the glibc thresholds are raised once per process, and not against the environment's choice."""
+"""vaelab.core.malloc: the glibc thresholds are raised once per process, and not against the environment's choice."""
 import platform
 import subprocess
 import sys
 
 import pytest
 
-CODE = "import vaelab.malloc as m; print(m.keep_freed_memory(), m.keep_freed_memory())"
+CODE = "import vaelab.core.malloc as m; print(m.keep_freed_memory(), m.keep_freed_memory())"
 
 
 def run(env_extra):

@@ -4,12 +4,12 @@ import math
 import pytest
 import torch
 
-from vaelab.data import ImageData
-from vaelab.densities import log_bernoulli, log_normal_diag
-from vaelab.mmd import IMQ_SCALES, imq_kernel, mmd_imq
-from vaelab.schedules import Constant
-from vaelab.train import fit
-from vaelab.wae import WAE, mlp_wae
+from vaelab.data.images import ImageData
+from vaelab.core.densities import log_bernoulli, log_normal_diag
+from vaelab.objectives.mmd import IMQ_SCALES, imq_kernel, mmd_imq
+from vaelab.objectives.schedules import Constant
+from vaelab.training.train import fit
+from vaelab.models.wae import WAE, mlp_wae
 
 
 def brute_mmd(x, y, scales=IMQ_SCALES):

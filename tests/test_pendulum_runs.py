@@ -5,9 +5,9 @@ import pytest
 import torch
 
 import vaelab
-from vaelab.constrained import GECO, REWO, REWOB1
-from vaelab.pendulum_runs import METHODS, PendulumSettings, _schedule, run_name, train_pendulum_run
-from vaelab.schedules import Constant, LinearWarmup
+from vaelab.objectives.constrained import GECO, REWO, REWOB1
+from vaelab.experiments.pendulum_runs import METHODS, PendulumSettings, _schedule, run_name, train_pendulum_run
+from vaelab.objectives.schedules import Constant, LinearWarmup
 
 TINY = PendulumSettings(iterations=40, batch_size=32, lr=1e-3, width=16, depth=1, zeta_samples=2,
                         snapshot_iterations=(10, 40), trace_every=5)
@@ -52,5 +52,5 @@ def test_a_run_reports_both_scores_and_resumes(tmp_path, pend, capsys):
 def test_app_b4_control_uses_the_elbo_in_the_prior(tmp_path, pend):
     train, test = pend
     train_pendulum_run("rewo_elbo", 1, train, test, tmp_path, TINY, progress=False)
-    ckpt = vaelab.train.load_checkpoint(tmp_path / run_name("rewo_elbo", 1, 1.0) / "checkpoint.pt")
+    ckpt = vaelab.training.train.load_checkpoint(tmp_path / run_name("rewo_elbo", 1, 1.0) / "checkpoint.pt")
     assert ckpt["identity"]["model.prior.n_samples"] == 1

@@ -1,4 +1,4 @@
-"""vaelab.plots: the book's figure style, panel grids, integer ticks, image grids."""
+"""vaelab.lab.plots: the book's figure style, panel grids, integer ticks, image grids."""
 from __future__ import annotations
 
 import io
@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from vaelab import plots  # noqa: E402
+from vaelab.lab import plots  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

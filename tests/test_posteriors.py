@@ -4,14 +4,14 @@ import pytest
 import torch
 from torch.distributions import Independent, MultivariateNormal, Normal, kl_divergence
 
-from vaelab.data import ImageData
-from vaelab.densities import kl_normal_diag, kl_normal_full, kl_std_normal, log_normal_diag
-from vaelab.hebae import mlp_hebae
-from vaelab.hvae import hvae
-from vaelab.posteriors import (DiagonalNormal, PointMass, TwoLevel, draw, marginals, normal,
+from vaelab.data.images import ImageData
+from vaelab.core.densities import kl_normal_diag, kl_normal_full, kl_std_normal, log_normal_diag
+from vaelab.models.hebae import mlp_hebae
+from vaelab.models.hvae import hvae
+from vaelab.core.posteriors import (DiagonalNormal, PointMass, TwoLevel, draw, marginals, normal,
                                standard_normal_like)
-from vaelab.vae import mlp_vae
-from vaelab.wae import mlp_wae
+from vaelab.models.vae import mlp_vae
+from vaelab.models.wae import mlp_wae
 
 SHAPE = (1, 4, 4)
 

@@ -1,7 +1,7 @@
-"""vaelab.prose.glue: a run's number, formatted once, stored for the chapter's prose (myst-nb)."""
+"""vaelab.lab.prose.glue: a run's number, formatted once, stored for the chapter's prose (myst-nb)."""
 import pytest
 
-from vaelab.prose import glue
+from vaelab.lab.prose import glue
 
 
 def test_glue_formats_and_stores_under_myst_nbs_key(monkeypatch):

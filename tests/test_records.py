@@ -1,4 +1,4 @@
-"""python -m vaelab.records: a finished sweep of the toy chapter, run in a throwaway git repository,
+"""python -m vaelab.lab.records: a finished sweep of the toy chapter, run in a throwaway git repository,
 becomes reference/<chapter>/<point>.json with every field; dirty trees and unfinished points are refused."""
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from vaelab import records, sweep
-from vaelab.records import RecordError, load_records, make_records, record_command
+from vaelab.lab import records, sweep
+from vaelab.lab.records import RecordError, load_records, make_records, record_command
 
 TOY = Path(__file__).resolve().parent / "sweep_toy" / "toy_chapter.ipynb"
 
@@ -59,7 +59,7 @@ def test_records_of_a_clean_sweep_have_every_field(repo, local_ray, monkeypatch,
     assert rec["chapter"] == "book/toy_chapter.ipynb" and rec["point"] == "seed=1" and rec["values"] == {"seed": 1}
     assert rec["parameters"] == {"seed": 1, "steps": 2}  # out_dir, machine-specific, is left out
     assert rec["papermill"].startswith("papermill book/toy_chapter.ipynb ") and "-p seed 1 -p steps 2" in rec["papermill"]
-    assert rec["sweep_command"].startswith("python -m vaelab.sweep book/toy_chapter.ipynb --grid seed=0,1")
+    assert rec["sweep_command"].startswith("python -m vaelab.lab.sweep book/toy_chapter.ipynb --grid seed=0,1")
     assert rec["git"]["commit"] == head and rec["git"]["dirty"] == [] and rec["git"]["in_history"]
     git(repo, "merge-base", "--is-ancestor", rec["git"]["commit"], "HEAD")  # raises unless in history
     assert rec["versions"]["python"] == platform.python_version()
@@ -106,8 +106,8 @@ def test_a_point_recorded_under_another_name_is_refused(repo, monkeypatch, tmp_p
 
 def test_record_command_is_the_sweep_then_the_records():
     cmd = record_command("book/00_vae_in_a_few_lines.ipynb", {"seed": range(3), "lr": [1e-3, 3e-4]}, {"epochs": 100})
-    assert cmd == ("python -m vaelab.sweep book/00_vae_in_a_few_lines.ipynb --grid seed=0:3 lr=0.001,0.0003 "
-                   "-p epochs 100 --out runs/full/00_vae_in_a_few_lines && python -m vaelab.records "
+    assert cmd == ("python -m vaelab.lab.sweep book/00_vae_in_a_few_lines.ipynb --grid seed=0:3 lr=0.001,0.0003 "
+                   "-p epochs 100 --out runs/full/00_vae_in_a_few_lines && python -m vaelab.lab.records "
                    "runs/full/00_vae_in_a_few_lines")
     cmd = record_command("04_geco_rewo", {"method": ["geco", "rewo"]}, gather=True, gpus_per_point=0.25)
     assert "book/04_geco_rewo.ipynb --grid method=geco,rewo --out runs/full/04_geco_rewo --gather" in cmd

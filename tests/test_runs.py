@@ -1,4 +1,4 @@
-"""Runs you can trust: identity, checksum, one writer, writability, data range, messages (vaelab.runs, fit).
+"""Runs you can trust: identity, checksum, one writer, writability, data range, messages (vaelab.training.runs, fit).
 
 Each test reproduces a failure seen on the earlier training loop and checks that it now gets a
 clear error, or the right behaviour, with nothing lost.
@@ -14,13 +14,13 @@ import torch
 
 import vaelab
 from toys import smooth_images
-from vaelab.constrained import GECO, REWO
-from vaelab.data import ImageData
-from vaelab.hebae import mlp_hebae
-from vaelab.runs import (CheckpointError, IdentityError, RunLock, RunLockedError, atomic_write, identity_diff,
+from vaelab.objectives.constrained import GECO, REWO
+from vaelab.data.images import ImageData
+from vaelab.models.hebae import mlp_hebae
+from vaelab.training.runs import (CheckpointError, IdentityError, RunLock, RunLockedError, atomic_write, identity_diff,
                          load_checkpoint, model_settings, save_checkpoint)
-from vaelab.schedules import Constant
-from vaelab.train import NonFiniteLossError, fit
+from vaelab.objectives.schedules import Constant
+from vaelab.training.train import NonFiniteLossError, fit
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -52,7 +52,7 @@ def train_once(out, model=None, data=None, **kw):
     (dict(schedule=GECO(0.1, 1.0)), dict(schedule=REWO(0.1, 1.0)), "schedule"),
     (dict(), dict(model=toy_model(k=4)), "model.latent_dim"),
     (dict(), dict(precision="bf16"), "precision"),
-    (dict(), dict(lr_factor=vaelab.train.exponential_lr(0.5), epochs=2), "lr_factor"),
+    (dict(), dict(lr_factor=vaelab.training.train.exponential_lr(0.5), epochs=2), "lr_factor"),
     (dict(), dict(data=smooth_images(300, binarize="dynamic")), "train_data.binarize"),
 ])
 def test_resume_with_other_settings_names_each_difference(tmp_path, first, second, differs):
@@ -310,7 +310,7 @@ def test_progress_off_by_environment(monkeypatch, capsys):
 # ---- the named parts of fit, each alone ---------------------------------------------------------------
 
 def test_step_log_checks_every_record_and_averages_the_epoch():
-    from vaelab.train import History, StepLog
+    from vaelab.training.train import History, StepLog
     hist = History()
     log = StepLog(hist, sync_every=2, where=lambda: "nowhere")
     log.start_epoch()
@@ -325,7 +325,7 @@ def test_step_log_checks_every_record_and_averages_the_epoch():
 
 
 def test_early_stopping_counts_from_the_best_epoch_after_the_warm_up():
-    from vaelab.train import EarlyStopping
+    from vaelab.training.train import EarlyStopping
     model = torch.nn.Linear(1, 1)
     stop = EarlyStopping(patience=2, patience_after=2)
     seen = []
@@ -341,7 +341,7 @@ def test_early_stopping_counts_from_the_best_epoch_after_the_warm_up():
 
 
 def test_run_settings_check_every_field():
-    from vaelab.train import RunSettings
+    from vaelab.training.train import RunSettings
     assert RunSettings(epochs=3, batch_size=8).to_dict()["lr_factor"] is None
     for kw, match in [({"epochs": 2.0}, "epochs must be a positive integer"),
                       ({"seed": "1"}, "seed must be an integer"),
@@ -354,7 +354,7 @@ def test_run_settings_check_every_field():
 
 
 def test_prepare_model_moves_and_wraps():
-    from vaelab.train import RunSettings, prepare_model
+    from vaelab.training.train import RunSettings, prepare_model
     model = toy_model()
     forward, amp = prepare_model(model, torch.device("cpu"), RunSettings(epochs=1, batch_size=8, precision="bf16"))
     assert forward is model
@@ -363,7 +363,7 @@ def test_prepare_model_moves_and_wraps():
 
 
 def test_run_directory_round_trips_the_random_state(tmp_path):
-    from vaelab.train import RunDirectory, RunSettings
+    from vaelab.training.train import RunDirectory, RunSettings
     data = smooth_images(50, binarize="dynamic")
     gen = torch.Generator().manual_seed(5)
     state = RunDirectory.rng_state(gen, data)
@@ -382,7 +382,7 @@ def test_run_directory_round_trips_the_random_state(tmp_path):
 def test_json_records_keep_traces_and_code_matrices_on_one_line(tmp_path):
     obj = {"b": {"trace": [0.5, 1e-20, None], "codes": [[0.1, -2.0], [3.0, 4.5]]},
            "a": [{"x": 1}, []], "empty": {}, "flag": True, "ints": {10: "ten", 2: "two"}}
-    path = vaelab.runs.atomic_write_json(tmp_path / "r.json", obj)
+    path = vaelab.training.runs.atomic_write_json(tmp_path / "r.json", obj)
     text = path.read_text()
     assert json.loads(text) == json.loads(json.dumps(obj, sort_keys=True))
     lines = text.splitlines()

@@ -1,4 +1,4 @@
-"""vaelab.seed_effects (chapter 04b): the seed x method decomposition checked against least squares with
+"""vaelab.evaluation.seed_effects (chapter 04b): the seed x method decomposition checked against least squares with
 dummy variables, its F test's size by simulation, Friedman's test and the paired gap by hand."""
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from vaelab.seed_effects import friedman, paired_gap, seed_method_anova
+from vaelab.evaluation.seed_effects import friedman, paired_gap, seed_method_anova
 
 
 def _rss(y: np.ndarray, seeds: bool, methods: bool) -> float:

@@ -1,4 +1,4 @@
-"""python -m vaelab.sweep on a toy chapter (tests/sweep_toy/toy_chapter.ipynb): grid parsing, bad input
+"""python -m vaelab.lab.sweep on a toy chapter (tests/sweep_toy/toy_chapter.ipynb): grid parsing, bad input
 refused before any job starts, a smoke sweep on a local Ray, a failing point, kill and resume."""
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from vaelab import sweep
-from vaelab.sweep import SweepError, expand_grid, parse_grid_item, parse_value, point_name
+from vaelab.lab import sweep
+from vaelab.lab.sweep import SweepError, expand_grid, parse_grid_item, parse_value, point_name
 
 REPO = Path(__file__).resolve().parents[1]
 TOY = REPO / "tests" / "sweep_toy" / "toy_chapter.ipynb"
@@ -204,7 +204,7 @@ def test_killed_sweep_resumes_to_the_uninterrupted_results(tmp_path, capsys, loc
     grid = ["--grid", "seed=0:3", "-p", "steps", "6", "-p", "sleep", "0.4"]
     out = tmp_path / "killed"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.Popen([sys.executable, "-m", "vaelab.sweep", str(TOY), *grid, "--out", str(out), "--num-cpus", "1",
+    proc = subprocess.Popen([sys.executable, "-m", "vaelab.lab.sweep", str(TOY), *grid, "--out", str(out), "--num-cpus", "1",
                              "--progress-every", "1"], env=env, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seen = []

@@ -7,8 +7,8 @@ from torch import nn
 
 import vaelab
 from toys import smooth_images
-from vaelab.schedules import Constant, LinearWarmup, Schedule
-from vaelab.train import CheckpointError, NonFiniteLossError, exponential_lr, fit, load_checkpoint, step_lr
+from vaelab.objectives.schedules import Constant, LinearWarmup, Schedule
+from vaelab.training.train import CheckpointError, NonFiniteLossError, exponential_lr, fit, load_checkpoint, step_lr
 
 
 def toy_data(n=300, binarize="none", seed=0):
@@ -144,7 +144,7 @@ class FreezePrior(Schedule):
 
 
 def test_schedule_can_freeze_the_prior():
-    from vaelab.vamp import MixtureOfGaussians
+    from vaelab.models.vamp import MixtureOfGaussians
     torch.manual_seed(0)
     model = vaelab.mlp_vae(latent_dim=3, data_shape=(1, 6, 6), enc_hidden=(16,), dec_hidden=(16,),
                            prior=MixtureOfGaussians(3, 4))
@@ -191,7 +191,7 @@ def test_early_stopping_keeps_the_best_epoch_and_resumes(tmp_path):
     def make():
         model = FixedValidLoss(toy_model(), curve)
         valid = toy_data(64, seed=3)
-        original = vaelab.train.evaluate
+        original = vaelab.training.train.evaluate
 
         def counting_evaluate(m, data, batch_size=1000):
             res = original(m, data, batch_size)
@@ -201,7 +201,7 @@ def test_early_stopping_keeps_the_best_epoch_and_resumes(tmp_path):
 
     model, valid, counting = make()
     import unittest.mock as mock
-    with mock.patch.object(vaelab.train, "evaluate", counting):
+    with mock.patch.object(vaelab.training.train, "evaluate", counting):
         hist = fit(model, toy_data(), epochs=10, batch_size=64, valid=valid, patience=3, patience_after=1,
                    out_dir=tmp_path, progress=False)
     assert hist.epochs["epoch"][-1] == 8 and hist.epochs["best_epoch"][-1] == 5
@@ -211,7 +211,7 @@ def test_early_stopping_keeps_the_best_epoch_and_resumes(tmp_path):
         assert torch.equal(v, ckpt["stopping"]["state"][k])
     # calling fit again does not train on after the stop
     model2, _, counting2 = make()
-    with mock.patch.object(vaelab.train, "evaluate", counting2):
+    with mock.patch.object(vaelab.training.train, "evaluate", counting2):
         hist2 = fit(model2, toy_data(), epochs=10, batch_size=64, valid=valid, patience=3, patience_after=1,
                     out_dir=tmp_path, progress=False)
     assert hist2.epochs["epoch"][-1] == 8
@@ -250,7 +250,7 @@ def test_constant_and_warmup_schedules():
     ({"batch_size": 0}, "batch_size must be a positive integer"),
     ({"batch_size": 10_000}, "batch_size=10000 is larger than the training set"),
     ({"lr": -1.0}, "lr must be a positive number"),
-    ({"schedule": 0.5}, "schedule must be a vaelab.schedules.Schedule"),
+    ({"schedule": 0.5}, "schedule must be a vaelab.objectives.schedules.Schedule"),
     ({"checkpoint_every": 0}, "checkpoint_every must be a positive integer"),
 ])
 def test_fit_bad_arguments(kwargs, match):
@@ -280,4 +280,4 @@ def test_unknown_likelihood_and_bad_sizes():
     with pytest.raises(ValueError, match="likelihood='poisson' is unknown"):
         vaelab.mlp_vae(2, likelihood="poisson")
     with pytest.raises(ValueError, match="sizes must be at least two positive integers"):
-        vaelab.nets.mlp([784, 0, 10])
+        vaelab.core.nets.mlp([784, 0, 10])

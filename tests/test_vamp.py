@@ -1,4 +1,4 @@
-"""Mixture priors (vaelab.vamp): densities against brute force, samples against closed-form moments,
+"""Mixture priors (vaelab.models.vamp): densities against brute force, samples against closed-form moments,
 pseudo-inputs, the prior-encoder binding, training."""
 import copy
 import math
@@ -8,10 +8,10 @@ import torch
 from torch.distributions import Categorical, Independent, MixtureSameFamily, Normal
 
 import vaelab
-from vaelab.data import ImageData
-from vaelab.likelihood import importance_log_likelihood
-from vaelab.schedules import Constant
-from vaelab.vamp import (MixtureOfGaussians, VampPrior, log_mixture_diag, log_normal_diag_pairwise, mog_vae,
+from vaelab.data.images import ImageData
+from vaelab.evaluation.likelihood import importance_log_likelihood
+from vaelab.objectives.schedules import Constant
+from vaelab.models.vamp import (MixtureOfGaussians, VampPrior, log_mixture_diag, log_normal_diag_pairwise, mog_vae,
                          std_vae, vamp_vae)
 
 SHAPE = (1, 6, 6)
@@ -299,8 +299,8 @@ def test_importance_log_likelihood_runs_with_the_vampprior():
 
 
 def test_vae_binds_an_unbound_vampprior_to_its_own_encoder():
-    from vaelab.nets import mlp
-    from vaelab.vae import VAE
+    from vaelab.core.nets import mlp
+    from vaelab.models.vae import VAE
 
     torch.manual_seed(0)
     prior = VampPrior(None, n_pseudo=3, data_shape=(1, 2, 2))
@@ -315,7 +315,7 @@ def test_vae_binds_an_unbound_vampprior_to_its_own_encoder():
 def test_gated_dense_glu_is_h_times_sigmoid_g():
     """GatedDense computes h * sigmoid(g) with one glu kernel in float32: the same forward values, the same
     gradients up to rounding; under bf16 autocast the two-op form."""
-    from vaelab.nets import GatedDense
+    from vaelab.core.nets import GatedDense
     torch.manual_seed(0)
     layer = GatedDense(7, 5)
     x = torch.randn(11, 7, requires_grad=True)

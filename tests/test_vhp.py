@@ -1,4 +1,4 @@
-"""The VHP prior (vaelab.vhp): the importance-weighted bound against brute force, shapes, names, REWO's freeze
+"""The VHP prior (vaelab.models.vhp): the importance-weighted bound against brute force, shapes, names, REWO's freeze
 (through ``fit``: needs its order, observe before the weight and the freeze of a step are read)."""
 import math
 
@@ -7,9 +7,9 @@ import torch
 from torch import nn
 
 import vaelab
-from vaelab.constrained import REWO
-from vaelab.train import fit
-from vaelab.vhp import VHPPrior, vhp_prior
+from vaelab.objectives.constrained import REWO
+from vaelab.training.train import fit
+from vaelab.models.vhp import VHPPrior, vhp_prior
 from toys import log_normal_full, smooth_images
 
 
@@ -108,8 +108,8 @@ def test_bound_against_grid_integration_for_a_nonlinear_prior():
     with torch.no_grad():
         mean, logvar = prior.conditional(grid)
         z = prior.sample(4, generator=torch.Generator().manual_seed(0)).double()
-        log_joint = (vaelab.densities.log_normal_diag(z[:, None], mean, logvar)
-                     + vaelab.densities.log_standard_normal(grid))
+        log_joint = (vaelab.core.densities.log_normal_diag(z[:, None], mean, logvar)
+                     + vaelab.core.densities.log_standard_normal(grid))
         brute = torch.logsumexp(log_joint, -1) + 2 * math.log(h)
         reps = 50
         bound = prior.log_prob(z.repeat(reps, 1), n_samples=2000,
@@ -220,8 +220,8 @@ def test_rewo_freezes_the_prior_in_the_initial_phase():
 
 def test_vhp_vae_is_klushyns_table3_model():
     """vhp_vae: four 256-unit ReLU layers in all four MLPs, 2 latents, Gaussian decoder, K = 16; 'standard' swaps the prior."""
-    from vaelab.priors import StandardNormal
-    from vaelab.vhp import vhp_vae
+    from vaelab.models.priors import StandardNormal
+    from vaelab.models.vhp import vhp_vae
 
     m = vhp_vae()
     for net in (m.encoder, m.decoder, m.prior.p_net, m.prior.q_net):
@@ -243,7 +243,7 @@ def test_vhp_vae_is_klushyns_table3_model():
 # -- the restructured computations against the formulas they replace --------------------------------
 def _old_log_weights(prior, z, eps):
     """log w as three ``log_normal_diag`` / ``log_standard_normal`` calls (the form before restructuring)."""
-    from vaelab.densities import log_normal_diag, log_standard_normal
+    from vaelab.core.densities import log_normal_diag, log_standard_normal
     q_mean, q_logvar = prior.q_zeta(z)
     zeta = q_mean + torch.exp(0.5 * q_logvar) * eps
     p_mean, p_logvar = prior.conditional(zeta)
@@ -271,8 +271,8 @@ def test_log_weights_equal_the_three_log_densities(dtype):
 def test_vae_terms_equal_the_log_normal_diag_forms():
     """The VAE's Gaussian log-likelihood and its one-sample log q(z|x) equal ``log_normal_diag``'s, and under
     bf16 autocast the networks' outputs and every term are float32."""
-    from vaelab.densities import log_normal_diag
-    from vaelab.vhp import vhp_vae as build
+    from vaelab.core.densities import log_normal_diag
+    from vaelab.models.vhp import vhp_vae as build
     torch.manual_seed(0)
     model = build(data_shape=(1, 4, 4), hidden=(16, 16), n_samples=3).double()
     x = torch.rand(6, 1, 4, 4, dtype=torch.float64)

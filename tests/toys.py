@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vaelab.data import ImageData
-from vaelab.datasets import common
+from vaelab.data.images import ImageData
+from vaelab.data import common
 
 
 def smooth_images(n: int, binarize: str = "none", seed: int = 0) -> ImageData:

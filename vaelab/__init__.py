@@ -1,19 +1,17 @@
 """vaelab: the tested PyTorch package behind the vaelab book.
 
-Modules (one idea each): ``config`` (data root, device, smoke switch), ``checks`` (a chapter's
-parameters checked before any work, the smoke cell's replacements printed), ``data`` (device-resident
-data sets, index batches, binarisation), ``datasets`` (each data set's source and cache, and the FID
-weights), ``densities`` (log-densities, Gaussian KLs), ``posteriors`` (q(z|x) as a distribution, and
-the one way to sample it), ``nets`` (network builders), ``priors``, ``vae``, ``schedules`` (the weight
-in ``rec + weight * reg``), ``train`` (the one training loop, in named parts), ``runs`` (a run
-directory's identity, checksummed checkpoint, lock and atomic writes), ``mmd`` and ``wae`` (WAE-MMD),
-``diagnostics`` (active units, KL per dimension, ELBO surgery, MIC/TIC, latent covariance), ``hebae``
-(the hierarchical empirical Bayes autoencoder), ``likelihood`` (importance-sampled log-likelihood),
-``classifier`` (a small MNIST classifier for Frechet distances of digits), ``vamp`` (mixture-of-Gaussians
-prior and VampPrior), ``hvae`` (the two-level VAE), ``constrained`` (GECO, REWO and App. B.1's REWO
-schedules), ``vhp`` (the learned hierarchical prior of Klushyn et al.), ``angle`` (the pendulum's angle
-regression), ``graph_interp`` (graph-based interpolation with A*), ``conv`` (the CelebA conv networks
-and their FLOP count), ``speed`` (peak rates for benchmarks), ``plots``, ``results``, ``fid``.
+Subpackages, one layer each (each one's docstring lists its modules; ``tests/test_layout.py`` checks
+that the lists are whole and that no layer imports one above it):
+
+* ``core``: probability and networks (densities, posteriors, network builders, device and data root);
+* ``models``: the VAE, WAE, HEBAE, VampPrior, two-level VAE, VHP and the CelebA networks;
+* ``objectives``: the schedules that own the weight of ``rec + weight * reg``, GECO, REWO, the MMD;
+* ``training``: the one training loop and its run directory (identity, checkpoint, lock);
+* ``evaluation``: log-likelihood, diagnostics, Frechet distances, the pendulum's scores;
+* ``data``: device-resident image sets and each data set's source and cache;
+* ``experiments``: one point of a study at a paper's settings (chapters 02 and 04);
+* ``lab``: the book's part (chapter parameters, glue, comparison, plots, records, sweeps); the library
+  never imports it, and ``import vaelab`` imports none of Ray, papermill, myst-nb or pandas.
 
 Names, one per idea across the modules:
 
@@ -30,18 +28,14 @@ Names, one per idea across the modules:
   the VHP prior's bound on log p(z)); ``log_weights``: log mixture weights (``vamp``);
 * ``generator``: the ``torch.Generator`` that makes a draw repeatable (``posteriors.normal``).
 """
-from .checks import (ParameterError, check_bool, check_choice, check_choice_list, check_device, check_float,
-                     check_int, check_number_dict, check_number_list, check_path, replace_params)
-from .config import data_root, get_device, is_smoke
-from .data import ImageData, Splits, load_dataset
-from .schedules import Constant, LinearWarmup, Schedule, objective
-from .train import History, NonFiniteLossError, evaluate, fit
-from .vae import VAE, mlp_vae
-from .wae import WAE, mlp_wae
+from vaelab.core.config import data_root, get_device, is_smoke
+from vaelab.data.images import ImageData, Splits, load_dataset
+from vaelab.objectives.schedules import Constant, LinearWarmup, Schedule, objective
+from vaelab.training.train import History, NonFiniteLossError, evaluate, fit
+from vaelab.models.vae import VAE, mlp_vae
+from vaelab.models.wae import WAE, mlp_wae
 
 __version__ = "0.1.0"
-__all__ = ["ParameterError", "check_bool", "check_choice", "check_choice_list", "check_device", "check_float",
-           "check_int", "check_number_dict", "check_number_list", "check_path", "replace_params",
-           "data_root", "get_device", "is_smoke", "ImageData", "Splits", "load_dataset", "Constant",
+__all__ = ["data_root", "get_device", "is_smoke", "ImageData", "Splits", "load_dataset", "Constant",
            "LinearWarmup", "Schedule", "objective", "History", "NonFiniteLossError", "evaluate", "fit", "VAE",
            "mlp_vae", "WAE", "mlp_wae", "__version__"]

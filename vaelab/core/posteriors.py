@@ -1,0 +1,219 @@
+"""q(z | x) of every model as one ``torch.distributions.Distribution``, and the one way to sample it.
+
+Every model answers ``posterior(x)`` with a distribution of batch shape (B,) and event shape (k,):
+
+* ``DiagonalNormal(loc, logvar)``: N(loc, diag exp(logvar)), the VAE's posterior (Kingma & Welling
+  2014, Sec. 3 / App. C.2; chapter 00) and HEBAE's in its code form (chapter 02);
+* ``torch.distributions.MultivariateNormal(loc, scale_tril=L)``: HEBAE's exact posterior
+  N(mu, diag(sigma) Sigma diag(sigma)) (HEBAE Eq. 8; chapter 02);
+* ``PointMass(loc)``: the WAE's deterministic encoder (Tolstikhin et al. 2018; chapter 01);
+* ``TwoLevel(top, conditional)``: q(z1, z2 | x) = q(z1 | x, z2) q(z2 | x) of the two-level VAE
+  (Tomczak & Welling 2018, Eq. 11; chapter 03) over z = [z1, z2].
+
+Closed-form KLs go through ``torch.distributions.kl_divergence``: torch's own pairs, plus
+``DiagonalNormal`` against ``DiagonalNormal`` and against ``MultivariateNormal`` with the book's
+closed forms (``vaelab.core.densities``, chapters 00 and 02). Pairs without a closed form (the HVAE's
+joint, the VampPrior) are Monte Carlo estimates in the models' ``forward``.
+
+``draw(q, n, generator)`` is the one way randomness enters sampling: n draws z (n, B, k) and their
+log q(z) (n, B). For the Gaussians z = loc + L eps with eps ~ N(0, I) (L = diag(scale) or
+scale_tril) drawn by ``normal`` on the generator's device, and log q(z) = -1/2 |eps|^2 - sum log
+diag L - k/2 log 2 pi is read off the eps that made z (L^{-1} (z - loc) = eps), without a second
+pass over z. Without a generator the draws are the very numbers ``q.sample`` returns.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch.distributions import Distribution, Independent, MultivariateNormal, Normal, constraints, register_kl
+
+from vaelab.core.densities import LOG_2PI, kl_normal_diag, kl_normal_full
+
+__all__ = ["DiagonalNormal", "PointMass", "TwoLevel", "draw", "normal", "reparameterise", "over_draws", "marginals",
+           "check_posterior", "standard_normal_like"]
+
+
+def normal(shape, like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Standard normal numbers of ``shape`` in ``like``'s dtype and device, drawn on the generator's device."""
+    if generator is None:
+        return torch.randn(shape, dtype=like.dtype, device=like.device)
+    return torch.randn(shape, generator=generator, dtype=like.dtype, device=generator.device).to(like.device)
+
+
+def reparameterise(loc: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """z = loc + exp(logvar / 2) * eps: a draw of N(loc, diag exp(logvar)) from standard normal ``eps``
+    (Kingma & Welling 2014, Sec. 2.4)."""
+    return loc + torch.exp(0.5 * logvar) * eps
+
+
+def over_draws(x: torch.Tensor, s: int) -> torch.Tensor:
+    """``x`` (B, ...) seen as (s, B, ...) without a copy, to pair a batch with s draws of its codes."""
+    return x.unsqueeze(0).expand(s, *x.shape)
+
+
+class DiagonalNormal(Independent):
+    """N(loc, diag exp(logvar)) over the last axis, kept with its ``logvar`` (batch shape loc.shape[:-1])."""
+
+    def __init__(self, loc: torch.Tensor, logvar: torch.Tensor):
+        super().__init__(Normal(loc, torch.exp(0.5 * logvar), validate_args=False), 1, validate_args=False)
+        self.logvar = logvar
+
+    @property
+    def loc(self) -> torch.Tensor:
+        return self.base_dist.loc
+
+    @property
+    def scale(self) -> torch.Tensor:
+        return self.base_dist.scale
+
+
+class PointMass(Distribution):
+    """The point mass at ``loc`` (batch shape loc.shape[:-1], event shape (k,)): a deterministic encoder.
+
+    Its draws are copies of ``loc``; it has no density, so ``log_prob`` raises (there is nothing to
+    importance-sample with).
+    """
+
+    arg_constraints = {}
+    support = constraints.real_vector
+    has_rsample = True
+
+    def __init__(self, loc: torch.Tensor):
+        self.loc = loc
+        super().__init__(loc.shape[:-1], loc.shape[-1:], validate_args=False)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return self.loc
+
+    @property
+    def variance(self) -> torch.Tensor:
+        return torch.zeros_like(self.loc)
+
+    def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
+        return self.loc.expand(torch.Size(sample_shape) + self.loc.shape)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        raise ValueError("q(z|x) is a point mass (a deterministic encoder, such as the WAE's): it has no density "
+                         "to importance-sample with; evaluate with another posterior (vaelab.evaluation.likelihood.WithProposal)")
+
+
+class TwoLevel(Distribution):
+    """q(z1, z2 | x) = q(z1 | x, z2) q(z2 | x) over z = [z1, z2] (event shape (k1 + k2,)).
+
+    ``top`` is q(z2 | x) (a ``DiagonalNormal``, batch shape (B,)); ``conditional(z2)`` returns
+    q(z1 | x, z2) for z2 of shape (..., B, k2). ``rsample`` draws z2, then z1 given it;
+    ``log_prob`` is log q(z1 | x, z2) + log q(z2 | x). ``mean`` is the plug-in mean: the mean of
+    q(z2 | x) and the mean of q(z1 | x, z2) at it (E[z1] itself has no closed form).
+    """
+
+    arg_constraints = {}
+    support = constraints.real_vector
+    has_rsample = True
+
+    def __init__(self, top: DiagonalNormal, conditional: Callable[[torch.Tensor], Distribution], z1_dim: int):
+        self.top, self.conditional, self.z1_dim = top, conditional, z1_dim
+        super().__init__(top.batch_shape, torch.Size([z1_dim + top.event_shape[0]]), validate_args=False)
+
+    def split(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(z1, z2) of z = [z1, z2]."""
+        return z[..., :self.z1_dim], z[..., self.z1_dim:]
+
+    @property
+    def mean(self) -> torch.Tensor:
+        z2 = self.top.mean
+        return torch.cat([self.conditional(z2).mean, z2], -1)
+
+    def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
+        z2 = self.top.rsample(sample_shape)
+        return torch.cat([self.conditional(z2).rsample(), z2], -1)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        z1, z2 = self.split(value)
+        return self.conditional(z2).log_prob(z1) + self.top.log_prob(z2)
+
+
+def draw(q: Distribution, n: int, generator: torch.Generator | None = None,
+         log_prob: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """n draws z (n, *batch, k) of ``q`` and their log q(z) (n, *batch) (None for ``log_prob=False``).
+
+    Gaussians (``DiagonalNormal``, any ``Independent`` ``Normal``, ``MultivariateNormal``): z = loc + L eps,
+    log q read off eps (module docstring). ``PointMass``: copies of loc. ``TwoLevel``: z2 from the top
+    factor, then z1 from the conditional at it (the noise of z2 first). Any other distribution: its own
+    sampler under a seed drawn from ``generator``, and ``q.log_prob``.
+    """
+    shape = (n, *q.batch_shape, *q.event_shape)
+    if isinstance(q, PointMass):
+        z = q.rsample((n,))
+        return z, (q.log_prob(z) if log_prob else None)
+    if isinstance(q, TwoLevel):
+        z2, log_q2 = draw(q.top, n, generator, log_prob)
+        z1, log_q1 = draw(q.conditional(z2), 1, generator, log_prob)
+        z = torch.cat([z1[0], z2], -1)
+        return z, (log_q1[0] + log_q2 if log_prob else None)
+    if isinstance(q, Independent) and isinstance(q.base_dist, Normal) and q.reinterpreted_batch_ndims == 1:
+        loc, scale = q.base_dist.loc, q.base_dist.scale
+        eps = normal(shape, loc, generator)
+        z = loc + scale * eps
+        log_det = torch.log(scale).sum(-1) if log_prob else None
+    elif isinstance(q, MultivariateNormal):
+        loc, tril = q.loc, q.scale_tril
+        eps = normal(shape, loc, generator)
+        z = loc + (tril @ eps.unsqueeze(-1)).squeeze(-1)
+        log_det = torch.log(torch.diagonal(tril, dim1=-2, dim2=-1)).sum(-1) if log_prob else None
+    else:
+        if generator is None:
+            z = q.sample((n,))
+        else:  # its own sampler under a seed drawn from the generator
+            seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+            with torch.random.fork_rng(devices=list(range(torch.cuda.device_count()))):
+                torch.manual_seed(seed)
+                z = q.sample((n,))
+        return z, (q.log_prob(z) if log_prob else None)
+    if not log_prob:
+        return z, None
+    return z, -0.5 * (eps * eps).sum(-1) - log_det - 0.5 * shape[-1] * LOG_2PI
+
+
+def marginals(q: Distribution) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(mean, log variance) of each latent under ``q``, for per-dimension diagnostics (chapters 01-02).
+
+    The log variance is None where the marginals are not Gaussians with a variance: a point mass
+    (mean = the code) and the HVAE's joint (plug-in mean). A full-covariance Gaussian gives the
+    diagonal of its covariance (its correlations are not in it).
+    """
+    if isinstance(q, DiagonalNormal):
+        return q.loc, q.logvar
+    if isinstance(q, (MultivariateNormal, Independent)):
+        return q.mean, torch.log(q.variance)
+    return q.mean, None
+
+
+def check_posterior(q, batch: int) -> Distribution:
+    """``q`` if it is a ``Distribution`` with batch shape (batch,) and event shape (k,), else a ``ValueError``."""
+    if not isinstance(q, Distribution) or len(q.batch_shape) != 1 or len(q.event_shape) != 1 \
+            or q.batch_shape[0] != batch:
+        what = f"batch shape {tuple(q.batch_shape)}, event shape {tuple(q.event_shape)}" \
+            if isinstance(q, Distribution) else type(q).__name__
+        raise ValueError(f"the posterior of a batch of {batch} must be a Distribution with batch shape "
+                         f"({batch},) and event shape (k,), got {what}")
+    return q
+
+
+@register_kl(DiagonalNormal, DiagonalNormal)
+def _kl_diagonal_diagonal(q: DiagonalNormal, p: DiagonalNormal) -> torch.Tensor:
+    return kl_normal_diag(q.loc, q.logvar, p.loc, p.logvar)
+
+
+@register_kl(DiagonalNormal, MultivariateNormal)
+def _kl_diagonal_full(q: DiagonalNormal, p: MultivariateNormal) -> torch.Tensor:
+    return kl_normal_full(q.loc, torch.diag_embed(q.scale), p.loc, p.scale_tril)
+
+
+def standard_normal_like(q: Distribution) -> MultivariateNormal:
+    """N(0, I) in q's event dimension, dtype and device (the prior of chapters 00-02 as a distribution)."""
+    k = q.event_shape[0]
+    loc = q.mean
+    return MultivariateNormal(torch.zeros(k, dtype=loc.dtype, device=loc.device),
+                              scale_tril=torch.eye(k, dtype=loc.dtype, device=loc.device), validate_args=False)

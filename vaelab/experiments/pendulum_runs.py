@@ -1,0 +1,218 @@
+"""One pendulum run of Klushyn et al.'s Table 1 study, by method name (chapter 04 and its study page).
+
+``train_pendulum_run(method, seed, data, out_dir, settings)`` trains Klushyn et al.'s (2019) Table 3
+model (``vaelab.models.vhp.vhp_vae``: MLP encoder and decoder, the VHP prior with K importance samples,
+a Gaussian decoder of fixed ``obs_sigma``) with one of the methods of Table 1 and returns the run's
+numbers: both angle scores on the test codes (``vaelab.evaluation.angle``), Sec. 4.1's interpolation test
+(graph path against straight line, ``vaelab.evaluation.interpolation``), the final beta, the length of
+REWO's initial phase, the final training MSE and KL bound, and beta every ``trace_every`` steps.
+Snapshots of the test codes and of prior samples at chosen iterations go to the run directory
+(Figs. 2 and 10-13 are drawn from them). ``fit`` checkpoints every epoch, so a killed run resumes.
+
+Methods (``METHODS``):
+
+* ``rewo``: REWO (Algorithm 1, Eqs. 11-12); ``rewo_b1``: REWO's initial phase with App. B.1's update
+  (Eqs. 14-15); ``geco``: GECO (Eq. 5) on the same constraint; ``plain``: the VHP trained on its ELBO
+  (beta = 1 throughout, "VAE objective"); ``wu20`` / ``wu200``: linear warm-up of beta from 0 to 1 over
+  20 / 200 epochs; ``rewo_elbo``: App. B.4's control, REWO with the ELBO (K = 1) instead of the
+  importance-weighted bound in the prior's second layer.
+
+The constraint is on the per-pixel mean squared error, C = ||x - mu(z)||^2 / D, whatever ``obs_sigma``
+is (``vaelab.objectives.constrained.mse_from_gaussian_rec``), so kappa is a per-pixel RMSE; ``obs_sigma`` sets the
+scale of the reconstruction term against the KL term in the trained objective (the likelihood-scale
+question of chapter 04).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vaelab.evaluation.angle import angle_regression, arcsin_regression
+from vaelab.objectives.constrained import GECO, REWO, REWOB1, mse_from_gaussian_rec
+from vaelab.data.images import ImageData
+from vaelab.evaluation.interpolation import interpolation_scores
+from vaelab.core.files import atomic_write_json
+from vaelab.objectives.schedules import Constant, LinearWarmup
+from vaelab.training.train import fit
+from vaelab.models.vhp import vhp_vae
+
+__all__ = [
+    "METHODS",
+    "PendulumSettings",
+    "train_pendulum_run",
+    "run_name",
+    "PAPER_TABLE1",
+]
+
+METHODS = {
+    "rewo": "VHP + REWO",
+    "rewo_b1": "VHP + REWO (App. B.1 update)",
+    "geco": "VHP + GECO",
+    "plain": "VHP, VAE objective",
+    "wu20": "VHP + WU 20",
+    "wu200": "VHP + WU 200",
+    "rewo_elbo": "VHP + REWO, ELBO in the prior (App. B.4)",
+}
+# Klushyn et al. (2019), Table 1: absolute angle error in radians (B.1 and B.4 have no Table 1 number)
+PAPER_TABLE1 = {"rewo": 0.054, "geco": 0.53, "plain": 0.49, "wu20": 0.20, "wu200": 0.31}
+
+
+@dataclass(frozen=True)
+class PendulumSettings:
+    """The study's settings; the defaults are Klushyn et al.'s Table 3 (batch size: ours, the paper gives none)."""
+
+    iterations: int = 50_000
+    batch_size: int = 64
+    lr: float = 1e-4
+    width: int = 256
+    depth: int = 4
+    zeta_samples: int = 16
+    obs_sigma: float = 1.0
+    kappa: float = 0.02
+    nu: float = 5.0
+    tau: float = 3.0
+    alpha: float = 0.99
+    snapshot_iterations: tuple[int, ...] = (1_000, 5_000, 10_000, 25_000, 50_000)
+    trace_every: int = 50
+    # Sec. 4.1's interpolation test on the trained model (vaelab.evaluation.interpolation; the paper's graph)
+    graph_samples: int = 1_000
+    graph_k: int = 18
+    interp_pairs: int = 10
+    interp_points: int = 16
+
+    def steps_per_epoch(self, n_train: int) -> int:
+        return math.ceil(n_train / self.batch_size)
+
+    def epochs(self, n_train: int) -> int:
+        """Whole epochs covering ``iterations`` steps (the run may train up to one epoch more)."""
+        return max(1, math.ceil(self.iterations / self.steps_per_epoch(n_train)))
+
+
+def run_name(method: str, seed: int, obs_sigma: float) -> str:
+    """The run directory's name, e.g. ``rewo_sigma1_seed0``."""
+    return f"{method}_sigma{obs_sigma:g}_seed{seed}"
+
+
+def _schedule(method: str, s: PendulumSettings, n_pixels: int, steps_per_epoch: int):
+    mse = mse_from_gaussian_rec(s.obs_sigma, n_pixels)
+    if method in ("rewo", "rewo_elbo"):
+        return REWO(s.kappa, s.nu, tau=s.tau, alpha=s.alpha, **mse)
+    if method == "rewo_b1":
+        return REWOB1(s.kappa, s.nu, tau=s.tau, alpha=s.alpha, **mse)
+    if method == "geco":
+        return GECO(s.kappa, s.nu, alpha=s.alpha, **mse)
+    if method == "plain":
+        return Constant(1.0)
+    if method in ("wu20", "wu200"):
+        return LinearWarmup(int(method[2:]) * steps_per_epoch)
+    raise ValueError(f"method={method!r} is unknown: use one of {sorted(METHODS)}")
+
+
+def train_pendulum_run(
+    method: str,
+    seed: int,
+    train: ImageData,
+    test: ImageData,
+    out_dir: str | Path,
+    settings: PendulumSettings = PendulumSettings(),
+    resume: bool = True,
+    progress: bool | None = None,
+) -> dict:
+    """Train one run (or resume it) in ``out_dir/run_name(...)``; returns its numbers (also in ``result.json``)."""
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} is unknown: use one of {sorted(METHODS)}")
+    s = settings
+    run_dir = Path(out_dir) / run_name(method, seed, s.obs_sigma)
+    n_pixels = math.prod(train.shape)
+    spe = s.steps_per_epoch(len(train))
+    epochs = s.epochs(len(train))
+    mse = mse_from_gaussian_rec(s.obs_sigma, n_pixels)
+    torch.manual_seed(seed)
+    model = vhp_vae(
+        data_shape=train.shape,
+        latent_dim=2,
+        hidden=[s.width] * s.depth,
+        obs_sigma=s.obs_sigma,
+        n_samples=1 if method == "rewo_elbo" else s.zeta_samples,
+    )
+    dev = train.device
+    x_snap = test.batch(torch.arange(min(600, len(test)), device=dev))
+    snap_epochs = {
+        min(epochs, max(1, round(it / spe))): it
+        for it in s.snapshot_iterations
+        if it <= s.iterations
+    }
+
+    def on_epoch(epoch, m):
+        if epoch in snap_epochs:
+            with torch.no_grad():
+                mu, logvar = m.encode(x_snap)
+                zp = m.prior.sample(
+                    len(x_snap), generator=torch.Generator(dev).manual_seed(seed)
+                )
+            torch.save(
+                {"iteration": epoch * spe, "mu": mu.cpu(), "logvar": logvar.cpu(),
+                 "prior": zp.cpu()},
+                run_dir / f"snapshot_{epoch * spe:06d}.pt",
+            )
+
+    t0 = time.perf_counter()
+    hist = fit(
+        model,
+        train,
+        epochs=epochs,
+        batch_size=s.batch_size,
+        lr=s.lr,
+        schedule=_schedule(method, s, n_pixels, spe),
+        out_dir=run_dir,
+        resume=resume,
+        seed=seed,
+        on_epoch=on_epoch,
+        progress=progress,
+        desc=run_name(method, seed, s.obs_sigma),
+    )
+    with torch.no_grad():
+        model.eval()
+        codes = model.encode(test.batch())[0].cpu().numpy()
+    theta = test.targets.cpu().numpy()
+    polar, b3 = angle_regression(codes, theta), arcsin_regression(codes, theta)
+    interp = interpolation_scores(model, test.batch(), theta, seed=seed, graph_samples=s.graph_samples,
+                                  k=s.graph_k, n_pairs=s.interp_pairs, n_points=s.interp_points)
+    w = np.asarray(hist.steps["weight"])
+    moved = np.nonzero(w != w[0])[0]
+    result = {
+        "method": method,
+        "label": METHODS[method],
+        "seed": seed,
+        "settings": dataclasses.asdict(s),
+        "iterations": len(w),
+        "epochs": epochs,
+        "angle_error": polar.error,
+        "angle_slope": polar.slope,
+        "b3_error": b3.error,
+        "b3_slope": b3.slope,
+        "final_beta": float(w[-1]),
+        "initial_phase_steps": int(moved[0]) if len(moved) else len(w),
+        "interpolation": interp,
+        "final_train_mse": hist.epochs["rec"][-1] * mse["scale"] + mse["shift"],
+        "final_train_kl": hist.epochs["reg"][-1],
+        "beta_trace": w[:: s.trace_every].tolist(),
+        "trace_every": s.trace_every,
+        "mse_trace": (
+            np.asarray(hist.steps["rec"])[:: s.trace_every] * mse["scale"]
+            + mse["shift"]
+        ).tolist(),
+        "kl_trace": np.asarray(hist.steps["reg"])[:: s.trace_every].tolist(),
+        "paper": PAPER_TABLE1.get(method),
+        "seconds_this_call": time.perf_counter() - t0,
+        "train_seconds": float(np.nansum(hist.epochs["time_s"])),
+    }
+    atomic_write_json(run_dir / "result.json", result)
+    return result

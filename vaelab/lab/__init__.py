@@ -1,0 +1,16 @@
+"""The book's lab: chapter parameters, glue, comparison with the papers, plots, records and sweeps.
+
+Nothing in the library (the other subpackages) imports it. It needs the ``book`` extra (pandas, myst-nb
+through jupyter-book) and, for ``sweep``, the ``sweep`` extra (Ray, papermill).
+
+Modules:
+
+* ``checks``: a chapter's parameters checked before any work, the smoke cell's replacements printed
+* ``prose``: glue: numbers into the page's prose
+* ``compare``: tables against the papers' numbers and the records
+* ``plots``: figures at the column's width
+* ``results``: a run's results.json
+* ``records``: committed records of finished sweep points, and their loader
+* ``sweep``: a chapter's parameter grid as Ray tasks
+* ``speed``: peak rates for the benchmarks
+"""

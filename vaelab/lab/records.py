@@ -1,0 +1,316 @@
+"""Small committed records of finished sweep points, and the loader chapters use (README, "Sweeps and recorded runs").
+
+    python -m vaelab.lab.records runs/full/00 [--to reference] [--allow-dirty] [--partial]
+
+turns each finished point of a sweep (``python -m vaelab.lab.sweep ... --out runs/full/00``) into
+``reference/<chapter>/<point>.json`` (and the ``--gather`` run into ``gather.json``), holding:
+the chapter and its papermill parameters, the git commit it ran at, the versions (vaelab,
+torch, Python, papermill, Ray), the CPUs/threads/GPUs it was given, the machine (CPU model,
+cores), start and finish dates, wall time, and the chapter's ``results.json``.
+
+Nothing is written when a point ran on a tree with uncommitted changes or untracked files, at
+a commit that is not in this repository's history, across several commits (resumed after a
+change), or has not finished: the error says which point and which files. ``--allow-dirty``
+writes them anyway and flags them in the record (``git.dirty``, ``git.in_history``,
+``git.commits``); ``--partial`` skips unfinished points. A point already recorded under another
+name (the same grid values, the grid written in another order) is refused too.
+
+In a chapter::
+
+    from vaelab.lab.records import load_records, record_command
+    records = load_records("00_vae_in_a_few_lines", where={"epochs": 100})
+    if not records:
+        print("no recorded run yet; make one with:", record_command("00_vae_in_a_few_lines",
+              {"seed": range(3)}, {"epochs": 100}))
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from vaelab.lab.sweep import (DONE_FILE, GATHER_FILES, POINT_FILE, SWEEP_FILE, ATTEMPT_FILE, parse_value, read_json,
+                    write_json_atomic)
+
+__all__ = ["RecordError", "SCHEMA", "reference_root", "chapter_name", "build_record", "make_records",
+           "load_records", "record_command", "main"]
+
+SCHEMA = 1
+
+
+class RecordError(Exception):
+    """A sweep that cannot be recorded as it is (unfinished, dirty tree, unknown commit)."""
+
+
+def _git(cwd: str | os.PathLike, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True, timeout=60)
+
+
+def _toplevel(path: str | os.PathLike) -> Path | None:
+    try:
+        out = _git(path, "rev-parse", "--show-toplevel")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return Path(out.stdout.strip()) if out.returncode == 0 else None
+
+
+def reference_root(root: str | os.PathLike | None = None) -> Path:
+    """Where records live: ``root``, else ``$VAELAB_REFERENCE``, else ``reference/`` of the checkout
+    this package belongs to, else ``./reference``."""
+    if root is not None:
+        return Path(root)
+    if os.environ.get("VAELAB_REFERENCE"):
+        return Path(os.environ["VAELAB_REFERENCE"])
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "pyproject.toml").is_file() and (checkout / "book").is_dir():
+        return checkout / "reference"
+    return Path("reference")
+
+
+def chapter_name(chapter: str | os.PathLike) -> str:
+    """``book/00_vae_in_a_few_lines.ipynb`` (or ``.py``, or the bare name) -> ``00_vae_in_a_few_lines``."""
+    return Path(str(chapter)).stem if str(chapter).endswith((".ipynb", ".py")) else Path(str(chapter)).name
+
+
+def _papermill_command(chapter: str, parameters: dict) -> str:
+    """The papermill command that runs this point alone (``-r`` for strings papermill would re-type)."""
+    parts = ["papermill", chapter, f"{chapter_name(chapter)}.out.ipynb"]
+    for name, value in parameters.items():
+        if isinstance(value, str) and parse_value(value) != value:
+            parts += ["-r", name, value]
+        elif isinstance(value, (bool, int, float, str)) or value is None:
+            parts += ["-p", name, repr(value) if isinstance(value, float) else str(value)]
+        else:
+            parts += ["-y", json.dumps({name: value})]
+    return shlex.join(parts)
+
+
+def build_record(run_dir: str | os.PathLike, *, gather: bool = False, repo: str | os.PathLike | None = None) -> dict:
+    """The record of one finished run directory (a point, or ``--out`` itself for the gather run).
+
+    Raises :class:`RecordError` when it has not finished. ``repo``: the repository whose history
+    must hold the run's commit (default: the one around the working directory).
+    """
+    run_dir = Path(run_dir)
+    files = GATHER_FILES if gather else {"done": DONE_FILE, "attempt": ATTEMPT_FILE}
+    done = read_json(run_dir / files["done"])
+    results = read_json(run_dir / "results.json")
+    if done is None:
+        raise RecordError(f"{run_dir}: not finished (no {files['done']})")
+    if results is None:
+        raise RecordError(f"{run_dir}: finished but wrote no readable results.json")
+    attempt = read_json(run_dir / files["attempt"], {})
+    sweep = read_json((run_dir if gather else run_dir.parent) / SWEEP_FILE, {})
+    point = {} if gather else read_json(run_dir / POINT_FILE, {})
+    chapter = point.get("chapter") or sweep.get("chapter")
+    env = attempt.get("environment", {})
+    git = dict(attempt.get("git") or {})
+    commit = git.get("commit")
+    in_history = False
+    if commit:
+        check = _git(repo or Path.cwd(), "merge-base", "--is-ancestor", commit, "HEAD")
+        in_history = check.returncode == 0
+    parameters = {k: v for k, v in done.get("parameters", point.get("parameters", {})).items() if k != "out_dir"}
+    record = {
+        "schema": SCHEMA,
+        "chapter": chapter,
+        "point": "gather" if gather else point.get("name", run_dir.name),
+        "values": {} if gather else point.get("values", {}),
+        "parameters": parameters,
+        "papermill": _papermill_command(chapter or "?", {**parameters, "out_dir": f"runs/{run_dir.name}"}),
+        "sweep_command": _sweep_command(point, sweep, done),
+        "git": {"commit": commit, "dirty": git.get("dirty", []), "untracked": git.get("untracked", []),
+                "in_history": in_history, "commits": done.get("commits", [commit] if commit else [])},
+        "versions": {"python": env.get("python"), **env.get("versions", {})},
+        "device": {k: env.get(k) for k in ("cpus", "threads", "gpu_ids", "gpu_names", "cuda_visible_devices")
+                   if k in env},
+        "machine": env.get("machine", {}),
+        "started": done.get("first_started", done.get("started")),
+        "finished": done.get("finished"),
+        "wall_s": done.get("wall_s"),
+        "attempts": done.get("attempts"),
+        "results": results,
+    }
+    if done.get("attempts", 1) > 1:
+        record["note"] = (f"resumed: {done['attempts']} attempts; wall_s is the last attempt's, "
+                          "started is the first attempt's start")
+    return record
+
+
+def _problems(record: dict) -> list[str]:
+    git = record["git"]
+    found = []
+    if not git["commit"]:
+        found.append("ran outside a git repository (no commit)")
+    else:
+        if git["dirty"]:
+            found.append(f"ran with uncommitted changes to {', '.join(git['dirty'])}")
+        if git["untracked"]:
+            found.append(f"ran with untracked files {', '.join(git['untracked'])}")
+        if not git["in_history"]:
+            found.append(f"ran at commit {git['commit'][:12]}, which is not in this repository's history (HEAD)")
+        if len(git["commits"]) > 1:
+            found.append(f"resumed across commits {', '.join(c[:12] for c in git['commits'])}")
+    return found
+
+
+def make_records(runs_dir: str | os.PathLike, to: str | os.PathLike | None = None, *, allow_dirty: bool = False,
+                 partial: bool = False, stream=None) -> list[Path]:
+    """Write one record per finished point of the sweep in ``runs_dir``; returns the files written.
+
+    Checks every point first and writes nothing when one is refused (see the module doc).
+    """
+    stream = stream or sys.stdout
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        raise RecordError(f"{runs_dir} is not a directory (the --out of a sweep)")
+    repo = _toplevel(Path.cwd()) or Path.cwd()
+    point_dirs = sorted(p.parent for p in runs_dir.glob(f"*/{POINT_FILE}"))
+    if not point_dirs:
+        raise RecordError(f"{runs_dir} holds no run directories (*/{POINT_FILE}): is it the --out of a sweep?")
+    records, unfinished, refused = [], [], []
+    for d in point_dirs:
+        try:
+            records.append(build_record(d, repo=repo))
+        except RecordError as e:
+            unfinished.append(str(e))
+    if (runs_dir / GATHER_FILES["done"]).is_file():
+        records.append(build_record(runs_dir, gather=True, repo=repo))
+    for rec in records:
+        problems = _problems(rec)
+        if problems:
+            refused.append(f"{rec['point']}: {'; '.join(problems)}")
+    errors = []
+    if unfinished and not partial:
+        errors.append("not finished (rerun the sweep, or --partial to record the others):\n  " + "\n  ".join(unfinished))
+    if refused and not allow_dirty:
+        errors.append("not reproducible from a commit (commit first and rerun, or --allow-dirty to record "
+                      "them flagged):\n  " + "\n  ".join(refused))
+    if errors:
+        raise RecordError("\n".join(errors))
+    chapters = {rec["chapter"] for rec in records}
+    if len(chapters) != 1:
+        raise RecordError(f"{runs_dir} mixes chapters: {sorted(map(str, chapters))}")
+    target = (Path(to) if to is not None else (repo / "reference")) / chapter_name(chapters.pop())
+    target.mkdir(parents=True, exist_ok=True)
+    twins = [f"{rec['point']}: already recorded as {twin.name}" for rec in records
+             if (twin := recorded_elsewhere(target, rec)) is not None]
+    if twins:
+        raise RecordError("the same grid values under another name (the grid was written in another order): "
+                          "remove the old record or sweep with the grid in its order:\n  " + "\n  ".join(twins))
+    written = []
+    for rec in records:
+        path = target / f"{rec['point']}.json"
+        write_json_atomic(path, rec)
+        written.append(path)
+        print(f"{path}  ({rec['wall_s']} s, commit {str(rec['git']['commit'])[:12]})", file=stream)
+    for text in unfinished:
+        print(f"skipped {text}", file=stream)
+    return written
+
+
+def recorded_elsewhere(target: Path, rec: dict) -> Path | None:
+    """The record in ``target`` with ``rec``'s grid values under another file name (the same point,
+    swept with its grid in another order: ``a=1,b=2`` and ``b=2,a=1``), else None. Two files for one
+    point would let a chapter read either."""
+    if rec["point"] == "gather":
+        return None
+    for path in sorted(Path(target).glob("*.json")):
+        old = read_json(path, {})
+        if (path.stem != rec["point"] and isinstance(old, dict) and old.get("point") != "gather"
+                and old.get("values") == rec["values"]):
+            return path
+    return None
+
+
+def load_records(chapter: str | os.PathLike, where: dict | None = None, root: str | os.PathLike | None = None) -> list[dict]:
+    """The records of ``chapter`` (name or path), sorted by point; ``where`` keeps those whose
+    parameters (or grid values) equal the given ones. An empty list when there are none."""
+    folder = reference_root(root) / chapter_name(chapter)
+    records = []
+    for path in sorted(folder.glob("*.json")):
+        rec = read_json(path)
+        if not isinstance(rec, dict) or "results" not in rec:
+            continue
+        rec["path"] = str(path)
+        params = {**rec.get("parameters", {}), **rec.get("values", {})}
+        if all(k in params and params[k] == v and isinstance(params[k], bool) == isinstance(v, bool)
+               for k, v in (where or {}).items()):
+            records.append(rec)
+    return records
+
+
+def _grid_item(name: str, values: Any) -> str:
+    if isinstance(values, range):
+        step = f":{values.step}" if values.step != 1 else ""
+        return f"{name}={values.start}:{values.stop}{step}"
+    if not isinstance(values, (list, tuple)):
+        values = [values]
+    return f"{name}=" + ",".join(repr(v) if isinstance(v, float) else str(v) for v in values)
+
+
+def _sweep_command(point: dict, sweep: dict, done: dict) -> str | None:
+    """The command of the sweep that ran this point: the point's own (``point.json``), else
+    ``sweep.json``'s when that file is still a sweep of this point (a later sweep into the same
+    ``--out`` rewrites it): the same sweep id, or, in files written before sweeps had ids, a grid
+    that holds this point. Else None."""
+    command = point.get("command")
+    if command is None and sweep.get("command"):
+        if "sweep_id" in sweep:
+            same = sweep["sweep_id"] == done.get("sweep_id")
+        else:
+            same = point.get("name") in {p.get("name") for p in sweep.get("points", [])}
+        command = sweep["command"] if same else None
+    return shlex.join(command) if command else None
+
+
+def record_command(chapter: str | os.PathLike, grid: dict, parameters: dict | None = None, *, out: str | None = None,
+                   gather: bool = False, gpus_per_point: float | None = None, address: str | None = None) -> str:
+    """The shell command that makes the records of ``chapter`` when none exist: the sweep, then the records.
+
+    ``grid``: name -> values (a list, or a ``range`` for integers); ``parameters``: the fixed ones.
+    """
+    name = chapter_name(chapter)
+    notebook = str(chapter) if str(chapter).endswith(".ipynb") else f"book/{name}.ipynb"
+    out = out or f"runs/full/{name}"
+    if not grid:
+        raise ValueError("record_command needs a grid of at least one parameter")
+    parts = ["python", "-m", "vaelab.lab.sweep", notebook, "--grid", *(_grid_item(k, v) for k, v in grid.items())]
+    for k, v in (parameters or {}).items():
+        parts += ["-p", k, repr(v) if isinstance(v, float) else str(v)]
+    parts += ["--out", out]
+    if gather:
+        parts.append("--gather")
+    if gpus_per_point:
+        parts += ["--gpus-per-point", str(gpus_per_point)]
+    if address:
+        parts += ["--address", address]
+    return f"{shlex.join(parts)} && python -m vaelab.lab.records {shlex.quote(out)}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m vaelab.lab.records",
+                                description="Write reference/<chapter>/<point>.json for each finished point of a sweep.")
+    p.add_argument("runs_dir", help="the --out of a finished `python -m vaelab.lab.sweep`")
+    p.add_argument("--to", default=None, help="records root (default: reference/ of the git checkout here)")
+    p.add_argument("--allow-dirty", action="store_true",
+                   help="record points that ran with uncommitted changes or at an unknown commit, flagged")
+    p.add_argument("--partial", action="store_true", help="record the finished points, skip the others")
+    args = p.parse_args(argv)
+    try:
+        make_records(args.runs_dir, args.to, allow_dirty=args.allow_dirty, partial=args.partial)
+    except RecordError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    from vaelab.lab.records import main as _main
+
+    sys.exit(_main())

@@ -51,32 +51,9 @@ resume = True          # continue an interrupted run from out_dir/checkpoint.pt
 
 # %%
 import vaelab
-from vaelab.lab.checks import replace_params
+from vaelab.lab.chapter import setup
 
-if vaelab.is_smoke():  # VAELAB_SMOKE=1 (CI, nbval): seconds of work, meaningless numbers
-    replace_params(globals(), epochs=1, train_size=2_000,
-                          out_dir=out_dir + "/smoke", resume=False)
-
-# %% [markdown]
-# The next cell checks every parameter before anything is loaded or trained: a wrong type or value
-# (papermill passes `-p train_size 1e3` as 1000.0 and `-p resume false` as a string) stops the run
-# here with a message that names the parameter and the fix.
-
-# %% tags=["remove-input"]
-from vaelab.lab.checks import check_bool, check_device, check_float, check_int, check_path
-
-epochs = check_int("epochs", epochs, min=1, example=10)
-train_size = check_int("train_size", train_size, min=1, max=50_000, example=50_000,
-                       note="MNIST's 60,000 training images less 10,000 for validation")
-latent_dim = check_int("latent_dim", latent_dim, min=1, example=20)
-batch_size = check_int("batch_size", batch_size, min=1, example=128)
-lr = check_float("lr", lr, min=0, min_open=True, example=1e-3)
-lr_decay = check_float("lr_decay", lr_decay, min=0, max=1, min_open=True, example=0.995)
-seed = check_int("seed", seed, min=0)
-device = check_device("device", device)
-data_root = check_path("data_root", data_root, none_ok=True, example="None")
-out_dir = check_path("out_dir", out_dir, example="runs/00_vae_in_a_few_lines")
-resume = check_bool("resume", resume)
+ch = setup(globals(), "00_vae_in_a_few_lines")  # checks every parameter; smoke scale (CI)
 
 # %%
 import time
@@ -86,16 +63,11 @@ import torch
 from torch.distributions import Normal, kl_divergence
 
 from vaelab.core.densities import kl_std_normal, log_bernoulli
-from vaelab.lab.plots import book_style, plot_history, save_figure, show_images, subplots
+from vaelab.lab.plots import plot_history, save_figure, show_images, subplots
 from vaelab.lab.prose import glue
-from vaelab.lab.results import save_results
 from vaelab.training.train import evaluate, exponential_lr
 
-book_style()  # figures drawn at the width of the book's column
-torch.manual_seed(seed)
-dev = vaelab.get_device(device)
-t_start = time.perf_counter()
-print(f"device: {dev}, torch {torch.__version__}, threads {torch.get_num_threads()}")
+dev = ch.device
 
 # %% [markdown]
 # ## The evidence lower bound
@@ -264,9 +236,9 @@ plt.show()
 # %%
 from vaelab.lab.compare import (Metric, comparison_table, no_record_note, provenance,
                             record_value)
-from vaelab.lab.records import load_records, record_command
+from vaelab.lab.records import record_command
 
-full_records = load_records("00_vae_in_a_few_lines", where={"epochs": 100})
+full_records = ch.records()
 full = full_records[0] if full_records else None
 paper_source = "HEBAE Fig. 1a: curves only"
 metrics = [
@@ -277,14 +249,14 @@ metrics = [
     Metric("test KL term (nats)", None, paper_source,
            record_value(full, "test_kl"), test["reg"]),
 ]
-scale = "smoke" if vaelab.is_smoke() else f"{epochs} epochs, {len(data.train):,} images"
+scale = "smoke" if ch.smoke else f"{epochs} epochs, {len(data.train):,} images"
 display(comparison_table(metrics, full, scale).style.hide(axis="index"))
 # the full-scale line of the book's introduction
 glue("ch00_full_summary", "not recorded yet" if full is None else
      f"recorded: test ELBO {record_value(full, 'test_elbo'):.2f} nats "
      f"({provenance(full)})")
 if full is None:
-    command = record_command("00_vae_in_a_few_lines", {"seed": [0]}, {"epochs": 100})
+    command = record_command("00_vae_in_a_few_lines", {"seed": [0]}, ch.spec.full)
     print(no_record_note(command))
 
 # %% [markdown]
@@ -295,18 +267,7 @@ if full is None:
 # execution took {glue:text}`ch00_runtime_min` min on {glue:text}`ch00_machine`.
 
 # %%
-results = {
-    "scale": "smoke" if vaelab.is_smoke() else {"epochs": epochs,
-                                                 "train_size": len(data.train)},
-    "test_elbo": elbo_test, "test_rec": test["rec"], "test_kl": test["reg"],
-    "valid_elbo": -(history.epochs["valid_rec"][-1] + history.epochs["valid_reg"][-1]),
-    "train_time_s": train_time, "device": str(dev),
-}
-runtime = time.perf_counter() - t_start
-results["runtime_s"] = runtime
-path = save_results(out_dir, results)
-machine = (dev.type.upper() + (f" ({torch.cuda.get_device_name(dev)})"
-                               if dev.type == "cuda" else "")
-           + f", {torch.get_num_threads()} torch threads")
-glue("ch00_runtime_min", runtime / 60, ".1f")
-glue("ch00_machine", machine);
+ch.finish({"scale": "smoke" if ch.smoke else {"epochs": epochs, "train_size": len(data.train)},
+           "test_elbo": elbo_test, "test_rec": test["rec"], "test_kl": test["reg"],
+           "valid_elbo": -(history.epochs["valid_rec"][-1] + history.epochs["valid_reg"][-1]),
+           "train_time_s": train_time});

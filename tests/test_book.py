@@ -104,7 +104,7 @@ SUMMARY_PAGES = {"results"}  # reads records and pastes glued numbers: no parame
 
 
 @pytest.mark.parametrize("name", [n for n in NOTEBOOKS if n not in SUMMARY_PAGES])
-def test_parameters_cell_then_smoke_switch(name):
+def test_parameters_cell_then_setup(name):
     cells = code_cells(read_ipynb(name))
     tagged = [i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1, f"book/{name}.ipynb needs exactly one code cell tagged `parameters` (found {len(tagged)})"
@@ -112,9 +112,9 @@ def test_parameters_cell_then_smoke_switch(name):
     assert re.search(r"^\s*out_dir\s*=", cells[i].source, re.M), f"book/{name}.ipynb: the parameters cell must set out_dir"
     assert i + 1 < len(cells), f"book/{name}.ipynb: nothing follows the parameters cell"
     after = cells[i + 1].source
-    assert "VAELAB_SMOKE" in after or "is_smoke(" in after, (
-        f"book/{name}.ipynb: the code cell after `parameters` must shrink the run when VAELAB_SMOKE=1 "
-        "(vaelab.core.config.is_smoke())")
+    assert "setup(globals()" in after or "is_smoke(" in after, (
+        f"book/{name}.ipynb: the code cell after `parameters` must check the parameters and shrink the run "
+        "when VAELAB_SMOKE=1 (vaelab.lab.chapter.setup)")
 
 
 # ---------------------------------------------------------------- toc and config

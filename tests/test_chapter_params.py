@@ -18,6 +18,7 @@ import vaelab
 import vaelab.data
 import vaelab.training.train
 from vaelab.data import celeba
+from vaelab.lab.chapter import spec_of
 from vaelab.lab.checks import ParameterError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,11 +31,18 @@ LOADERS = ("load_dataset(", "fit(", "make_fake_celeba(", "celeba.prepare(", "cel
            "np.load(", "torch.load(")
 
 
-def split_cells(name: str) -> tuple[list[str], str, str, str]:
-    """(cells before the parameters cell, parameters cell, smoke cell, check cell) of a chapter's code."""
+def split_cells(name: str) -> tuple[list[str], str, list[str]]:
+    """(cells before the parameters cell, parameters cell, the cells that check the parameters) of a
+    chapter's code: the set-up cell (``setup(globals(), ...)``), or, in a page not yet moved to it, the
+    smoke cell and the check cell."""
     cells = [c for c in jupytext.read(BOOK / f"{name}.py").cells if c.cell_type == "code"]
     i = next(i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", []))
-    return [c.source for c in cells[:i]], cells[i].source, cells[i + 1].source, cells[i + 2].source
+    after = [cells[i + 1].source] if uses_setup(cells[i + 1].source) else [cells[i + 1].source, cells[i + 2].source]
+    return [c.source for c in cells[:i]], cells[i].source, after
+
+
+def uses_setup(source: str) -> bool:
+    return "setup(globals()" in source
 
 
 def parameter_names(source: str) -> list[str]:
@@ -64,30 +72,36 @@ def no_work(monkeypatch, tmp_path):
 
 
 def run_until_checks(name: str, params: dict | None = None, *, smoke: bool = False, monkeypatch) -> dict:
-    """Execute a chapter's cells up to and including its check cell, papermill-style; return the namespace."""
+    """Execute a chapter's cells up to and including its checks, papermill-style; return the namespace."""
     if smoke:
         monkeypatch.setenv("VAELAB_SMOKE", "1")
     else:
         monkeypatch.delenv("VAELAB_SMOKE", raising=False)
-    before, parameters, smoke_cell, check = split_cells(name)
+    before, parameters, checks = split_cells(name)
     injected = "# Parameters\n" + "".join(f"{k} = {v!r}\n" for k, v in (params or {}).items())
     ns: dict = {"__name__": "__main__"}
-    for i, source in enumerate([*before, parameters, injected, smoke_cell, check]):
+    for i, source in enumerate([*before, parameters, injected, *checks]):
         exec(compile(source, f"<book/{name}.py, cell {i}>", "exec"), ns)
     return ns
 
 
 # ----------------------------------------------------------------------------- structure
 @pytest.mark.parametrize("name", CHAPTERS)
-def test_check_cell_follows_smoke_cell_and_checks_every_parameter(name):
-    before, parameters, smoke_cell, check = split_cells(name)
-    assert "is_smoke(" in smoke_cell
-    checked = {node.args[0].value for node in ast.walk(ast.parse(check))
-               if isinstance(node, ast.Call) and getattr(node.func, "id", "").startswith("check_")
-               and node.args and isinstance(node.args[0], ast.Constant)}
-    missing = [p for p in parameter_names(parameters) if p not in checked]
-    assert not missing, f"book/{name}.py: the check cell does not check {missing}"
-    for source in (*before, parameters, smoke_cell, check):
+def test_parameters_are_checked_right_after_the_parameters_cell(name):
+    before, parameters, checks = split_cells(name)
+    if uses_setup(checks[0]):
+        spec = spec_of(name)
+        assert list(spec.params) == parameter_names(parameters), (
+            f"book/{name}.py: the parameters cell and vaelab/lab/chapters' spec name different parameters")
+    else:
+        smoke_cell, check = checks
+        assert "is_smoke(" in smoke_cell
+        checked = {node.args[0].value for node in ast.walk(ast.parse(check))
+                   if isinstance(node, ast.Call) and getattr(node.func, "id", "").startswith("check_")
+                   and node.args and isinstance(node.args[0], ast.Constant)}
+        missing = [p for p in parameter_names(parameters) if p not in checked]
+        assert not missing, f"book/{name}.py: the check cell does not check {missing}"
+    for source in (*before, parameters, *checks):
         found = [loader for loader in LOADERS if loader in source]
         assert not found, f"book/{name}.py loads data or trains ({found}) before its parameters are checked"
 
@@ -95,7 +109,7 @@ def test_check_cell_follows_smoke_cell_and_checks_every_parameter(name):
 @pytest.mark.parametrize("name", CHAPTERS)
 def test_defaults_pass_their_own_checks(name, no_work, monkeypatch, capsys):
     ns = run_until_checks(name, monkeypatch=monkeypatch)
-    _, parameters, _, _ = split_cells(name)
+    _, parameters, _ = split_cells(name)
     defaults: dict = {}
     exec(parameters, defaults)
     for key in parameter_names(parameters):  # same values, same types, except tuples become lists
@@ -207,3 +221,30 @@ def test_papermill_spellings_are_converted(name, params, expected, no_work, monk
     ns = run_until_checks(name, params, monkeypatch=monkeypatch)
     for key, value in expected.items():
         assert ns[key] == value and type(ns[key]) is type(value), (key, ns[key])
+
+
+# ----------------------------------------------------------------------------- unknown names, smoke after checks
+SETUP_CHAPTERS = [n for n in CHAPTERS if uses_setup(split_cells(n)[2][0])]
+
+
+@pytest.mark.parametrize("name", SETUP_CHAPTERS)
+def test_a_misspelt_parameter_is_refused_with_the_known_names(name, no_work, monkeypatch):
+    first = parameter_names(split_cells(name)[1])[0]
+    with pytest.raises(ParameterError) as info:
+        run_until_checks(name, {first + "z": 3}, monkeypatch=monkeypatch)
+    text = str(info.value)
+    assert f"{first}z (did you mean {first}?)" in text and "its parameters are" in text and first in text
+
+
+@pytest.mark.parametrize("name", SETUP_CHAPTERS)
+def test_smoke_scale_checks_first_and_refuses_an_empty_out_dir(name, no_work, monkeypatch):
+    with pytest.raises(ParameterError, match="out_dir must be a path"):
+        run_until_checks(name, {"out_dir": ""}, smoke=True, monkeypatch=monkeypatch)
+    key = "epochs" if "epochs" in spec_of(name).params else "iterations"
+    with pytest.raises(ParameterError, match=f"{key} must be an integer"):
+        run_until_checks(name, {key: -1}, smoke=True, monkeypatch=monkeypatch)
+
+
+def test_smoke_scale_never_widens_what_was_asked(no_work, monkeypatch, capsys):
+    ns = run_until_checks("00_vae_in_a_few_lines", {"train_size": 500}, smoke=True, monkeypatch=monkeypatch)
+    assert ns["train_size"] == 500 and ns["epochs"] == 1

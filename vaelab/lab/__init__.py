@@ -5,6 +5,8 @@ through jupyter-book) and, for ``sweep``, the ``sweep`` extra (Ray, papermill).
 
 Modules:
 
+* ``chapter``: a chapter's plumbing behind two calls, ``setup`` and ``Chapter.finish``; the
+  chapters' parameter specs are in the subpackage ``chapters``, one module per page
 * ``checks``: a chapter's parameters checked before any work, the smoke cell's replacements printed
 * ``prose``: glue: numbers into the page's prose
 * ``compare``: tables against the papers' numbers and the records

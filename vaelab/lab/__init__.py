@@ -9,6 +9,7 @@ Modules:
   chapters' parameter specs are in the subpackage ``chapters``, one module per page
 * ``checks``: a chapter's parameters checked before any work, the smoke cell's replacements printed
 * ``prose``: glue: numbers into the page's prose
+* ``hebae_study``: HEBAE's MNIST claims measured on the study's runs, and its figures (chapter 02)
 * ``compare``: tables against the papers' numbers and the records
 * ``plots``: figures at the column's width
 * ``results``: a run's results.json

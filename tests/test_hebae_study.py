@@ -1,0 +1,100 @@
+"""The HEBAE study's claims and figures (vaelab.lab.hebae_study) on synthetic results of known outcome."""
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from vaelab.experiments.hebae_runs import LAMBDAS, STUDY_POINTS, _encode_images, decode_images  # noqa: E402
+from vaelab.lab import hebae_study as hs  # noqa: E402
+from vaelab.lab.compare import VERDICTS, ordering_verdict  # noqa: E402
+
+
+def fake_result(kind, k, lam, form, *, elbo, ll, mic=0.3, corr=0.05, fd=20.0, se=0.2, epochs=100):
+    curve = list(np.linspace(elbo - 50, elbo, epochs))
+    r = {"kind": kind, "k": k, "lam": lam, "form": form if kind == "hebae" else None, "label": kind.upper(),
+         "per_epoch": {"loss": [-v for v in curve]}, "test_objective": -elbo,
+         "codes": {"cov": np.eye(k).tolist(), "corr": np.eye(k).tolist(), "mean_abs_offdiag_corr": corr},
+         "mic": {"mic": list(mic + 0.01 * np.arange(k) - 0.005 * k), "mean_mic": mic},
+         "fd_classifier": fd, "pictures": {"samples": _encode_images(torch.rand(16, 1, 28, 28))}}
+    if kind != "wae":
+        r["per_epoch"]["test_std_elbo"] = curve
+        r["std_elbo"] = {"mean": elbo, "se": se}
+        r["is_ll"] = {"mean": ll, "se": se}
+    return r
+
+
+def study(hebae_gain=2.0, hebae_spread=5.0, vae_spread=50.0, mics=(0.2, 0.4, 0.6)):
+    out = {}
+    for name, (kind, k, lam, form) in STUDY_POINTS.items():
+        i = LAMBDAS.index(lam) if lam in LAMBDAS else 3
+        base = -100.0 - (vae_spread if kind == "vae" else hebae_spread) * abs(i - 3) / 3
+        gain = hebae_gain if kind == "hebae" else 0.0
+        mic = {"vae": mics[0], "hebae": mics[1], "wae": mics[2]}[kind]
+        out[name] = fake_result(kind, k, lam, form, elbo=base + gain, ll=base + 5 + gain, mic=mic,
+                                corr={"vae": 0.05, "hebae": 0.02, "wae": 0.04}[kind],
+                                fd={"vae": 30.0, "hebae": 20.0, "wae": 25.0}[kind])
+    return out
+
+
+def by_claim(rows):
+    return {r["claim"]: r["verdict"] for r in rows}
+
+
+def test_ordering_verdict_uses_two_standard_errors():
+    assert ordering_verdict(2.1, 1.0, +1) == "reproduced"
+    assert ordering_verdict(1.9, 1.0, +1) == "within noise"
+    assert ordering_verdict(-2.1, 1.0, +1) == "not reproduced"
+    assert ordering_verdict(-2.1, 1.0, -1) == "reproduced"
+    with pytest.raises(ValueError, match="expected_sign"):
+        ordering_verdict(1.0, 1.0, 0)
+
+
+def test_every_claim_holds_on_a_study_built_to_hold_them():
+    rows = hs.claims(study())
+    assert len(rows) == 8 and {r["verdict"] for r in rows} == {"reproduced"}
+
+
+def test_claims_fail_where_the_numbers_say_so():
+    v = by_claim(hs.claims(study(hebae_gain=-3.0, hebae_spread=60.0, mics=(0.5, 0.4, 0.6))))
+    assert v["HEBAE reaches a higher standard ELBO than the VAE at every k (λ = 1)"] == "not reproduced"
+    assert v["HEBAE reaches the VAE's final standard ELBO in fewer epochs"] == "not reproduced"
+    assert v["HEBAE's standard ELBO varies less over λ = 0.01..100 than the VAE's (k = 20)"] == "not reproduced"
+    assert v["MIC(index, z) orders VAE < HEBAE < WAE"] == "not reproduced"
+    # a gain of 0.3 nats with a combined s.e. of 0.28 is noise
+    assert hs.claims(study(hebae_gain=0.3))[0]["verdict"] == "within noise"
+
+
+def test_missing_points_are_not_run_yet_and_the_figures_still_draw():
+    s = study()
+    partial = {n: r for n, r in s.items() if n in ("vae_k20", "hebae_k20")}
+    rows = hs.claims(partial)
+    assert {r["verdict"] for r in rows} <= set(VERDICTS)
+    assert by_claim(rows)["HEBAE's samples are better than the VAE's and the WAE's (k = 10)"] == "not run yet"
+    for draw in (hs.fig1a_top, hs.fig1a_bottom, hs.fig2, hs.fig4):
+        for st in ({}, partial, s):
+            plt.close(draw(st, plt))
+
+
+def test_spread_and_epochs_to_reach():
+    s = study(vae_spread=50.0, hebae_spread=5.0)
+    assert hs.lambda_spread(s, "vae", "std_elbo") == (pytest.approx(50.0), 7)
+    assert hs.lambda_spread({}, "hebae", "is_ll") == (None, 0)
+    assert hs.epochs_to_reach([1.0, 2.0, 3.0], 2.0) == 2 and hs.epochs_to_reach([1.0], 2.0) is None
+    assert hs.unpaired({"mean": 3.0, "se": 0.3}, {"mean": 1.0, "se": 0.4}) == (2.0, pytest.approx(0.5))
+
+
+def test_pictures_round_trip_through_the_record():
+    x = torch.rand(4, 1, 28, 28)
+    back = decode_images(_encode_images(x))
+    assert back.shape == x.shape and (back - x).abs().max() <= 0.5 / 255 + 1e-6
+
+
+def test_load_study_refuses_unknown_points():
+    with pytest.raises(ValueError, match="STUDY_POINTS"):
+        hs.load_study([{"results": {"runs": {"vae_k3": {}}}}])
+    assert math.isclose(hs.load_study([{"results": {"runs": {"vae_k20": {"x": 1}}}}])["vae_k20"]["x"], 1)

@@ -46,7 +46,8 @@ class P:
     Kinds: ``int``, ``float``, ``bool``, ``choice`` (``choices``), ``path``, ``device``, ``int_list``,
     ``float_list`` (``scalar=True``: a single number is the list of it), ``choice_list``,
     ``number_dict``. ``none_ok`` lets None through (``int``, ``path``). ``smoke``: the value at smoke
-    scale; for numbers the smaller of it and the user's value.
+    scale; for numbers (sizes) the smaller of it and the user's value, unless ``shrink_only=False``
+    (a number that is a choice, such as which latent size a figure uses).
     """
 
     kind: str
@@ -60,6 +61,7 @@ class P:
     example: Any = None
     note: str = ""
     smoke: Any = _UNSET
+    shrink_only: bool = True
 
     def check(self, name: str, value):
         """``value`` converted and checked (``vaelab.lab.checks``), or a ``ParameterError`` naming the fix."""
@@ -94,7 +96,7 @@ class P:
         """The smoke value for a checked ``value``: numbers never grow, other kinds take the smoke value."""
         if self.smoke is _UNSET:
             return value
-        if self.kind in ("int", "float") and value is not None and self.smoke is not None:
+        if self.shrink_only and self.kind in ("int", "float") and value is not None and self.smoke is not None:
             return min(value, self.smoke)
         return self.smoke
 
@@ -230,6 +232,8 @@ def setup(namespace: MutableMapping[str, Any], name: str, *, seed_torch: bool = 
         namespace.update(values)
         C.replace_params(namespace, **new)
         values = {k: namespace[k] for k in spec.params}
+        if spec.check is not None:
+            spec.check(values)  # the smoke values must satisfy the same constraints
     if spec.derive is not None:
         values_derived = spec.derive(values)
     else:

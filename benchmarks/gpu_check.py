@@ -11,7 +11,9 @@ One run (under 8 minutes on one H100/H200) that
 3. one CelebA-64 epoch of the App. B.2 conv HEBAE, extrapolated from ``--celeba-steps`` timed steps,
    against its FLOP bound at the GPU's dense bf16 peak (target within 2x);
 4. pendulum training steps per second of Klushyn et al.'s Table 3 model (VHP + REWO, batch 64);
-5. seconds per test image of the importance-sampled log-likelihood at S = 5,000 (VampPrior, K = 500).
+5. seconds per test image of the importance-sampled log-likelihood at S = 5,000 (VampPrior, K = 500);
+6. every chapter of the book executed at smoke scale on the device through papermill (``-p device``),
+   pass or fail with the error's last line per chapter (a CUDA path that never ran may not work).
 
 Each section records its figures or its error; the report says which. Run on the device machine:
 ``python benchmarks/gpu_check.py --out $OUT/gpu_check.json``; on a CPU, ``--quick`` runs every section
@@ -21,7 +23,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import subprocess
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -161,12 +166,49 @@ def loglik(device, quick) -> dict:
     return {"images": images, "samples": samples, "s_per_image": per_image, "test_set_10k_s": per_image * 10_000}
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+def book_chapters() -> list[str]:
+    """Every page of the book with a parameters cell (the results page has none)."""
+    return sorted(p.stem for p in (REPO / "book").glob("*.ipynb") if p.stem != "results")
+
+
+def chapters_on_device(device, tmp: Path, names: list[str], timeout_s: float) -> dict:
+    """Each chapter at smoke scale on ``device`` through papermill: passed, seconds, the error's last line."""
+    out = {}
+    env = {**os.environ, "VAELAB_SMOKE": "1", "VAELAB_PROGRESS": "0"}
+    for name in names:
+        run_dir = tmp / "chapters" / name
+        run_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "papermill", str(REPO / "book" / f"{name}.ipynb"),
+               str(run_dir / f"{name}.out.ipynb"), "-k", "python3", "--cwd", str(REPO),
+               "-p", "device", str(device), "-p", "out_dir", str(run_dir)]
+        t0 = time.perf_counter()
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout_s)
+            ok, tail = proc.returncode == 0, (proc.stderr.strip().splitlines() or [""])[-1]
+        except subprocess.TimeoutExpired:
+            ok, tail = False, f"timed out after {timeout_s:.0f} s"
+        out[name] = {"passed": ok, "seconds": round(time.perf_counter() - t0, 1), **({} if ok else {"error": tail})}
+        print(f"  {name}: {'passed' if ok else 'FAILED'} in {out[name]['seconds']} s", flush=True)
+    out["all_passed"] = all(v["passed"] for v in out.values() if isinstance(v, dict))
+    return out
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="gpu_check.json")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--quick", action="store_true", help="toy sizes: checks the script, not the GPU")
+    ap.add_argument("--chapters", nargs="*", default=None,
+                    help="the chapters to execute at smoke scale (default: every page of the book)")
+    ap.add_argument("--chapter-timeout", type=float, default=300.0, help="seconds per chapter")
     args = ap.parse_args(argv)
+    names = book_chapters() if args.chapters is None else args.chapters
+    unknown = sorted(set(names) - set(book_chapters()))
+    if unknown:
+        ap.error(f"--chapters {unknown}: not pages of the book; use names from {book_chapters()}")
     device = vaelab.get_device(args.device)
     report = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
               or platform.machine(), "torch": torch.__version__, "quick": args.quick,
@@ -174,7 +216,8 @@ def main(argv=None) -> None:
     tmp = Path(args.out).resolve().parent / "gpu_check_runs"
     sections = {"paths": lambda: check_paths(device, args.quick, tmp), "hebae_mlp_100_epochs":
                 lambda: hebae_100_epochs(device, args.quick), "celeba_epoch": lambda: celeba_epoch(device, args.quick),
-                "pendulum": lambda: pendulum_its(device, args.quick), "loglik": lambda: loglik(device, args.quick)}
+                "pendulum": lambda: pendulum_its(device, args.quick), "loglik": lambda: loglik(device, args.quick),
+                "chapters": lambda: chapters_on_device(device, tmp, names, args.chapter_timeout)}
     for name, run in sections.items():
         t0 = time.perf_counter()
         try:

@@ -355,7 +355,8 @@ class RunLock:
         self.path = Path(out_dir) / name
         self._fd: int | None = None
 
-    def _holder(self) -> str:
+    def holder(self) -> str:
+        """What the lock file says of its holder (pid, host, start), or "unknown"."""
         try:
             return self.path.read_text(encoding="utf8").strip() or "unknown"
         except OSError:
@@ -372,7 +373,7 @@ class RunLock:
         except OSError as err:
             if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise
-            return self._holder()
+            return self.holder()
         finally:
             os.close(fd)  # closing drops our lock, if we got it
         return None
@@ -385,7 +386,7 @@ class RunLock:
             os.close(fd)
             if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise
-            holder = self._holder()
+            holder = self.holder()
             raise RunLockedError(f"{self.path.parent} is in use by another run ({holder}): wait for it to "
                                  "finish, or use another out_dir") from None
         info = (f"pid {os.getpid()} on {socket.gethostname()}, started "

@@ -56,8 +56,6 @@ from vaelab.lab.chapter import setup
 ch = setup(globals(), "00_vae_in_a_few_lines")  # checks every parameter; smoke scale (CI)
 
 # %%
-import time
-
 import matplotlib.pyplot as plt
 import torch
 from torch.distributions import Normal, kl_divergence

@@ -26,9 +26,9 @@ with ``NonFiniteLossError``; so does a non-finite state at the end of an epoch
 (``vaelab.training.guard``: parameters, optimiser state and, with ``valid``, the validation terms),
 which is checked before its checkpoint is written. A checkpoint is thus only ever written for a
 checked state, a diverged one found on resume (saved by an earlier vaelab) is refused, and the
-checkpoint on disk is the last good one. Before training, the run refuses a directory without room for its
-checkpoint; a save that runs out of space raises ``DiskFullError`` (the file, the epoch not saved,
-the space needed).
+checkpoint on disk is the last good one. Before training, the run refuses a directory without
+room for its checkpoint; a save that runs out of space raises ``DiskFullError`` (the file, the
+epoch not saved, the space needed).
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ import pytest
 
 from vaelab.lab.compare import (Metric, comparison_table, no_record_note, paired_difference, provenance,
                             provenance_of_many, record_value, verdict)
-from vaelab.lab.records import chapter_name, load_records
+from vaelab.lab.records import chapter_name, load_records, verify_record
 
 REPO = Path(__file__).resolve().parents[1]
 RECORD = {"results": {"test_elbo": -98.2, "nested": {"x": 3}}, "wall_s": 2460.0, "started": "2026-12-02T05:00:00",
@@ -65,6 +65,7 @@ def test_every_record_is_a_documented_full_scale_run_at_a_commit_of_this_history
     if path is None:
         assert not (REPO / "reference").exists() or not list((REPO / "reference").glob("*/*.json"))
         return
+    verify_record(record, path)  # its checksum: no number edited since python -m vaelab.lab.records made it
     chapter = path.parent.name
     assert chapter_name(record["chapter"]) == chapter
     documented = FULL_SCALE[chapter]

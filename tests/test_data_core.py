@@ -144,3 +144,12 @@ def test_from_float_quantises_and_rejects_nan_and_range():
         ImageData.from_float(x * 2 - 1)
     with pytest.raises(ValueError, match="floating point"):
         ImageData.from_float(torch.zeros(2, 1, 3, 3, dtype=torch.int64))
+
+
+def test_the_uint8_error_points_to_from_float_not_a_cast_that_wraps():
+    """(x * 255).round().to(torch.uint8) maps NaN to 0 and wraps 1.5 to 126: the message names from_float."""
+    with pytest.raises(ValueError, match=r"ImageData\.from_float\(x\)") as info:
+        ImageData(torch.rand(3, 1, 4, 4))
+    assert "to(torch.uint8)" not in str(info.value)
+    with pytest.raises(ValueError, match="NaN"):  # the way the message names refuses what the cast hid
+        ImageData.from_float(torch.full((1, 1, 2, 2), float("nan")))

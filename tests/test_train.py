@@ -281,3 +281,87 @@ def test_unknown_likelihood_and_bad_sizes():
         vaelab.mlp_vae(2, likelihood="poisson")
     with pytest.raises(ValueError, match="sizes must be at least two positive integers"):
         vaelab.core.nets.mlp([784, 0, 10])
+
+
+# ---- a diverged state is never saved nor called good (issue 29) ----
+
+def test_a_state_that_diverged_on_the_last_step_of_an_epoch_is_not_saved(tmp_path, capsys):
+    """lr 1e6 with one step per epoch: the step's loss is finite, the weights after it are ~1e6 and the
+    validation terms NaN. Epoch 1 must not be saved, fit must not return, a rerun must not say 'already trained'."""
+    for epochs in (1, 2):
+        out = tmp_path / f"e{epochs}"
+        for attempt in range(2):
+            with pytest.raises(NonFiniteLossError, match=r"(?s)after the last step of epoch 1 \(step 1\): "
+                               r"valid_rec=nan.*epoch 1 was not saved.*no checkpoint yet.*Lower lr \(it is 1e\+06\)"):
+                fit(toy_model(), toy_data(128), epochs=epochs, batch_size=128, lr=1e6, valid=toy_data(64, seed=3),
+                    out_dir=out, progress=False)
+            assert not (out / "checkpoint.pt").exists()
+            assert "already trained" not in capsys.readouterr().out
+
+
+def test_the_last_good_checkpoint_is_the_epoch_before_the_divergence(tmp_path):
+    factor = step_lr({1: 1e-9})  # lr 1e-3 in epoch 1, 1e6 from epoch 2 on
+    with pytest.raises(NonFiniteLossError, match=rf"(?s)epoch 2 \(step 2\).*epoch 2 was not saved.*Last good "
+                       rf"state: checkpoint {tmp_path / 'checkpoint.pt'} \(end of epoch 1\)\."):
+        fit(toy_model(), toy_data(128), epochs=3, batch_size=128, lr_factor=factor, valid=toy_data(64, seed=3),
+            out_dir=tmp_path, progress=False)
+    ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert ckpt["epoch"] == 1 and all(torch.isfinite(v).all() for v in ckpt["model"].values())
+    assert all(math.isfinite(v) for v in ckpt["history"]["epochs"]["valid_rec"])
+
+
+class NaNGradAt(nn.Module):
+    """Wraps a VAE; on forward call ``at`` the loss stays finite but its gradient is NaN
+    (d/dp sqrt(0 * p) = inf * 0), so the optimiser step writes NaN into the parameters."""
+
+    def __init__(self, inner, at):
+        super().__init__()
+        self.inner, self.at, self.calls = inner, at, 0
+
+    def forward(self, x):
+        self.calls += 1
+        out = self.inner(x)
+        if self.calls == self.at:
+            w = next(self.inner.parameters())
+            out["rec"] = out["rec"] + torch.sqrt(0.0 * w.sum())
+        return out
+
+
+def test_nonfinite_parameters_after_the_last_step_of_an_epoch_stop_before_saving(tmp_path):
+    model = NaNGradAt(toy_model(), at=10)  # 300 images, batch 64: 5 steps per epoch; step 10 ends epoch 2
+    with pytest.raises(NonFiniteLossError, match=r"(?s)after the last step of epoch 2 \(step 10\): "
+                       r"inner\.encoder\.0\.weight \(\d+ of \d+ values\).*epoch 2 was not saved.*end of epoch 1"):
+        fit(model, toy_data(), epochs=2, batch_size=64, out_dir=tmp_path, progress=False)
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["epoch"] == 1
+
+
+def test_nan_in_the_validation_data_stops_the_run_before_saving(tmp_path, capsys):
+    valid = toy_data(64, seed=3)
+    valid.batch = lambda idx=None: torch.full((len(idx), 1, 6, 6), float("nan"))
+    for _ in range(2):  # the rerun does not find a finished run either
+        with pytest.raises(NonFiniteLossError, match=r"(?s)epoch 1 \(step 5\): valid_rec=nan.*check the data "
+                           r"\(train and valid\) for NaN"):
+            fit(toy_model(), toy_data(), epochs=1, batch_size=64, valid=valid, out_dir=tmp_path, progress=False)
+        assert not (tmp_path / "checkpoint.pt").exists()
+        assert "already trained" not in capsys.readouterr().out
+
+
+def test_a_diverged_checkpoint_saved_by_an_earlier_version_is_refused(tmp_path, capsys):
+    """Before fit checked states, a diverged epoch was saved; resuming from it, or calling it finished, is refused."""
+    from vaelab.training.runs import save_checkpoint
+    valid = toy_data(64, seed=3)
+    fit(toy_model(), toy_data(), epochs=1, batch_size=64, valid=valid, out_dir=tmp_path, progress=False)
+    path = tmp_path / "checkpoint.pt"
+    ckpt = load_checkpoint(path)
+    ckpt["history"]["epochs"]["valid_rec"][-1] = float("nan")  # as the old loop saved it
+    save_checkpoint(ckpt, path)
+    capsys.readouterr()
+    for epochs in (1, 2):
+        with pytest.raises(CheckpointError, match=rf"(?s){path} \(end of epoch 1\) holds a diverged state: "
+                           r"valid_rec=nan.*resume=False.*lower lr"):
+            fit(toy_model(), toy_data(), epochs=epochs, batch_size=64, valid=valid, out_dir=tmp_path, progress=False)
+    assert "already trained" not in capsys.readouterr().out
+    ckpt["model"]["decoder.0.weight"][0, 0] = float("inf")
+    save_checkpoint(ckpt, path)
+    with pytest.raises(CheckpointError, match=r"holds a diverged state: decoder\.0\.weight \(1 of 48 values\)"):
+        fit(toy_model(), toy_data(), epochs=1, batch_size=64, valid=valid, out_dir=tmp_path, progress=False)

@@ -283,18 +283,22 @@ def _logger(verbose: bool):
 
 
 def _cache_problem(directory: Path, checks: Mapping[str, SplitCheck], image_shape, num_classes, title) -> str | None:
-    """None when the cache in ``directory`` holds every split and passes ``checks``; else why not."""
+    """None when the cache in ``directory`` holds every split and passes ``checks``; "missing" when a file
+    of it is absent; else why it is not usable, naming the file(s)."""
     for split, check in checks.items():
-        try:
-            arrays = load_split(directory, split)
-        except (ValueError, OSError) as err:
-            return f"{split} files unreadable ({err})"
-        if arrays is None:
+        paths = [directory / f"{split}_{key}.npy" for key in ("images", "labels")]
+        if not all(p.is_file() for p in paths):
             return "missing"
+        arrays = []
+        for path in paths:
+            try:
+                arrays.append(load_npy(path))
+            except (ValueError, OSError, EOFError) as err:
+                return f"{path} is unreadable ({type(err).__name__}: {err})"
         try:
             check_labelled(*arrays, check, image_shape=image_shape, num_classes=num_classes, what=f"{title} {split}")
         except DataVerificationError as err:
-            return str(err)
+            return f"{paths[0]} and {paths[1]}: {err}"
     return None
 
 
@@ -353,7 +357,11 @@ def prepare_labelled(
         sizes = ", ".join(f"{split} {len(arrays[0])}" for split, arrays in splits.items())
         log(f"{title}: verified and cached ({sizes}) in {directory}")
         return directory
-    raise DataMissingError(missing_help + "\nSources tried:\n  - " + "\n  - ".join(reasons))
+    tried = "\nSources tried:\n  - " + "\n  - ".join(reasons)
+    if problem != "missing":  # a corrupt cache and nothing to rebuild it from: name the file
+        raise DataMissingError(f"{title}: the cache is not usable: {problem}; no source could rebuild it. Delete "
+                               f"the cache files ({directory}/*.npy) and get the data again:\n" + missing_help + tried)
+    raise DataMissingError(missing_help + tried)
 
 
 def idx_folder_source(folders: Sequence[Path], image_shape: tuple[int, ...], splits: Sequence[str] = ("train", "test")):

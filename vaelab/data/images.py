@@ -53,8 +53,9 @@ class ImageData:
     def __post_init__(self):
         if not isinstance(self.images, torch.Tensor) or self.images.dtype != torch.uint8 or self.images.ndim != 4:
             got = getattr(self.images, "dtype", type(self.images)), tuple(getattr(self.images, "shape", ()))
-            raise ValueError(f"images must be a uint8 tensor of shape (N, C, H, W), got {got}: convert with "
-                             "(x * 255).round().to(torch.uint8)")
+            raise ValueError(f"images must be a uint8 tensor of shape (N, C, H, W), got {got}: build float images "
+                             "in [0, 1] with ImageData.from_float(x), which refuses NaN and values outside [0, 1] "
+                             "instead of wrapping them")
         if self.targets is not None and len(self.targets) != len(self.images):
             raise ValueError(f"targets has {len(self.targets)} rows but images has {len(self.images)}")
         if self.binarize not in BINARIZE:

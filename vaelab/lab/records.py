@@ -6,7 +6,13 @@ turns each finished point of a sweep (``python -m vaelab.lab.sweep ... --out run
 ``reference/<chapter>/<point>.json`` (and the ``--gather`` run into ``gather.json``), holding:
 the chapter and its papermill parameters, the git commit it ran at, the versions (vaelab,
 torch, Python, papermill, Ray), the CPUs/threads/GPUs it was given, the machine (CPU model,
-cores), start and finish dates, wall time, and the chapter's ``results.json``.
+cores), start and finish dates, wall time, and the chapter's ``results.json``. The provenance
+(commit, versions, machine) is the attempt's that finished the point (``done.json`` names its
+sweep and number), never a later attempt's that was refused.
+
+Each record carries ``checksum``: the SHA-256 of its other contents (``record_checksum``), so a
+number edited by hand no longer matches; ``load_records`` (what chapters call) and the record
+test refuse such a file, naming it and the fix (remake it with this command).
 
 Nothing is written when a point ran on a tree with uncommitted changes or untracked files, at
 a commit that is not in this repository's history, across several commits (resumed after a
@@ -26,6 +32,7 @@ In a chapter::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shlex
@@ -34,13 +41,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from vaelab.lab.sweep import (DONE_FILE, GATHER_FILES, POINT_FILE, SWEEP_FILE, ATTEMPT_FILE, parse_value, read_json,
-                    write_json_atomic)
+from vaelab.lab.sweep import (ATTEMPT_FILE, ATTEMPTS_FILE, DONE_FILE, GATHER_FILES, POINT_FILE, SWEEP_FILE,
+                              parse_value, read_attempts, read_json, write_json_atomic)
 
 __all__ = ["RecordError", "SCHEMA", "reference_root", "chapter_name", "build_record", "make_records",
-           "load_records", "record_command", "main"]
+           "load_records", "record_checksum", "seal_record", "verify_record", "record_command", "main"]
 
 SCHEMA = 1
+CHECKSUM = "checksum"  # the key of a record's checksum: "sha256:<hex digest>"
 
 
 class RecordError(Exception):
@@ -77,6 +85,38 @@ def chapter_name(chapter: str | os.PathLike) -> str:
     return Path(str(chapter)).stem if str(chapter).endswith((".ipynb", ".py")) else Path(str(chapter)).name
 
 
+def record_checksum(record: dict) -> str:
+    """``"sha256:<hex>"`` of the record's contents (every key but ``checksum`` and the ``path`` that
+    ``load_records`` adds), serialised canonically: key-sorted compact JSON, so the digest depends on
+    the values alone, not on the file's layout."""
+    body = {k: v for k, v in record.items() if k not in (CHECKSUM, "path")}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return "sha256:" + hashlib.sha256(text.encode("utf8")).hexdigest()
+
+
+def seal_record(record: dict) -> dict:
+    """The record with its ``checksum`` (what ``make_records`` writes)."""
+    return {**{k: v for k, v in record.items() if k != "path"}, CHECKSUM: record_checksum(record)}
+
+
+def verify_record(record: Any, path: str | os.PathLike) -> dict:
+    """``record`` if it is a record whose ``checksum`` matches its contents, else ``RecordError``
+    naming ``path`` and the fix (a record is made by ``python -m vaelab.lab.records``, never edited)."""
+    fix = (f"remake the record with `python -m vaelab.lab.records <the sweep's --out>`"
+           + (f" (it came from: {record.get('sweep_command')})" if isinstance(record, dict)
+              and record.get("sweep_command") else "")
+           + f", or restore the committed file with `git checkout -- {path}`")
+    if not isinstance(record, dict) or "results" not in record:
+        raise RecordError(f"{path} is not a record (a JSON object with results): {fix}")
+    stored = record.get(CHECKSUM)
+    if stored is None:
+        raise RecordError(f"{path} has no checksum, so nothing ties its numbers to the run that made them: {fix}")
+    if stored != record_checksum(record):
+        raise RecordError(f"{path}: its contents do not match its checksum ({stored[:19]}...): a number in it was "
+                          f"edited after the record was made, or the file is damaged: {fix}")
+    return record
+
+
 def _papermill_command(chapter: str, parameters: dict) -> str:
     """The papermill command that runs this point alone (``-r`` for strings papermill would re-type)."""
     parts = ["papermill", chapter, f"{chapter_name(chapter)}.out.ipynb"]
@@ -97,14 +137,14 @@ def build_record(run_dir: str | os.PathLike, *, gather: bool = False, repo: str 
     must hold the run's commit (default: the one around the working directory).
     """
     run_dir = Path(run_dir)
-    files = GATHER_FILES if gather else {"done": DONE_FILE, "attempt": ATTEMPT_FILE}
+    files = GATHER_FILES if gather else {"done": DONE_FILE, "attempt": ATTEMPT_FILE, "attempts": ATTEMPTS_FILE}
     done = read_json(run_dir / files["done"])
     results = read_json(run_dir / "results.json")
     if done is None:
         raise RecordError(f"{run_dir}: not finished (no {files['done']})")
     if results is None:
         raise RecordError(f"{run_dir}: finished but wrote no readable results.json")
-    attempt = read_json(run_dir / files["attempt"], {})
+    attempt = finishing_attempt(run_dir, done, files)
     sweep = read_json((run_dir if gather else run_dir.parent) / SWEEP_FILE, {})
     point = {} if gather else read_json(run_dir / POINT_FILE, {})
     chapter = point.get("chapter") or sweep.get("chapter")
@@ -140,6 +180,25 @@ def build_record(run_dir: str | os.PathLike, *, gather: bool = False, repo: str 
         record["note"] = (f"resumed: {done['attempts']} attempts; wall_s is the last attempt's, "
                           "started is the first attempt's start")
     return record
+
+
+def finishing_attempt(run_dir: Path, done: dict, files: dict) -> dict:
+    """The attempt that finished the point: the one of ``done.json``'s sweep id and attempt number,
+    from ``attempts.jsonl`` (one line per attempt) or ``attempt.json`` (the latest). A later attempt
+    (a sweep refused while this one ran) never lends its commit or environment to the record.
+    ``done.json`` files written before sweeps had ids name no attempt: ``attempt.json`` is theirs.
+    Raises ``RecordError`` when the finishing attempt is in neither file."""
+    latest = read_json(run_dir / files["attempt"], {})
+    if "sweep_id" not in done:
+        return latest
+    want = (done.get("sweep_id"), done.get("attempts"))
+    candidates = [*read_attempts(run_dir / files["attempts"]), latest]
+    for attempt in reversed(candidates):
+        if isinstance(attempt, dict) and (attempt.get("sweep_id"), attempt.get("attempt")) == want:
+            return attempt
+    raise RecordError(f"{run_dir}: the attempt that finished it (sweep {want[0]}, attempt {want[1]}) is in neither "
+                      f"{files['attempts']} nor {files['attempt']}, so its commit and environment are unknown: "
+                      "rerun the point (delete its done.json and run the sweep again)")
 
 
 def _problems(record: dict) -> list[str]:
@@ -206,7 +265,7 @@ def make_records(runs_dir: str | os.PathLike, to: str | os.PathLike | None = Non
     written = []
     for rec in records:
         path = target / f"{rec['point']}.json"
-        write_json_atomic(path, rec)
+        write_json_atomic(path, seal_record(rec))
         written.append(path)
         print(f"{path}  ({rec['wall_s']} s, commit {str(rec['git']['commit'])[:12]})", file=stream)
     for text in unfinished:
@@ -230,13 +289,19 @@ def recorded_elsewhere(target: Path, rec: dict) -> Path | None:
 
 def load_records(chapter: str | os.PathLike, where: dict | None = None, root: str | os.PathLike | None = None) -> list[dict]:
     """The records of ``chapter`` (name or path), sorted by point; ``where`` keeps those whose
-    parameters (or grid values) equal the given ones. An empty list when there are none."""
+    parameters (or grid values) equal the given ones. An empty list when there are none.
+
+    Every file is checked first (``verify_record``): one that is not valid JSON, not a record, or
+    whose contents do not match its checksum raises ``RecordError`` naming it, never skipped."""
     folder = reference_root(root) / chapter_name(chapter)
     records = []
     for path in sorted(folder.glob("*.json")):
-        rec = read_json(path)
-        if not isinstance(rec, dict) or "results" not in rec:
-            continue
+        try:
+            rec = json.loads(path.read_text(encoding="utf8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise RecordError(f"{path} cannot be read as JSON ({err}): restore it with `git checkout -- {path}` "
+                              "or remake it with `python -m vaelab.lab.records <the sweep's --out>`") from None
+        verify_record(rec, path)
         rec["path"] = str(path)
         params = {**rec.get("parameters", {}), **rec.get("values", {})}
         if all(k in params and params[k] == v and isinstance(params[k], bool) == isinstance(v, bool)

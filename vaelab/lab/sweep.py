@@ -21,6 +21,13 @@ holds other settings is refused before any job starts. ``--gather`` runs the cha
 after every point finished, with the fixed parameters and ``out_dir`` = ``--out``, where
 ``sweep.json`` lists the points and their directories; a chapter with a ``gather`` parameter gets
 ``gather=True`` there (it then trains nothing and reads the points' run directories).
+
+Nothing is written before the sweep may run: the driver first locks ``--out`` (``.sweep.lock``:
+a second sweep into the same ``--out`` is refused, naming the holder, and changes no file), then
+connects to Ray (``--address`` is checked for its form at once, and a cluster must answer within
+``RAY_CONNECT_TIMEOUT_S`` seconds, else the error names the address and how to start a cluster),
+then writes ``sweep.json`` and the points' ``point.json``. A point whose run directory another
+process is training in (its ``.lock``) is reported failed without touching its files.
 """
 from __future__ import annotations
 
@@ -31,6 +38,7 @@ import json
 import os
 import platform
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -42,13 +50,19 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from vaelab.core.files import atomic_write_json
+from vaelab.training.runs import RunLock, RunLockedError
 
 __all__ = ["SweepError", "Point", "Plan", "parse_value", "parse_grid_item", "expand_grid", "point_name",
-           "write_json_atomic", "read_json", "make_plan", "execute_point", "run_sweep", "main"]
+           "write_json_atomic", "read_json", "read_attempts", "make_plan", "execute_point", "check_address",
+           "connect_ray", "run_sweep", "main"]
 
 POINT_FILE, DONE_FILE, ATTEMPT_FILE, ATTEMPTS_FILE, LOG_FILE = (
     "point.json", "done.json", "attempt.json", "attempts.jsonl", "log.txt")
 SWEEP_FILE = "sweep.json"
+SWEEP_LOCK = ".sweep.lock"  # the driver's lock in --out (the chapters' fit locks .lock)
+RAY_CONNECT_TIMEOUT_S = 60.0  # a cluster given by --address must answer within this many seconds
+START_CLUSTER = ("start one with `ray start --head` (it prints the address to pass), or leave --address out to "
+                 "start Ray for this sweep")
 GATHER_FILES = {"done": "gather_done.json", "attempt": "gather_attempt.json",
                 "attempts": "gather_attempts.jsonl", "log": "gather_log.txt"}
 POINT_FILES = {"done": DONE_FILE, "attempt": ATTEMPT_FILE, "attempts": ATTEMPTS_FILE, "log": LOG_FILE}
@@ -388,8 +402,13 @@ def execute_point(spec: dict) -> dict:
     threads = max(1, int(round(cpus or 1)))
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
+    log_path = run_dir / files["log"]
+    holder = RunLock(run_dir).held_by()  # a chapter still training here: its files stay as they are
+    if holder is not None:
+        return {"log": str(log_path), "status": "failed", "wall_s": None,
+                "error": f"{run_dir} is in use by another run ({holder}); nothing was changed: wait for it to end"}
     (run_dir / files["done"]).unlink(missing_ok=True)
-    previous = _read_attempts(run_dir / files["attempts"])
+    previous = read_attempts(run_dir / files["attempts"])
     started = time.time()
     attempt = {"sweep_id": spec.get("sweep_id"), "attempt": len(previous) + 1, "started": _now(),
                # the code this attempt runs: read now, not at the sweep's start (the tree may
@@ -400,7 +419,6 @@ def execute_point(spec: dict) -> dict:
     with open(run_dir / files["attempts"], "a", encoding="utf8") as f:
         f.write(json.dumps(attempt, sort_keys=True) + "\n")
     write_json_atomic(run_dir / files["attempt"], attempt)
-    log_path = run_dir / files["log"]
     result = {"log": str(log_path), "attempt": attempt["attempt"]}
     with open(log_path, "a", encoding="utf8", buffering=1) as log:
         log.write(f"=== attempt {attempt['attempt']} started {attempt['started']}: {spec['notebook']} with "
@@ -431,7 +449,7 @@ def execute_point(spec: dict) -> dict:
     return {**result, "status": "done", "wall_s": wall}
 
 
-def _read_attempts(path: Path) -> list[dict]:
+def read_attempts(path: Path) -> list[dict]:
     """The lines of attempts.jsonl; a line cut short by a kill is left out."""
     try:
         lines = path.read_text(encoding="utf8").splitlines()
@@ -486,17 +504,82 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def _start_ray(address: str | None, num_cpus: int | None, quiet: bool = True) -> bool:
-    """Connect to ``address`` or start a local Ray; returns whether this call initialised Ray."""
+_HOST_PORT = re.compile(r"(?:ray://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})\Z")
+
+
+def check_address(address: str | None) -> None:
+    """Refuse an ``--address`` that is not a Ray address (no network): ``auto``, ``local``, ``HOST:PORT`` or
+    ``ray://HOST:PORT`` (port 1-65535). ``SweepError`` names the address and the forms."""
+    if address is None or address in ("auto", "local"):
+        return
+    match = _HOST_PORT.match(address)
+    if match is None or not 1 <= int(match.group(2)) <= 65535:
+        raise SweepError(f"--address {address!r} is not a Ray address: pass auto (a cluster started on this "
+                         "machine), HOST:PORT or ray://HOST:PORT as `ray start --head` prints it, or leave "
+                         "--address out to start Ray for this sweep")
+
+
+def _connect_in_subprocess(address: str, timeout: float) -> str | None:
+    """Connect to ``address`` from a throwaway Python process (killed after ``timeout`` s: Ray retries a dead
+    address for minutes); None when it connected, else why not."""
+    code = ("import sys, ray\n"
+            "try:\n"
+            "    ray.init(address=sys.argv[1], include_dashboard=False, log_to_driver=False)\n"
+            "except Exception as e:\n"
+            "    print(f'{type(e).__name__}: {e}'.strip().splitlines()[0][:300], file=sys.stderr); sys.exit(3)\n"
+            "ray.shutdown()\n")
+    try:
+        out = subprocess.run([sys.executable, "-c", code, address], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return f"no Ray cluster answered within {timeout:g} s"
+    if out.returncode == 0:
+        return None
+    lines = [ln for ln in out.stderr.strip().splitlines() if ln.strip()]
+    return lines[-1][:300] if lines else f"exit status {out.returncode}"
+
+
+def connect_ray(address: str, timeout: float = RAY_CONNECT_TIMEOUT_S, quiet: bool = True) -> None:
+    """Connect this driver to the Ray cluster at ``address`` (``check_address``'s forms), bounded in time.
+
+    ``HOST:PORT``: a TCP connection first (refused or unreachable: at once); then a trial connection from
+    a subprocess that is killed after ``timeout`` s; then ``ray.init``. Every failure is a ``SweepError``
+    naming the address and how to start a cluster (``START_CLUSTER``)."""
     import ray
 
-    if ray.is_initialized():
+    check_address(address)
+    match = _HOST_PORT.match(address)
+    if match is not None:
+        host, port = match.group(1).strip("[]"), int(match.group(2))
+        try:
+            socket.create_connection((host, port), timeout=min(timeout, 10.0)).close()
+        except OSError as err:
+            why = err.strerror or type(err).__name__
+            raise SweepError(f"--address {address}: nothing answers at {host}:{port} ({why}), so no Ray cluster "
+                             f"runs there: {START_CLUSTER}") from None
+    problem = _connect_in_subprocess(address, timeout)
+    if problem is not None:
+        raise SweepError(f"--address {address}: Ray could not connect ({problem}): {START_CLUSTER}")
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=not quiet)
+    except Exception as err:
+        first = (str(err).strip().splitlines() or [""])[0][:300]
+        raise SweepError(f"--address {address}: Ray could not connect ({type(err).__name__}: {first}): "
+                         f"{START_CLUSTER}") from None
+
+
+def _start_ray(address: str | None, num_cpus: int | None, quiet: bool = True) -> bool:
+    """Connect to ``address`` (``connect_ray``) or start a local Ray; returns whether this call initialised Ray."""
+    import ray
+
+    if ray.is_initialized():  # a caller's Ray in this process (tests, a notebook): used as it is
+        if address and address != "local":
+            raise SweepError(f"--address {address}: Ray is already initialised in this process, so the address "
+                             "cannot be honoured: call ray.shutdown() first, or leave --address out")
         return False
-    kwargs = dict(include_dashboard=False, log_to_driver=not quiet)
-    if address:
-        ray.init(address=address, **kwargs)
+    if address and address != "local":
+        connect_ray(address, quiet=quiet)
     else:  # "local": a new Ray on this machine, even where RAY_ADDRESS or a `ray start` cluster exists
-        ray.init(address="local", num_cpus=num_cpus, **kwargs)
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=not quiet)
     return True
 
 
@@ -512,37 +595,41 @@ def _gather_up_to_date(plan: Plan, gather_params: dict) -> bool:
 def run_sweep(plan: Plan, *, address: str | None = None, num_cpus: int | None = None, cpus_per_point: float = 1,
               gpus_per_point: float = 0, retries: int = 0, progress_every: float = 30.0, kernel_name: str = "python3",
               stream=None) -> tuple[int, list[dict]]:
-    """Run the plan's points as Ray tasks (then the gather run); returns (exit status, table rows)."""
-    import ray
+    """Run the plan's points as Ray tasks (then the gather run); returns (exit status, table rows).
 
+    Raises ``SweepError`` before writing anything when another sweep holds ``--out`` or the Ray cluster
+    of ``address`` cannot be reached (module docstring)."""
     stream = stream or sys.stdout
 
     def say(text=""):
         print(text, file=stream, flush=True)
 
+    lock = RunLock(plan.out, SWEEP_LOCK)
+    try:  # before anything is written: a second sweep into this --out changes no file
+        lock.acquire()
+    except RunLockedError:
+        raise SweepError(f"--out {plan.out} is in use by another sweep ({lock.holder()}): wait for it to finish, "
+                         "or use another --out; nothing was written") from None
+    try:
+        return _run_locked(plan, say, address=address, num_cpus=num_cpus, cpus_per_point=cpus_per_point,
+                           gpus_per_point=gpus_per_point, retries=retries, progress_every=progress_every,
+                           kernel_name=kernel_name)
+    finally:
+        lock.release()
+
+
+def _run_locked(plan: Plan, say, *, address, num_cpus, cpus_per_point, gpus_per_point, retries, progress_every,
+                kernel_name) -> tuple[int, list[dict]]:
+    """``run_sweep``'s body, with ``--out`` locked: Ray first (connected, resources checked), then the files."""
+    import ray
+
     sweep_id = uuid.uuid4().hex
-    git = git_state(plan.notebook)
-    write_json_atomic(plan.out / SWEEP_FILE, {
-        "chapter": plan.chapter, "notebook": str(plan.notebook), "grid": plan.grid, "fixed": plan.fixed,
-        "gather_parameters": plan.gather_parameters, "command": plan.command, "sweep_id": sweep_id,
-        "created": _now(),
-        "points": [{"name": p.name, "dir": p.name, "values": p.values} for p in plan.points]})
-    base = {"notebook": str(plan.notebook), "cwd": os.getcwd(), "sweep_id": sweep_id, "git": git,
-            "cpus": cpus_per_point, "kernel_name": kernel_name}
     rows = {p.name: {"name": p.name, "status": "skipped", "note": "done before"} for p in plan.points
             if p.status == "skipped"}
     for p in plan.points:
         if p.name in rows:
             rows[p.name]["wall_s"] = read_json(p.run_dir / DONE_FILE, {}).get("wall_s")
     todo = [p for p in plan.points if p.status == "todo"]
-    for p in todo:
-        p.run_dir.mkdir(parents=True, exist_ok=True)
-        # the command is the point's own: a later sweep into the same --out rewrites sweep.json
-        write_json_atomic(p.run_dir / POINT_FILE, {"chapter": plan.chapter, "notebook": str(plan.notebook), "name": p.name,
-                           "values": p.values, "parameters": p.parameters, "command": plan.command,
-                           "created": _now()})
-    say(f"sweep {plan.chapter}: {len(plan.points)} points, {len(todo)} to run, {len(rows)} done before -> {plan.out}")
-
     gather_params = {**plan.fixed, **plan.gather_parameters, "out_dir": str(plan.out)}
     need_ray = bool(todo) or (plan.gather and not _gather_up_to_date(plan, gather_params))
     started_ray = _start_ray(address, num_cpus) if need_ray else False
@@ -557,6 +644,23 @@ def run_sweep(plan: Plan, *, address: str | None = None, num_cpus: int | None = 
                 say(f"{'warning' if address else 'error'}: {'; '.join(short)}")
                 if not address:
                     return 2, list(rows.values())
+        git = git_state(plan.notebook)
+        write_json_atomic(plan.out / SWEEP_FILE, {
+            "chapter": plan.chapter, "notebook": str(plan.notebook), "grid": plan.grid, "fixed": plan.fixed,
+            "gather_parameters": plan.gather_parameters, "command": plan.command, "sweep_id": sweep_id,
+            "created": _now(),
+            "points": [{"name": p.name, "dir": p.name, "values": p.values} for p in plan.points]})
+        base = {"notebook": str(plan.notebook), "cwd": os.getcwd(), "sweep_id": sweep_id, "git": git,
+                "cpus": cpus_per_point, "kernel_name": kernel_name}
+        for p in todo:
+            p.run_dir.mkdir(parents=True, exist_ok=True)
+            # the command is the point's own: a later sweep into the same --out rewrites sweep.json
+            write_json_atomic(p.run_dir / POINT_FILE, {"chapter": plan.chapter, "notebook": str(plan.notebook),
+                                                       "name": p.name, "values": p.values,
+                                                       "parameters": p.parameters, "command": plan.command,
+                                                       "created": _now()})
+        say(f"sweep {plan.chapter}: {len(plan.points)} points, {len(todo)} to run, {len(rows)} done before "
+            f"-> {plan.out}")
         task = ray.remote(execute_point).options(num_cpus=cpus_per_point, num_gpus=gpus_per_point,
                                                  max_retries=retries, retry_exceptions=False)
 
@@ -657,15 +761,20 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --cpus-per-point must be > 0 and --gpus-per-point >= 0", file=sys.stderr)
         return 2
     try:
+        check_address(args.address)
         plan = make_plan(args.notebook, args.grid, args.parameter, args.out, gather=args.gather,
                          gather_parameters=args.gather_param,
                          command=["python", "-m", "vaelab.lab.sweep", *argv])
     except SweepError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    code, _ = run_sweep(plan, address=args.address, num_cpus=args.num_cpus, cpus_per_point=args.cpus_per_point,
-                        gpus_per_point=args.gpus_per_point, retries=args.retries,
-                        progress_every=args.progress_every, kernel_name=args.kernel)
+    try:
+        code, _ = run_sweep(plan, address=args.address, num_cpus=args.num_cpus, cpus_per_point=args.cpus_per_point,
+                            gpus_per_point=args.gpus_per_point, retries=args.retries,
+                            progress_every=args.progress_every, kernel_name=args.kernel)
+    except SweepError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     return code
 
 

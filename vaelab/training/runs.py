@@ -20,7 +20,12 @@ Three things make that safe, each here as one small piece:
 * **One writer** (``RunLock``): an exclusive ``flock`` on ``out_dir/.lock`` for the length of a run;
   a second process gets an error naming the holder (pid, host, start time). The kernel releases
   the lock when the holder dies, so ``kill -9`` leaves nothing to clean up. Every file is written
-  under a unique temporary name, flushed to disk (fsync) and renamed into place (``atomic_write``).
+  under a unique temporary name, flushed to disk (fsync) and renamed into place (``atomic_write``);
+  the temporary files of a save cut short by a kill are removed by the next run of the directory
+  (``remove_stale_temporaries``, called with the lock held).
+* **Disk space** (``check_free_space``, ``DiskFullError``): a run refuses to start where its
+  checkpoint (estimated from the model and optimiser state) would not fit, and a save that runs
+  out of space says which file, that the epoch was not saved, and how much space it needs.
 """
 from __future__ import annotations
 
@@ -33,6 +38,7 @@ import io
 import json
 import math
 import os
+import shutil
 import socket
 import tempfile
 from pathlib import Path
@@ -43,8 +49,9 @@ from torch import nn
 
 from vaelab.core.files import atomic_path, atomic_write, atomic_write_json, dumps_json  # noqa: F401
 
-__all__ = ["CheckpointError", "IdentityError", "RunLockedError", "atomic_path", "atomic_write", "atomic_write_json",
-           "check_writable", "save_checkpoint", "load_checkpoint", "model_settings", "schedule_settings",
+__all__ = ["CheckpointError", "IdentityError", "RunLockedError", "DiskFullError", "atomic_path", "atomic_write",
+           "atomic_write_json", "check_writable", "check_free_space", "checkpoint_size_estimate",
+           "remove_stale_temporaries", "save_checkpoint", "load_checkpoint", "model_settings", "schedule_settings",
            "data_identity", "run_identity", "identity_diff", "RunLock", "FORMAT"]
 
 FORMAT = "vaelab-checkpoint-2"
@@ -61,6 +68,20 @@ class IdentityError(CheckpointError):
 
 class RunLockedError(RuntimeError):
     """Another process is writing to the run directory."""
+
+
+class DiskFullError(OSError):
+    """No room for a checkpoint: the message names the file, what was not saved and the space needed."""
+
+    def __init__(self, message: str):
+        super().__init__(errno.ENOSPC, message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+_DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
 # ----------------------------------------------------------------------------- files
@@ -81,16 +102,90 @@ def check_writable(out_dir: str | os.PathLike) -> Path:
     return out
 
 
+def remove_stale_temporaries(out_dir: str | os.PathLike, name: str) -> list[Path]:
+    """Remove ``out_dir/.<name>.*.tmp``: the temporary files of a save of ``name`` that was killed
+    before its rename (``atomic_path``). Call it only while holding the directory's ``RunLock``
+    (no other writer can be mid-save). Returns the files removed."""
+    removed = []
+    for tmp in sorted(Path(out_dir).glob(f".{name}.*.tmp")):
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+            removed.append(tmp)
+    return removed
+
+
+# ----------------------------------------------------------------------------- disk space
+def _mb(n: float) -> str:
+    return f"{n / 2**20:,.1f} MB"
+
+
+def checkpoint_size_estimate(model: nn.Module, steps: int, logged: int = 8, best_copy: bool = False) -> int:
+    """About how many bytes a checkpoint of ``fit`` takes: the model's state, Adam's two moments per
+    parameter (the same size as the parameters), a copy of the weights for early stopping
+    (``best_copy``), ``logged`` numbers per step for ``steps`` steps of history, and 64 KiB of the rest."""
+    state = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    params = sum(p.numel() * p.element_size() for p in model.parameters())
+    return state + 2 * params + (state if best_copy else 0) + 10 * logged * steps + 2**16
+
+
+def free_bytes(path: str | os.PathLike) -> int:
+    """Free bytes on the file system of ``path`` (for an unprivileged user)."""
+    return shutil.disk_usage(path).free
+
+
+def check_free_space(out_dir: str | os.PathLike, needed: int) -> None:
+    """Raise ``DiskFullError`` before any training when ``out_dir`` has less than ``needed`` bytes free."""
+    free = free_bytes(out_dir)
+    if free < needed:
+        raise DiskFullError(
+            f"not enough space for the checkpoint in {out_dir}: it needs about {_mb(needed)} (model and optimiser "
+            f"state), {_mb(free)} are free, so no epoch could be saved; nothing was trained. Free at least "
+            f"{_mb(needed - free)} there, or pass another out_dir")
+
+
+def _disk_full(path: Path, size: int, epoch: int | None, last_good: str | None) -> DiskFullError:
+    what = f"epoch {epoch} was not saved" if epoch is not None else "nothing was saved"
+    free = free_bytes(path.parent)
+    then = f"it resumes from {last_good}" if last_good else "it starts afresh (no earlier state was saved)"
+    return DiskFullError(
+        f"no space left on the device of {path}: {what} (the checkpoint is {_mb(size)}, {_mb(free)} are free). "
+        f"Free at least {_mb(max(size - free, 0) + 2**20)} there, or move the run directory elsewhere, and run "
+        f"again: {then}")
+
+
 # ----------------------------------------------------------------------------- checkpoint file
-def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
-    """Serialise ``state`` with ``torch.save``, wrap it with its SHA-256, and write it atomically."""
+def save_checkpoint(state: dict, path: str | os.PathLike, *, epoch: int | None = None,
+                    last_good: str | None = None) -> Path:
+    """Serialise ``state`` with ``torch.save``, wrap it with its SHA-256, and write it atomically.
+
+    A full disk (or quota) raises ``DiskFullError`` naming ``path``, that ``epoch`` was not saved,
+    the space needed and ``last_good`` (where a rerun resumes, e.g. "the checkpoint of epoch 3";
+    None: nothing saved yet); the old file is left as it was.
+    """
     buf = io.BytesIO()
     torch.save(state, buf)
     payload = buf.getvalue()
     outer = io.BytesIO()
     torch.save({"format": FORMAT, "sha256": hashlib.sha256(payload).hexdigest(),
                 "payload": torch.frombuffer(bytearray(payload), dtype=torch.uint8)}, outer)
-    return atomic_write(path, outer.getvalue())
+    data = outer.getvalue()
+    path = Path(path)
+    try:
+        return atomic_write(path, data)
+    except OSError as err:
+        if err.errno in _DISK_FULL:
+            raise _disk_full(path, len(data), epoch, last_good) from None
+        raise
+
+
+def _load_failure(err: Exception) -> str:
+    """Why ``torch.load`` failed, in our words: torch's advice to load with ``weights_only=False`` (running
+    whatever code the file holds) is never passed on."""
+    text = str(err)
+    if "weights_only" in text or "Weights only" in text:
+        return f"{type(err).__name__}: its contents are not a plain state (a corrupt header, or pickled code)"
+    first = (text.strip().splitlines() or [""])[0]
+    return f"{type(err).__name__}: {first[:200]}"
 
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
@@ -106,10 +201,11 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     except FileNotFoundError:
         raise
     except Exception as err:  # truncated file, wrong format, pickled objects
-        raise CheckpointError(f"checkpoint {str(path)!r} cannot be read ({type(err).__name__}: {err}); it is "
+        raise CheckpointError(f"checkpoint {str(path)!r} cannot be read ({_load_failure(err)}); it is "
                               f"corrupt or not a vaelab checkpoint: {fix}") from None
     payload = outer.get("payload") if isinstance(outer, dict) else None
-    if outer.get("format") != FORMAT or not isinstance(payload, torch.Tensor) or payload.dtype != torch.uint8:
+    if (not isinstance(outer, dict) or outer.get("format") != FORMAT or not isinstance(payload, torch.Tensor)
+            or payload.dtype != torch.uint8):
         raise CheckpointError(f"{str(path)!r} is not a vaelab checkpoint (format {FORMAT!r}): {fix}")
     payload = payload.numpy().tobytes()
     if hashlib.sha256(payload).hexdigest() != outer.get("sha256"):
@@ -118,7 +214,7 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     try:
         return torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
     except Exception as err:
-        raise CheckpointError(f"checkpoint {str(path)!r} cannot be read ({type(err).__name__}: {err}): {fix}") from None
+        raise CheckpointError(f"checkpoint {str(path)!r} cannot be read ({_load_failure(err)}): {fix}") from None
 
 
 # ----------------------------------------------------------------------------- identity
@@ -250,12 +346,37 @@ class RunLock:
 
     The lock file holds the holder's pid, host and start time, which a refused second writer is
     shown. ``flock`` locks belong to the open file, so the kernel drops them when the holder exits
-    or is killed; a stale ``.lock`` file is harmless.
+    or is killed; a stale ``.lock`` file is harmless. ``name`` picks another lock file in the same
+    directory (a sweep's driver locks ``--out/.sweep.lock``, leaving ``.lock`` to the chapter).
+    ``held_by()`` says whether someone holds it, without taking it.
     """
 
-    def __init__(self, out_dir: str | os.PathLike):
-        self.path = Path(out_dir) / ".lock"
+    def __init__(self, out_dir: str | os.PathLike, name: str = ".lock"):
+        self.path = Path(out_dir) / name
         self._fd: int | None = None
+
+    def holder(self) -> str:
+        """What the lock file says of its holder (pid, host, start), or "unknown"."""
+        try:
+            return self.path.read_text(encoding="utf8").strip() or "unknown"
+        except OSError:
+            return "unknown"
+
+    def held_by(self) -> str | None:
+        """The holder's description (pid, host, start) when another open file holds the lock, else None.
+        Takes the lock for an instant when it is free, and writes nothing."""
+        if not self.path.parent.is_dir():
+            return None
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            return self.holder()
+        finally:
+            os.close(fd)  # closing drops our lock, if we got it
+        return None
 
     def acquire(self) -> "RunLock":
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -265,10 +386,7 @@ class RunLock:
             os.close(fd)
             if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise
-            try:
-                holder = self.path.read_text(encoding="utf8").strip() or "unknown"
-            except OSError:
-                holder = "unknown"
+            holder = self.holder()
             raise RunLockedError(f"{self.path.parent} is in use by another run ({holder}): wait for it to "
                                  "finish, or use another out_dir") from None
         info = (f"pid {os.getpid()} on {socket.gethostname()}, started "

@@ -22,7 +22,13 @@ writable before any work, and a checkpoint (checksummed, written atomically) fol
 ``checkpoint_every`` epochs; calling ``fit`` again with the same ``out_dir`` resumes from it and, on
 CPU, ends bit-identical to an uninterrupted run. A resume with other settings is refused with the
 list of differences; a larger ``epochs`` continues a finished run. A non-finite loss stops training
-with ``NonFiniteLossError``; the checkpoint on disk is then the last good one.
+with ``NonFiniteLossError``; so does a non-finite state at the end of an epoch
+(``vaelab.training.guard``: parameters, optimiser state and, with ``valid``, the validation terms),
+which is checked before its checkpoint is written. A checkpoint is thus only ever written for a
+checked state, a diverged one found on resume (saved by an earlier vaelab) is refused, and the
+checkpoint on disk is the last good one. Before training, the run refuses a directory without
+room for its checkpoint; a save that runs out of space raises ``DiskFullError`` (the file, the
+epoch not saved, the space needed).
 """
 from __future__ import annotations
 
@@ -44,29 +50,40 @@ from vaelab.core.validate import positive_int
 from vaelab.data.images import ImageData, batch_indices, n_batches
 from vaelab.core.modes import eval_mode
 from vaelab.core.malloc import keep_freed_memory
-from vaelab.training.runs import (CheckpointError, IdentityError, RunLock, check_writable, describe_diff, identity_diff,
-                   load_checkpoint, run_identity, save_checkpoint)
+from vaelab.training import guard
+from vaelab.training.runs import (CheckpointError, DiskFullError, IdentityError, RunLock, check_free_space,
+                                  check_writable, checkpoint_size_estimate, describe_diff, identity_diff,
+                                  load_checkpoint, remove_stale_temporaries, run_identity, save_checkpoint)
 from vaelab.objectives.schedules import Constant, Schedule, objective
 
-__all__ = ["fit", "History", "NonFiniteLossError", "CheckpointError", "IdentityError", "load_checkpoint",
+__all__ = ["fit", "History", "NonFiniteLossError", "CheckpointError", "IdentityError", "DiskFullError", "load_checkpoint",
            "logged_terms", "evaluate", "exponential_lr", "step_lr", "PRECISIONS", "check_precision",
            "RunSettings", "prepare_model", "RunDirectory", "StepLog", "EarlyStopping"]
 
 CHECKPOINT = "checkpoint.pt"
 PRECISIONS = ("fp32", "bf16")
 STEP_BAR_MIN_STEPS = 200  # epochs with at least this many steps get a progress bar of their own
+SEED_RANGE = (0, 2**64 - 1)  # what torch.manual_seed accepts (negative seeds alias large ones)
 
 
 class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or infinite; the message says where and which checkpoint is the last good one."""
+    """The loss, or the state at the end of an epoch, became NaN or infinite; the message says where,
+    which checkpoint is the last good one, and the fix."""
 
 
 @dataclass
 class History:
-    """Per-step and per-epoch records: ``steps[name]`` and ``epochs[name]`` are lists of floats."""
+    """Per-step and per-epoch records: ``steps[name]`` and ``epochs[name]`` are lists of floats.
+
+    ``train_time_s``: seconds ``fit`` spent training up to this state, summed over every attempt
+    (a resumed run counts the attempts before; time lost to a kill after the last checkpoint is
+    not counted, as that work is redone). Histories saved before it existed get the sum of their
+    epochs' ``time_s`` (the step loops only).
+    """
 
     steps: dict[str, list[float]] = field(default_factory=dict)
     epochs: dict[str, list[float]] = field(default_factory=dict)
+    train_time_s: float = 0.0
 
     def _add(self, table: dict, row: dict[str, float], length: int) -> None:
         for key, value in row.items():
@@ -81,11 +98,15 @@ class History:
 
     def state_dict(self) -> dict:
         return {"steps": {k: list(v) for k, v in self.steps.items()},
-                "epochs": {k: list(v) for k, v in self.epochs.items()}}
+                "epochs": {k: list(v) for k, v in self.epochs.items()}, "train_time_s": self.train_time_s}
 
     @classmethod
     def from_state_dict(cls, state: dict) -> "History":
-        return cls({k: list(v) for k, v in state["steps"].items()}, {k: list(v) for k, v in state["epochs"].items()})
+        epochs = {k: list(v) for k, v in state["epochs"].items()}
+        seconds = state.get("train_time_s")
+        if seconds is None:  # saved before train_time_s existed: the step loops' time
+            seconds = math.fsum(t for t in epochs.get("time_s", []) if math.isfinite(t))
+        return cls({k: list(v) for k, v in state["steps"].items()}, epochs, float(seconds))
 
 
 def logged_terms(terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -197,6 +218,9 @@ class RunSettings:
                             f"got {type(self.lr_factor).__name__}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        if not SEED_RANGE[0] <= self.seed <= SEED_RANGE[1]:
+            raise ValueError(f"seed must be an integer in [0, 2**64 - 1] (torch's seed range), got {self.seed}: "
+                             "pass a seed in that range")
         positive_int("checkpoint_every", self.checkpoint_every)
         if self.sync_every is not None:
             positive_int("sync_every", self.sync_every)
@@ -264,9 +288,10 @@ def _check_data_range(model: nn.Module, data: ImageData, arg: str) -> None:
 class RunDirectory:
     """``out_dir`` of one run: lock, identity, checkpoint with every generator's state, resume.
 
-    ``open()`` locks the directory and checks it writable; ``resume(...)`` restores a matching
-    checkpoint (or raises ``IdentityError`` listing the differences) and returns its epoch and step;
-    ``save(...)`` writes the whole state atomically. Without ``out_dir`` every method does nothing.
+    ``open()`` locks the directory, checks it writable and removes the temporary files of a save
+    that a kill cut short; ``read(...)`` returns a matching checkpoint (or raises ``IdentityError``
+    listing the differences); ``save(...)`` writes the whole state atomically (``DiskFullError``
+    when it does not fit). Without ``out_dir`` every method does nothing.
     """
 
     def __init__(self, out_dir: str | os.PathLike | None, identity: dict | None, settings: RunSettings):
@@ -275,11 +300,16 @@ class RunDirectory:
         self.identity, self.settings = identity, settings
         self.lock: RunLock | None = None
         self.last_saved: int | None = None
+        self.validated = True  # whether saved states had their validation terms checked (fit sets it)
 
     def open(self) -> "RunDirectory":
         if self.out is not None:
             check_writable(self.out)
             self.lock = RunLock(self.out).acquire()
+            removed = remove_stale_temporaries(self.out, CHECKPOINT)
+            if removed:
+                print(f"removed {len(removed)} temporary file(s) of an interrupted checkpoint save in {self.out}: "
+                      f"{', '.join(p.name for p in removed)}", flush=True)
         return self
 
     def close(self) -> None:
@@ -297,11 +327,22 @@ class RunDirectory:
             raise IdentityError(describe_diff(self.path, diffs))
         return ckpt
 
+    def refuse_diverged(self, ckpt: dict, problems: list[str]) -> None:
+        """Raise ``CheckpointError`` for a checkpoint that holds a non-finite state (written before
+        ``fit`` checked states before saving): it is no good state to resume from."""
+        if problems:
+            raise CheckpointError(
+                f"checkpoint {self.path} (end of epoch {int(ckpt['epoch'])}) holds a diverged state: "
+                f"{guard.describe(problems)}. It is not a good state to resume from (an earlier vaelab saved it "
+                f"without checking): delete it or pass resume=False, and train again with a lower lr "
+                f"(this run's is {self.settings.lr:g}) or grad_clip")
+
     def save(self, state: dict, epoch: int) -> None:
         if self.path is None:
             return
         save_checkpoint({"identity": self.identity, "settings": self.settings.to_dict(), "epoch": epoch, **state},
-                        self.path)
+                        self.path, epoch=epoch,
+                        last_good=None if self.last_saved is None else f"the checkpoint of epoch {self.last_saved}")
         self.last_saved = epoch
 
     @staticmethod
@@ -328,7 +369,9 @@ class RunDirectory:
             return "no checkpoint (pass out_dir=... to keep one)"
         if self.last_saved is None:
             return f"no checkpoint yet in {self.out} (no epoch had finished)"
-        return f"checkpoint {self.path} (end of epoch {self.last_saved})"
+        note = "" if self.validated else ("; its weights are finite, but without valid= no forward pass of it "
+                                          "was checked")
+        return f"checkpoint {self.path} (end of epoch {self.last_saved}{note})"
 
 
 # ----------------------------------------------------------------------------- the step log
@@ -429,7 +472,12 @@ def fit(model: nn.Module, train: ImageData, *, epochs: int, batch_size: int, sch
     covariance need enough images per batch).
 
     ``out_dir``: the run directory (module docstring): locked, checkpointed, resumed when called
-    again (``resume=False`` starts afresh and overwrites). Resuming prints "resumed at epoch N of M
+    again (``resume=False`` starts afresh and overwrites). Before the first step it must have room
+    for the checkpoint (``DiskFullError`` otherwise); after the last step of each epoch the
+    parameters, the optimiser state and (with ``valid``) the validation terms must be finite, else
+    ``NonFiniteLossError`` names the epoch, the step, the last good checkpoint and the fix, and the
+    epoch is not saved. ``seed``: an integer in [0, 2**64 - 1]. The returned history's
+    ``train_time_s`` counts every attempt of a resumed run. Resuming prints "resumed at epoch N of M
     from PATH"; a finished run prints "already trained (N epochs): nothing to do"; a larger
     ``epochs`` than the finished run's continues it and says so.
 
@@ -522,6 +570,7 @@ def _train(model, train, valid, schedule, settings: RunSettings, run_dir: RunDir
     start_epoch, step = 0, 0
     epochs = settings.epochs
 
+    run_dir.validated = valid is not None
     ckpt = run_dir.read(device)
     if ckpt is not None:
         try:
@@ -535,6 +584,8 @@ def _train(model, train, valid, schedule, settings: RunSettings, run_dir: RunDir
         start_epoch, step = int(ckpt["epoch"]), int(ckpt["step"])
         RunDirectory.set_rng_state(ckpt["rng"], gen, train)
         stopping.load_state_dict(ckpt["stopping"])
+        # an earlier vaelab saved states unchecked: a diverged one is refused, never called good
+        run_dir.refuse_diverged(ckpt, guard.checkpoint_problems(ckpt, model))
         run_dir.last_saved = start_epoch
         saved_target = int(ckpt["identity"]["epochs"])
         if stopping.stopped:
@@ -551,7 +602,17 @@ def _train(model, train, valid, schedule, settings: RunSettings, run_dir: RunDir
             stopping.restore_best(model)
             return history
 
+    if run_dir.path is not None:  # room for a checkpoint, before any work
+        needed = checkpoint_size_estimate(model, epochs * n_batches(len(train), settings.batch_size,
+                                                                    settings.drop_last),
+                                          best_copy=settings.patience is not None)
+        if run_dir.path.exists():
+            needed = max(needed, run_dir.path.stat().st_size)
+        check_free_space(run_dir.out, needed)
+    seconds_before, attempt_start = history.train_time_s, time.perf_counter()
+
     def save(epoch: int) -> None:
+        history.train_time_s = seconds_before + (time.perf_counter() - attempt_start)
         run_dir.save({"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                       "lr_schedule": lr_schedule.state_dict(), "schedule": schedule.state_dict(),
                       "history": history.state_dict(), "rng": RunDirectory.rng_state(gen, train),
@@ -604,12 +665,15 @@ def _train(model, train, valid, schedule, settings: RunSettings, run_dir: RunDir
             schedule.update(record, step)
             log.add(record, step, epoch)
         log.flush(step, epoch)
+        # nothing is kept, validated or saved from a state that is not finite (vaelab.training.guard)
+        _stop_if_diverged(guard.state_problems(model, optimizer), epoch, step, run_dir, settings)
         schedule.end_epoch(epoch)
         row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "time_s": time.perf_counter() - t0}
         lr_schedule.step()
         row.update(log.epoch_means())
         if valid is not None:
             row.update({f"valid_{k}": v for k, v in evaluate(model, valid).items()})
+            _stop_if_diverged(guard.row_problems(row), epoch, step, run_dir, settings)
         if on_epoch is not None:
             was_training = model.training
             with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
@@ -627,5 +691,17 @@ def _train(model, train, valid, schedule, settings: RunSettings, run_dir: RunDir
         if stopping.stopped:
             break
     bar.close()
+    history.train_time_s = seconds_before + (time.perf_counter() - attempt_start)
     stopping.restore_best(model)
     return history
+
+
+def _stop_if_diverged(problems: list[str], epoch: int, step: int, run_dir: RunDirectory,
+                      settings: RunSettings) -> None:
+    """Raise ``NonFiniteLossError`` (epoch, step, what is not finite, the last good checkpoint, the fix)
+    when ``problems`` (``vaelab.training.guard``) is not empty; the epoch is then not saved."""
+    if problems:
+        raise NonFiniteLossError(
+            f"non-finite state after the last step of epoch {epoch} (step {step}): {guard.describe(problems)}; "
+            f"training stopped and epoch {epoch} was not saved. Last good state: {run_dir.where()}. Lower lr "
+            f"(it is {settings.lr:g}), check the data (train and valid) for NaN, or clip gradients (grad_clip).")

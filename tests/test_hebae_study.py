@@ -12,6 +12,9 @@ import torch  # noqa: E402
 from vaelab.experiments.hebae_runs import LAMBDAS, STUDY_POINTS, _encode_images, decode_images  # noqa: E402
 from vaelab.lab import hebae_study as hs  # noqa: E402
 from vaelab.lab.compare import VERDICTS, ordering_verdict  # noqa: E402
+from vaelab.lab.plots import book_style  # noqa: E402
+
+book_style()  # the figures must draw under the book's style, as they do on the page
 
 
 def fake_result(kind, k, lam, form, *, elbo, ll, mic=0.3, corr=0.05, fd=20.0, se=0.2, epochs=100):

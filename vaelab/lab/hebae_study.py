@@ -61,7 +61,7 @@ def _point(study, kind, k, lam=1.0, form="exact"):
 
 def fig1a_top(study: dict, plt):
     """Standard ELBO of the test images over epochs, VAE and HEBAE, one panel per k (Fig. 1a, top)."""
-    fig, axes = plt.subplots(1, 4, figsize=(7.2, 2.3), sharex=True)
+    fig, axes = plt.subplots(1, 4, figsize=(7.2, 2.3), sharex=True, layout="constrained")
     for ax, k in zip(axes, KS):
         for kind, style in (("vae", "-"), ("hebae", "--")):
             r = _point(study, kind, k)
@@ -73,7 +73,6 @@ def fig1a_top(study: dict, plt):
     axes[0].set_ylabel("test standard ELBO (nats)")
     if axes[0].get_legend_handles_labels()[0]:
         axes[0].legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
     return fig
 
 
@@ -86,7 +85,7 @@ def lambda_spread(study: dict, kind: str, key: str) -> tuple[float | None, int]:
 
 def fig1a_bottom(study: dict, plt):
     """Final standard ELBO and IS log-likelihood against lambda, k = 20 (Fig. 1a, bottom)."""
-    fig, axes = plt.subplots(1, 2, figsize=(7.2, 2.6))
+    fig, axes = plt.subplots(1, 2, figsize=(7.2, 2.6), layout="constrained")
     for ax, key, label in zip(axes, ("std_elbo", "is_ll"), ("standard ELBO", "IS log-likelihood")):
         for kind, marker in (("vae", "o-"), ("hebae", "s--")):
             pts = [(lam, r[key]["mean"]) for lam in LAMBDAS if (r := _point(study, kind, 20, lam)) is not None]
@@ -95,7 +94,6 @@ def fig1a_bottom(study: dict, plt):
         ax.set(xscale="log", xlabel=r"KL weight $\lambda$", ylabel=f"test {label} (nats)")
     if axes[0].get_legend_handles_labels()[0]:
         axes[0].legend(fontsize=8)
-    fig.tight_layout()
     return fig
 
 
@@ -109,7 +107,7 @@ def fig2(study: dict, plt):
     trio = {m: r for m, r in _trio(study, 20, 1.0).items() if r is not None}
     if not trio:
         return _not_run_yet(plt, "Fig. 2: no point of the study recorded yet")
-    fig, axes = plt.subplots(2, len(trio) + 1, figsize=(7.2, 4.2), squeeze=False)
+    fig, axes = plt.subplots(2, len(trio) + 1, figsize=(7.2, 4.2), squeeze=False, layout="constrained")
     for col, (name, r) in enumerate(trio.items()):
         for row, key in enumerate(("cov", "corr")):
             ax = axes[row, col]
@@ -124,7 +122,6 @@ def fig2(study: dict, plt):
     ax.set(xlabel="latent dimension", ylabel="MIC(index, $z_j$)")
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=3)
     axes[1, -1].axis("off")
-    fig.tight_layout()
     return fig
 
 
@@ -133,18 +130,18 @@ def fig4(study: dict, plt):
     trio = {m: r for m, r in _trio(study, 10, 10.0).items() if r is not None}
     if not trio:
         return _not_run_yet(plt, "Fig. 4: no point of the study recorded yet")
-    fig, axes = plt.subplots(len(trio), 1, figsize=(7.2, 0.75 * len(trio) + 0.2), squeeze=False)
+    fig, axes = plt.subplots(len(trio), 1, figsize=(7.2, 0.75 * len(trio) + 0.2), squeeze=False,
+                             layout="constrained")
     for ax, (name, r) in zip(axes[:, 0], trio.items()):
         imgs = decode_images(r["pictures"]["samples"])[:16, 0]
         ax.imshow(np.concatenate(list(imgs.numpy()), axis=1), cmap="gray", vmin=0, vmax=1)
         ax.set_axis_off()
         ax.set_title(f"{name}: FD {r['fd_classifier']:.1f}", fontsize=8, loc="left")
-    fig.tight_layout()
     return fig
 
 
 def _not_run_yet(plt, text: str):
-    fig, ax = plt.subplots(figsize=(7.2, 1.0))
+    fig, ax = plt.subplots(figsize=(7.2, 1.0), layout="constrained")
     ax.text(0.5, 0.5, text, ha="center", va="center")
     ax.set_axis_off()
     return fig

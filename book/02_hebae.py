@@ -261,7 +261,7 @@ kl_step2 = kl_divergence(mvn(beta, Sigma), mvn(zero, eye))
 torch.testing.assert_close(kl_step2, half_shape + 0.5 * beta @ beta)
 torch.testing.assert_close(kl_normal_full(beta, torch.linalg.cholesky(Sigma)), kl_step2)
 
-
+# %%
 # Step 3: J_1 = J_2 when lambda_1 = lambda_2 (the reconstruction term is common to
 # both: left out)
 def j1(mu, lam1, lam2):
@@ -389,7 +389,7 @@ def hebae_terms_by_hand(model, x, eps, form):
     reg = 0.5 * (Sigma.trace() + beta @ beta - k - torch.logdet(Sigma))  # KL to N(0, I)
     return z, rec, reg
 
-
+# %%
 torch.manual_seed(4)
 tiny = {f: mlp_hebae(latent_dim=3, data_shape=(1, 5, 5), enc_hidden=(16,),
                      dec_hidden=(16,), form=f).double()
@@ -475,7 +475,7 @@ def std_elbo(model, data_set, n_samples=1):
     ev = evaluate(model, data_set)
     return -(ev["rec"] + ev["reg"])
 
-
+# %%
 def is_ll_images(model, data_set, n_samples):
     """Importance-sampled log-likelihood of each image of data_set (nats), as numpy."""
     gen = torch.Generator(dev).manual_seed(seed)
@@ -497,7 +497,7 @@ def is_ll_population(model, taus=(0.05, 0.1, 0.2, 0.4, 0.7, 1.0)):
     proposal = WithProposal(model, population_proposal(tau))
     return is_ll_images(proposal, is_set, is_samples), tau
 
-
+# %%
 def tracker(epoch, model):
     """Per-epoch yardsticks (fit's on_epoch hook; it does not change the run)."""
     if isinstance(model, HEBAE):
@@ -524,7 +524,27 @@ planned = list(dict.fromkeys(  # every model the chapter trains, in order
     + [run_name(kind, sample_dim, 1.0) for kind in ("vae", "hebae")]
     + [run_name("wae", sample_dim, wae_lam_fig4)]))
 
+# %%
+def yardsticks(model, row):
+    """The common yardsticks of a trained VAE or HEBAE, added to its summary row."""
+    if isinstance(model, HEBAE):
+        model.population_stats(data.train)
+        row["sigma_mean"] = row["history"]["sigma_mean"][-1]
+    row["std_elbo"] = std_elbo(model, elbo_set)
+    row["is_ll_images"] = is_ll_images(model, is_set, is_samples)
+    row["is_ll"] = float(row["is_ll_images"].mean())
+    if isinstance(model, HEBAE):
+        row["is_ll_pop_images"], row["tau"] = is_ll_population(model)
+        row["is_ll_pop"] = float(row["is_ll_pop_images"].mean())
+    mu_e, logvar_e = posterior_stats(model, elbo_set)
+    row["active_units"] = active_units(mu_e)[0]
+    # dimensions whose posterior marginals differ from N(0, 1) by > 0.1 nats
+    kl_j = kl_per_dim(mu_e, logvar_e)
+    row["kl_dims"] = int((kl_j > 0.1).sum())
+    row["kl_per_dim_mean"] = kl_j.mean().item()
 
+
+# %%
 def train(kind, k, lam, form_=form):
     """Train (or resume) one model; kind in {vae, hebae, wae}; returns the model and
     its summary row."""
@@ -549,21 +569,7 @@ def train(kind, k, lam, form_=form):
            "form": form_ if kind == "hebae" else None,
            "objective": hist.epochs["loss"][-1], "history": hist.epochs}
     if kind != "wae":
-        if isinstance(model, HEBAE):
-            model.population_stats(data.train)
-            row["sigma_mean"] = hist.epochs["sigma_mean"][-1]
-        row["std_elbo"] = std_elbo(model, elbo_set)
-        row["is_ll_images"] = is_ll_images(model, is_set, is_samples)
-        row["is_ll"] = float(row["is_ll_images"].mean())
-        if isinstance(model, HEBAE):
-            row["is_ll_pop_images"], row["tau"] = is_ll_population(model)
-            row["is_ll_pop"] = float(row["is_ll_pop_images"].mean())
-        mu_e, logvar_e = posterior_stats(model, elbo_set)
-        row["active_units"] = active_units(mu_e)[0]
-        # dimensions whose posterior marginals differ from N(0, 1) by > 0.1 nats
-        kl_j = kl_per_dim(mu_e, logvar_e)
-        row["kl_dims"] = int((kl_j > 0.1).sum())
-        row["kl_per_dim_mean"] = kl_j.mean().item()
+        yardsticks(model, row)
     row["seconds"] = time.perf_counter() - t0
     models[name], runs[name] = model, row
     return model, row
@@ -674,6 +680,8 @@ for lam in lams:
         train(kind, sweep_dim, lam)
 lam_rows = {kind: [runs[run_name(kind, sweep_dim, lam)] for lam in lams]
             for kind in ("vae", "hebae")}
+
+# %%
 fig, axes = subplots(4)
 panels = (("objective", "own objective (train)", "nats, lower is better"),
           ("std_elbo", "standard ELBO (test)", "nats"),
@@ -697,6 +705,8 @@ for ax in axes:
     ax.grid(alpha=0.3)
 save_figure(fig, out_dir, "fig1a_bottom_lambda")
 plt.show()
+
+# %%
 lam_df = pd.DataFrame([
     {"λ": f"{lam:g}", "model": kind.upper(), "own objective": r["objective"],
      "std ELBO": r["std_elbo"], "IS LL": r["is_ll"],

@@ -44,11 +44,13 @@ from typing import Any
 from vaelab.lab.sweep import (ATTEMPT_FILE, ATTEMPTS_FILE, DONE_FILE, GATHER_FILES, POINT_FILE, SWEEP_FILE,
                               parse_value, read_attempts, read_json, write_json_atomic)
 
-__all__ = ["RecordError", "SCHEMA", "reference_root", "chapter_name", "build_record", "make_records",
-           "load_records", "record_checksum", "seal_record", "verify_record", "record_command", "main"]
+__all__ = ["RecordError", "SCHEMA", "PACKAGED_RECORDS", "reference_root", "chapter_name", "build_record",
+           "make_records", "load_records", "record_checksum", "seal_record", "verify_record", "record_command", "main"]
 
 SCHEMA = 1
 CHECKSUM = "checksum"  # the key of a record's checksum: "sha256:<hex digest>"
+# The committed records, shipped as package data (pyproject.toml: [tool.setuptools.package-data]).
+PACKAGED_RECORDS = Path(__file__).resolve().parent / "reference"
 
 
 class RecordError(Exception):
@@ -68,16 +70,27 @@ def _toplevel(path: str | os.PathLike) -> Path | None:
 
 
 def reference_root(root: str | os.PathLike | None = None) -> Path:
-    """Where records live: ``root``, else ``$VAELAB_REFERENCE``, else ``reference/`` of the checkout
-    this package belongs to, else ``./reference``."""
+    """Where records are read from, the first of:
+
+    1. ``root``, when given;
+    2. ``$VAELAB_REFERENCE``, when set and not empty;
+    3. ``reference/`` of the checkout this package was imported from (a clone, or an editable install);
+    4. the records installed with the package (``vaelab/lab/reference/``, package data), so a chapter
+       run where the package was installed with pip and no checkout is near (Colab) reads the same
+       records as the site.
+
+    In a checkout 3 and 4 are one folder: the records live in ``vaelab/lab/reference/`` and the
+    top-level ``reference`` is a link to it. The folder is not checked here: :func:`load_records`
+    refuses one that does not exist.
+    """
     if root is not None:
         return Path(root)
     if os.environ.get("VAELAB_REFERENCE"):
         return Path(os.environ["VAELAB_REFERENCE"])
-    checkout = Path(__file__).resolve().parents[1]
-    if (checkout / "pyproject.toml").is_file() and (checkout / "book").is_dir():
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").is_file() and (checkout / "book").is_dir() and (checkout / "reference").is_dir():
         return checkout / "reference"
-    return Path("reference")
+    return PACKAGED_RECORDS
 
 
 def chapter_name(chapter: str | os.PathLike) -> str:
@@ -292,8 +305,23 @@ def load_records(chapter: str | os.PathLike, where: dict | None = None, root: st
     parameters (or grid values) equal the given ones. An empty list when there are none.
 
     Every file is checked first (``verify_record``): one that is not valid JSON, not a record, or
-    whose contents do not match its checksum raises ``RecordError`` naming it, never skipped."""
-    folder = reference_root(root) / chapter_name(chapter)
+    whose contents do not match its checksum raises ``RecordError`` naming it, never skipped.
+    The records root (:func:`reference_root`) must exist: a misspelt ``root`` or
+    ``$VAELAB_REFERENCE``, or a package installed without its records, is refused rather than
+    read as "nothing recorded"."""
+    base = reference_root(root)
+    if not base.is_dir():
+        if root is not None:
+            where_from = "the root passed to load_records"
+        elif os.environ.get("VAELAB_REFERENCE"):
+            where_from = "$VAELAB_REFERENCE"
+        else:
+            where_from = "the records that ship with vaelab"
+        raise FileNotFoundError(
+            f"no records folder at {base} ({where_from}). Point $VAELAB_REFERENCE (or root=) at a folder of "
+            "records such as reference/ of a vaelab checkout, or unset it to use the records installed with "
+            "the package; if those are missing, reinstall vaelab (its wheel carries vaelab/lab/reference/).")
+    folder = base / chapter_name(chapter)
     records = []
     for path in sorted(folder.glob("*.json")):
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -101,3 +102,20 @@ def test_a_pip_installed_package_outside_the_checkout_finds_the_same_records(tmp
         here = _strip(load_records(chapter, root=REPO / "reference"))
         assert here, chapter
         assert _strip(got["records"][chapter]) == here, f"{chapter}: the installed records differ"
+
+
+@pytest.mark.slow
+def test_without_ray_the_sweep_tests_skip_and_say_how_to_install_it():
+    """`pip install "vaelab[test]"` brings no Ray (it is the sweep extra): the tests that run a sweep skip
+    with the fix, and none errors or fails on the missing sweep (as one record test did)."""
+    code = "import sys; sys.modules['ray'] = None; import pytest; sys.exit(pytest.main(sys.argv[1:]))"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    run = subprocess.run([sys.executable, "-c", code, "tests/test_sweep.py", "tests/test_records.py", "-q", "-rs",
+                          "-p", "no:cacheprovider"], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    tail = run.stdout[-3000:] + run.stderr[-2000:]
+    assert run.returncode == 0, tail
+    skipped = [line for line in run.stdout.splitlines() if line.startswith("SKIPPED")]
+    assert skipped and all("Ray is not installed" in line and 'pip install "vaelab[sweep]"' in line
+                           for line in skipped), tail
+    assert int(re.search(r"(\d+) skipped", run.stdout).group(1)) >= 8, tail  # every test that runs a sweep
+    assert " failed" not in run.stdout and " error" not in run.stdout, tail

@@ -82,7 +82,7 @@ def test_records_of_a_clean_sweep_have_every_field(repo, local_ray, monkeypatch,
     assert load_records("no_such_chapter", root=repo / "reference") == []
 
 
-def test_a_point_recorded_under_another_name_is_refused(repo, monkeypatch, tmp_path):
+def test_a_point_recorded_under_another_name_is_refused(repo, local_ray, monkeypatch, tmp_path):
     """The same grid values swept with the grid in another order get another point name: a second
     file for them would let a chapter read either, so nothing is written."""
     twin = {"point": "old-name", "values": {"seed": 0}, "results": {}}
@@ -96,7 +96,10 @@ def test_a_point_recorded_under_another_name_is_refused(repo, monkeypatch, tmp_p
     (tmp_path / "b=2,a=1.json").write_text(json.dumps(pair))
     assert records.recorded_elsewhere(tmp_path, {"point": "a=1,b=2", "values": {"a": 1, "b": 2}}).name == "b=2,a=1.json"
 
-    # Through make_records, on the finished sweep of the first test: refused, nothing written.
+    # Through make_records, on the finished sweep of the first test (run here when this test runs alone):
+    # refused, nothing written.
+    if not (repo / "runs" / "s" / "seed=0" / sweep.DONE_FILE).is_file():
+        assert run_sweep(repo, "--grid", "seed=0,1", "-p", "steps", "2", "--out", "runs/s", "--gather") == 0
     monkeypatch.chdir(repo)
     target = tmp_path / "ref" / "toy_chapter"
     target.mkdir(parents=True)

@@ -1,5 +1,9 @@
-"""What the set-up installs works: minepy (built from patched source where needed), pinned torch."""
+"""What the set-up installs works: minepy (built from patched source where needed, leaving the environment's
+setuptools as it was), pinned torch."""
+import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,3 +28,68 @@ def test_constraints_pin_cpu_safe_torch_and_pyproject_stays_loose():
     assert pins["torch"] == "2.13.0" and pins["torchvision"] == "0.28.0"
     deps = (root / "pyproject.toml").read_text()
     assert '"torch>=' in deps and "torch==" not in deps
+
+
+FAKE_PYTHON = r'''#!{python}
+"""A stand-in interpreter for tools/install_minepy.sh: logs each call, plays each step's part."""
+import json, os, sys, tarfile, io
+from pathlib import Path
+
+me = Path(sys.argv[0])
+role = "build" if "build-env" in str(me) else "target"
+args = sys.argv[1:]
+with open({log!r}, "a") as f:
+    f.write(json.dumps([role, args]) + "\n")
+if args[:1] == ["-c"]:
+    code = args[1]
+    if code == "import minepy":
+        sys.exit(1)  # not installed yet
+    if "numpy.__version__" in code:
+        print("2.0.0")
+    sys.exit(0)
+if args[:2] == ["-m", "venv"]:
+    bin_dir = Path(args[2]) / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "python").write_text(me.read_text())
+    (bin_dir / "python").chmod(0o755)
+    sys.exit(0)
+if args[:2] == ["-m", "pip"]:
+    if "--only-binary" in args:
+        sys.exit(1)  # no wheel of minepy for this Python
+    if "download" in args:
+        with tarfile.open(Path(args[args.index("-d") + 1]) / "minepy-1.2.6.tar.gz", "w:gz") as tar:
+            for name, text in [("setup.py", "from pkg_resources import get_platform\n"),
+                               ("minepy/mine.pyx", "np.NPY_OWNDATA\n"), ("minepy/mine.c", "/* old */\n")]:
+                data = text.encode()
+                info = tarfile.TarInfo(f"minepy-1.2.6/{{name}}")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    if "wheel" in args[2:3]:
+        dist = Path(args[args.index("-w") + 1])
+        dist.mkdir(parents=True, exist_ok=True)
+        (dist / "minepy-1.2.6-cp311-cp311-linux_x86_64.whl").write_text("")
+    sys.exit(0)
+sys.exit(0)  # -m cython
+'''
+
+
+def test_install_minepy_installs_nothing_but_minepy_into_the_target(tmp_path):
+    """The build's own needs (setuptools < 81, Cython, wheel, numpy) go into a throwaway build environment;
+    the target gets only minepy's wheel, with --no-deps, so its setuptools stays as it was."""
+    log = tmp_path / "calls.jsonl"
+    fake = tmp_path / "target" / "bin" / "python"
+    fake.parent.mkdir(parents=True)
+    fake.write_text(FAKE_PYTHON.format(python=sys.executable, log=str(log)))
+    fake.chmod(0o755)
+    script = Path(__file__).resolve().parents[1] / "tools" / "install_minepy.sh"
+    run = subprocess.run(["bash", str(script), str(fake)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    target_installs = [args for role, args in calls if role == "target" and args[:3] == ["-m", "pip", "install"]]
+    assert len(target_installs) == 2, target_installs
+    assert target_installs[0][-1] == "minepy==1.2.6" and "--only-binary" in target_installs[0]
+    assert "--no-deps" in target_installs[1] and target_installs[1][-1].endswith("minepy-1.2.6-cp311-cp311-linux_x86_64.whl")
+    assert not any(re.search(r"setuptools|cython|^wheel$|numpy", a, re.I) for call in target_installs for a in call)
+    build_installs = [args for role, args in calls if role == "build" and args[:3] == ["-m", "pip", "install"]]
+    assert build_installs and {"setuptools<81", "numpy==2.0.0"} <= set(build_installs[0])  # the target's numpy
+    assert ["build", ["-m", "cython", "-3", "minepy/mine.pyx"]] in calls

@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.vaelab-installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: book test data venv clean-book bench
+.PHONY: book test data venv clean-book bench floor newest
 
 venv: $(STAMP)
 
@@ -46,6 +46,16 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/cpu_targets.py
 	$(BIN)/python benchmarks/train_mlp_vae.py
 	$(BIN)/python benchmarks/step_vs_commit.py
+
+# The environments readers make, outside the pinned set-up: a fresh venv (.venv-floor, .venv-newest)
+# with the lowest versions pyproject.toml declares, or with the newest releases, no constraints file;
+# then the unit tests and chapter 00 at smoke scale (tools/check_env.sh). A machine without GPU whose
+# pip would take a CUDA torch can name a CPU build: VAELAB_TORCH="torch==2.13.0 torchvision==0.28.0".
+floor:
+	bash tools/check_env.sh floor
+
+newest:
+	bash tools/check_env.sh newest
 
 clean-book:
 	rm -rf _build

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 
 def test_minepy_mic_of_a_function_is_one_and_of_noise_is_small():
@@ -93,3 +94,35 @@ def test_install_minepy_installs_nothing_but_minepy_into_the_target(tmp_path):
     build_installs = [args for role, args in calls if role == "build" and args[:3] == ["-m", "pip", "install"]]
     assert build_installs and {"setuptools<81", "numpy==2.0.0"} <= set(build_installs[0])  # the target's numpy
     assert ["build", ["-m", "cython", "-3", "minepy/mine.pyx"]] in calls
+
+
+def _floor_pins():
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("floor_pins", root / "tools" / "floor_pins.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.floor_pins
+
+
+def test_make_floor_installs_the_floors_pyproject_declares_and_the_readme_states(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    floor_pins = _floor_pins()
+    pins = dict(p.split("==") for p in floor_pins(root / "pyproject.toml"))
+    # Below these the book does not work: torch.get_autocast_dtype (2.4), FlopCounterMode on transposed
+    # convolutions (about 2.3), numpy 2 pulled in beside a torch built for numpy 1.
+    assert tuple(map(int, pins["torch"].split(".")[:2])) >= (2, 4)
+    assert {"torch", "torchvision", "numpy", "pandas", "scipy", "ray", "pytest", "papermill"} <= set(pins)
+    section = (root / "README.md").read_text().split("## Using vaelab elsewhere", 1)[1].split("\n## ", 1)[0]
+    for name in ("torch", "torchvision", "numpy", "pandas"):
+        assert f"{name} {pins[name]}" in section, f"README's 'Using vaelab elsewhere' does not state {name} {pins[name]}"
+    assert "make floor" in section and "make newest" in section
+    makefile = (root / "Makefile").read_text()
+    assert "bash tools/check_env.sh floor" in makefile and "bash tools/check_env.sh newest" in makefile
+    # A requirement without a floor cannot be tested at its floor: refused with the fix.
+    bad = tmp_path / "pyproject.toml"
+    bad.write_text('[project]\nname = "x"\ndependencies = ["torch"]\n'
+                   '[project.optional-dependencies]\nbook = []\ntest = []\nsweep = []\n')
+    with pytest.raises(SystemExit, match="'torch' states no floor"):
+        floor_pins(bad)

@@ -31,7 +31,9 @@ rm -rf "$venv"
 "$PYTHON" -m venv "$venv"
 py="$(cd "$venv" && pwd)/bin/python"
 log="$(cd "$venv" && pwd)/check-env.log"
-"$py" -m pip install -q --upgrade pip
+# pip, and the build tools pyproject.toml's [build-system] asks for (the tests build the package
+# without isolation); neither is a dependency whose floor is tested.
+"$py" -m pip install -q --upgrade pip "setuptools>=77" wheel
 # shellcheck disable=SC2086  # VAELAB_TORCH is a list of requirements
 if [ "$mode" = floor ]; then
   mapfile -t pins < <("$PYTHON" tools/floor_pins.py)

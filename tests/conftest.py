@@ -15,7 +15,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 BUILD_TIMEOUT_S = 3600  # every chapter at smoke scale, 2 CPU cores
-RAY_MISSING = ("Ray is not installed: these tests run a sweep on a local Ray; install the sweep extra "
+RAY_MISSING = ("Ray is not installed: these tests run a sweep or connect to Ray; install the sweep extra "
                "(pip install \"vaelab[sweep]\"), as make test does")
 
 
@@ -86,6 +86,16 @@ def book_build(tmp_path_factory) -> BookBuild:
     log.write_text(output, encoding="utf8")
     print(f"\nsmoke-scale book build: {seconds:.0f} s, exit code {returncode}, log {log}")
     return BookBuild(returncode, output, out / "_build" / "html", seconds, log)
+
+
+@pytest.fixture(scope="session")
+def ray_module():
+    """The ray module; the test is skipped, naming the fix, where Ray is not installed."""
+    try:
+        import ray
+    except ImportError:
+        pytest.skip(RAY_MISSING)
+    return ray
 
 
 @pytest.fixture(scope="module")

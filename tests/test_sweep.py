@@ -355,9 +355,9 @@ def test_a_malformed_ray_address_is_refused_before_anything(tmp_path, capsys, no
 
 
 @pytest.fixture
-def no_ray_yet(monkeypatch):
+def no_ray_yet(monkeypatch, ray_module):
     """This process as a fresh driver's: Ray not initialised (the module's local_ray may be), ray.init refused."""
-    import ray
+    ray = ray_module
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
     monkeypatch.setattr(ray, "init", lambda *a, **k: pytest.fail("ray.init was called"))
 
@@ -391,8 +391,9 @@ def test_auto_without_a_cluster_names_the_address_and_how_to_start_one(tmp_path,
     assert not list(out.rglob("*.json"))
 
 
-def test_an_address_with_ray_already_initialised_here_is_refused_not_ignored(tmp_path, capsys, monkeypatch):
-    import ray
+def test_an_address_with_ray_already_initialised_here_is_refused_not_ignored(tmp_path, capsys, monkeypatch,
+                                                                              ray_module):
+    ray = ray_module
     monkeypatch.setattr(ray, "is_initialized", lambda: True)
     out = tmp_path / "out"
     assert sweep.main([str(TOY), "--grid", "seed=0", "--out", str(out), "--address", "auto"]) == 2
@@ -409,7 +410,7 @@ def listener():
     server.close()
 
 
-def test_a_port_that_is_no_ray_cluster_is_given_up_within_the_timeout(listener):
+def test_a_port_that_is_no_ray_cluster_is_given_up_within_the_timeout(listener, ray_module):
     """Ray retries such an address for minutes; the trial connection is killed after the timeout."""
     start = time.monotonic()
     with pytest.raises(SweepError, match=rf"--address 127\.0\.0\.1:{listener}: Ray could not connect \(.*\): "
@@ -418,8 +419,8 @@ def test_a_port_that_is_no_ray_cluster_is_given_up_within_the_timeout(listener):
     assert time.monotonic() - start < 20
 
 
-def test_ray_init_failing_after_the_trial_names_the_address(listener, monkeypatch):
-    import ray
+def test_ray_init_failing_after_the_trial_names_the_address(listener, monkeypatch, ray_module):
+    ray = ray_module
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
     monkeypatch.setattr(sweep, "_connect_in_subprocess", lambda *a: None)
 

@@ -10,6 +10,7 @@ Modules:
 * ``checks``: a chapter's parameters checked before any work, the smoke cell's replacements printed
 * ``prose``: glue: numbers into the page's prose
 * ``compare``: tables against the papers' numbers and the records
+* ``tables``: tables set for the page (caption, alignment)
 * ``plots``: figures at the column's width
 * ``results``: a run's results.json
 * ``records``: committed records of finished sweep points, and their loader

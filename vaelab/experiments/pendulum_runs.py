@@ -52,6 +52,7 @@ __all__ = [
     "train_pendulum_run",
     "run_name",
     "PAPER_TABLE1",
+    "light_result",
 ]
 
 METHODS = {
@@ -229,3 +230,27 @@ def train_pendulum_run(
     }
     atomic_write_json(run_dir / "result.json", result)
     return (result, model) if return_model else result
+
+
+def light_result(result: dict, run_dir: str | Path, every: int = 1_000, codes_kept: int = 300) -> dict:
+    """A run's ``result`` as the study's record keeps it: its traces thinned to every ``every``-th
+    iteration (``*_trace_coarse``, ``coarse_every``), the first iteration at which the KL bound exceeded
+    1 nat (``kl_first_above_1``; None: it stayed collapsed), and from each snapshot in ``run_dir`` the
+    first ``codes_kept`` test codes and as many prior samples to 3 decimals with the median posterior
+    standard deviation exp(mean over dimensions of logvar / 2) (``codes_coarse``)."""
+    step = max(1, every // result["trace_every"])
+    above = np.flatnonzero(np.asarray(result["kl_trace"]) > 1.0)
+    codes = []
+    for f in sorted(Path(run_dir).glob("snapshot_*.pt")):
+        snap = torch.load(f, weights_only=True)
+        codes.append({"iteration": int(snap["iteration"]),
+                      **{k: np.round(snap[k][:codes_kept].double().numpy(), 3).tolist()
+                         for k in ("mu", "prior")}})
+        if "logvar" in snap:  # snapshots that keep the posterior's log-variance
+            sd = (snap["logvar"].double().mean(1) / 2).exp()
+            codes[-1]["posterior_sd_median"] = sd.median().item()
+    return {**{k: v for k, v in result.items() if not k.endswith("_trace")},
+            **{f"{k}_coarse": result[k][::step] for k in ("beta_trace", "kl_trace", "mse_trace")},
+            "coarse_every": step * result["trace_every"],
+            "kl_first_above_1": int(above[0]) * result["trace_every"] if len(above) else None,
+            "codes_coarse": codes}

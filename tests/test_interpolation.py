@@ -63,3 +63,18 @@ def test_graph_path_turns_evenly_and_the_straight_line_jumps():
     assert line["max_jump"] > 2 * g["max_jump"]
     assert len(out["first_pair"]["graph"]) == 12 and out["settings"]["n_pairs"] == 4
     assert model.training  # left as found
+
+
+def test_per_pair_numbers_average_to_the_means():
+    angles = np.linspace(0, 2 * math.pi, 40, endpoint=False)
+    images = torch.zeros(40, 1, 16, 16)
+    images[:, 0, 0, 0] = torch.arange(40, dtype=torch.float32)
+    plain = interpolation_scores(CircleModel(angles), images, angles, seed=1, graph_samples=300, k=8,
+                                 n_pairs=3, n_points=10)
+    out = interpolation_scores(CircleModel(angles), images, angles, seed=1, graph_samples=300, k=8,
+                               n_pairs=3, n_points=10, per_pair=True)
+    assert "per_pair" not in plain and plain["graph"] == out["graph"]
+    for kind in ("graph", "line"):
+        rows = out["per_pair"][kind]
+        assert len(rows) == 3
+        assert math.isclose(np.mean([r["max_jump"] for r in rows]), out[kind]["max_jump"])

@@ -1,4 +1,5 @@
 """One pendulum run of the Table 1 study: schedules by method, both scores, snapshots, resume."""
+import dataclasses
 import json
 
 import pytest
@@ -54,3 +55,22 @@ def test_app_b4_control_uses_the_elbo_in_the_prior(tmp_path, pend):
     train_pendulum_run("rewo_elbo", 1, train, test, tmp_path, TINY, progress=False)
     ckpt = vaelab.training.train.load_checkpoint(tmp_path / run_name("rewo_elbo", 1, 1.0) / "checkpoint.pt")
     assert ckpt["identity"]["model.prior.n_samples"] == 1
+
+
+def test_warm_ups_can_be_given_in_steps():
+    """Chapter 04's short runs keep the paper's warm-ups as shares of training."""
+    short = PendulumSettings(warmup_steps=(75, 752))
+    assert _schedule("wu20", short, 256, 10).length == 75
+    assert _schedule("wu200", short, 256, 10).length == 752
+
+
+def test_a_run_can_skip_the_interpolation_and_return_its_model(tmp_path, pend):
+    train, test = pend
+    settings = dataclasses.replace(TINY, interp_pairs=0, trace_every=1)
+    res, model = train_pendulum_run("geco", 0, train, test, tmp_path, settings, progress=False,
+                                    return_model=True)
+    assert "interpolation" not in res and len(res["beta_trace"]) == res["iterations"] == 40
+    with torch.no_grad():
+        codes = model.encode(test.batch())[0].numpy()
+    from vaelab.evaluation.angle import angle_regression
+    assert angle_regression(codes, test.targets.numpy()).error == res["angle_error"]

@@ -566,11 +566,25 @@ GLUE_ROLE = re.compile(r"\{glue(?::text)?\}`([A-Za-z0-9_]+)(?::[^`]*)?`")
 GLUE_CALL = re.compile(r"\bglue\(\s*[\"']([A-Za-z0-9_]+)[\"']")
 
 
+SETUP_CALL = re.compile(r"\bsetup\(\s*globals\(\),\s*[\"']([^\"']+)[\"']")
+
+
+def glued_names(code: str) -> set[str]:
+    """The names a chapter's code glues: its glue("name", ...) calls, and the run time and machine
+    that ``Chapter.finish`` glues as <prefix>_runtime_min and <prefix>_machine."""
+    names = set(GLUE_CALL.findall(code))
+    setup = SETUP_CALL.search(code)
+    if setup and ".finish(" in code:
+        prefix = "ch" + setup.group(1).split("_", 1)[0]
+        names |= {f"{prefix}_runtime_min", f"{prefix}_machine"}
+    return names
+
+
 def glue_problems(markdown: str, code: str) -> list[str]:
     """Names the prose cites with {glue:text}`name` that no code cell glues (the number would be
     missing from the page; the book build also fails on it)."""
     cited = set(GLUE_ROLE.findall(markdown))
-    glued = GLUE_CALL.findall(code)
+    glued = glued_names(code)
     return [f"{{glue:text}}`{n}` is cited but no cell calls glue({n!r}, ...)"
             for n in sorted(cited - set(glued))]
 
@@ -613,8 +627,8 @@ def test_pages_paste_only_numbers_the_chapters_glue(page):
     glued_by = {}
     for name in SOURCE_CHAPTERS:
         nb = jupytext.read(REPO / "book" / f"{name}.py")
-        glued_by[name] = set(GLUE_CALL.findall("\n".join(c.source for c in nb.cells
-                                                          if c.cell_type == "code")))
+        glued_by[name] = glued_names("\n".join(c.source for c in nb.cells
+                                                if c.cell_type == "code"))
     if page.endswith(".py"):
         markdown = "\n".join(c.source for c in jupytext.read(REPO / "book" / page).cells
                               if c.cell_type == "markdown")

@@ -39,13 +39,14 @@ def far_pairs(angles, n_pairs: int, seed: int, min_gap: float = math.pi / 2) -> 
 
 @torch.no_grad()
 def interpolation_scores(model, images: torch.Tensor, angles, *, seed: int = 0, graph_samples: int = 1000,
-                         k: int = 18, n_pairs: int = 10, n_points: int = 16) -> dict:
+                         k: int = 18, n_pairs: int = 10, n_points: int = 16, per_pair: bool = False) -> dict:
     """Graph path against straight line on ``n_pairs`` pairs of ``images`` (with true ``angles``).
 
     ``model`` needs ``encode(x)[0]`` (posterior means), ``prior.sample(n, generator=)`` and
     ``mean_image(z)``. Returns, for ``"graph"`` and ``"line"``, the means over pairs of
     ``max_jump``, ``even_turn`` (both radians) and ``rmse``, and ``first_pair``: the decoded angles
-    along both paths between the first pair's images (for a figure).
+    along both paths between the first pair's images (for a figure); with ``per_pair=True`` also
+    ``per_pair``: for each kind, the list of every pair's numbers (for paired comparisons).
     """
     was_training = model.training
     model.eval()
@@ -70,6 +71,8 @@ def interpolation_scores(model, images: torch.Tensor, angles, *, seed: int = 0, 
     finally:
         model.train(was_training)
     out = {kind: {key: float(np.mean([r[key] for r in rs])) for key in rs[0]} for kind, rs in rows.items()}
+    if per_pair:
+        out["per_pair"] = rows
     out.update(first_pair=first, settings={"graph_samples": graph_samples, "k": k, "n_pairs": n_pairs,
                                            "n_points": n_points, "seed": seed})
     return out

@@ -14,8 +14,11 @@ Methods (``METHODS``):
 * ``rewo``: REWO (Algorithm 1, Eqs. 11-12); ``rewo_b1``: REWO's initial phase with App. B.1's update
   (Eqs. 14-15); ``geco``: GECO (Eq. 5) on the same constraint; ``plain``: the VHP trained on its ELBO
   (beta = 1 throughout, "VAE objective"); ``wu20`` / ``wu200``: linear warm-up of beta from 0 to 1 over
-  20 / 200 epochs; ``rewo_elbo``: App. B.4's control, REWO with the ELBO (K = 1) instead of the
-  importance-weighted bound in the prior's second layer.
+  20 / 200 epochs (or ``settings.warmup_steps``); ``rewo_elbo``: App. B.4's control, REWO with the ELBO
+  (K = 1) instead of the importance-weighted bound in the prior's second layer.
+
+Chapter 04 calls it for its short runs (``warmup_steps``, ``interp_pairs=0``, ``return_model=True``),
+the study page ``04b_pendulum_study`` at Table 3's settings, the defaults of ``PendulumSettings``.
 
 The constraint is on the per-pixel mean squared error, C = ||x - mu(z)||^2 / D, whatever ``obs_sigma``
 is (``vaelab.objectives.constrained.mse_from_gaussian_rec``), so kappa is a per-pixel RMSE; ``obs_sigma`` sets the
@@ -49,6 +52,7 @@ __all__ = [
     "train_pendulum_run",
     "run_name",
     "PAPER_TABLE1",
+    "light_result",
 ]
 
 METHODS = {
@@ -81,11 +85,15 @@ class PendulumSettings:
     alpha: float = 0.99
     snapshot_iterations: tuple[int, ...] = (1_000, 5_000, 10_000, 25_000, 50_000)
     trace_every: int = 50
-    # Sec. 4.1's interpolation test on the trained model (vaelab.evaluation.interpolation; the paper's graph)
+    # Sec. 4.1's interpolation test on the trained model (vaelab.evaluation.interpolation; the paper's graph);
+    # interp_pairs = 0 skips it
     graph_samples: int = 1_000
     graph_k: int = 18
     interp_pairs: int = 10
     interp_points: int = 16
+    # steps of the wu20 / wu200 warm-ups; None: 20 and 200 epochs (App. B.2). Chapter 04's short runs keep
+    # the paper's warm-ups as fractions of training instead.
+    warmup_steps: tuple[int, int] | None = None
 
     def steps_per_epoch(self, n_train: int) -> int:
         return math.ceil(n_train / self.batch_size)
@@ -111,6 +119,8 @@ def _schedule(method: str, s: PendulumSettings, n_pixels: int, steps_per_epoch: 
     if method == "plain":
         return Constant(1.0)
     if method in ("wu20", "wu200"):
+        if s.warmup_steps is not None:
+            return LinearWarmup(s.warmup_steps[method == "wu200"])
         return LinearWarmup(int(method[2:]) * steps_per_epoch)
     raise ValueError(f"method={method!r} is unknown: use one of {sorted(METHODS)}")
 
@@ -124,8 +134,10 @@ def train_pendulum_run(
     settings: PendulumSettings = PendulumSettings(),
     resume: bool = True,
     progress: bool | None = None,
-) -> dict:
-    """Train one run (or resume it) in ``out_dir/run_name(...)``; returns its numbers (also in ``result.json``)."""
+    return_model: bool = False,
+) -> dict | tuple[dict, torch.nn.Module]:
+    """Train one run (or resume it) in ``out_dir/run_name(...)``; returns its numbers (also in ``result.json``),
+    and the trained model after them with ``return_model=True``."""
     if method not in METHODS:
         raise ValueError(f"method={method!r} is unknown: use one of {sorted(METHODS)}")
     s = settings
@@ -183,8 +195,9 @@ def train_pendulum_run(
         codes = model.encode(test.batch())[0].cpu().numpy()
     theta = test.targets.cpu().numpy()
     polar, b3 = angle_regression(codes, theta), arcsin_regression(codes, theta)
-    interp = interpolation_scores(model, test.batch(), theta, seed=seed, graph_samples=s.graph_samples,
-                                  k=s.graph_k, n_pairs=s.interp_pairs, n_points=s.interp_points)
+    interp = None if s.interp_pairs == 0 else interpolation_scores(
+        model, test.batch(), theta, seed=seed, graph_samples=s.graph_samples, k=s.graph_k,
+        n_pairs=s.interp_pairs, n_points=s.interp_points)
     w = np.asarray(hist.steps["weight"])
     moved = np.nonzero(w != w[0])[0]
     result = {
@@ -198,9 +211,10 @@ def train_pendulum_run(
         "angle_slope": polar.slope,
         "b3_error": b3.error,
         "b3_slope": b3.slope,
+        "b3_clipped": b3.clipped,
         "final_beta": float(w[-1]),
         "initial_phase_steps": int(moved[0]) if len(moved) else len(w),
-        "interpolation": interp,
+        **({} if interp is None else {"interpolation": interp}),
         "final_train_mse": hist.epochs["rec"][-1] * mse["scale"] + mse["shift"],
         "final_train_kl": hist.epochs["reg"][-1],
         "beta_trace": w[:: s.trace_every].tolist(),
@@ -215,4 +229,28 @@ def train_pendulum_run(
         "train_seconds": float(np.nansum(hist.epochs["time_s"])),
     }
     atomic_write_json(run_dir / "result.json", result)
-    return result
+    return (result, model) if return_model else result
+
+
+def light_result(result: dict, run_dir: str | Path, every: int = 1_000, codes_kept: int = 300) -> dict:
+    """A run's ``result`` as the study's record keeps it: its traces thinned to every ``every``-th
+    iteration (``*_trace_coarse``, ``coarse_every``), the first iteration at which the KL bound exceeded
+    1 nat (``kl_first_above_1``; None: it stayed collapsed), and from each snapshot in ``run_dir`` the
+    first ``codes_kept`` test codes and as many prior samples to 3 decimals with the median posterior
+    standard deviation exp(mean over dimensions of logvar / 2) (``codes_coarse``)."""
+    step = max(1, every // result["trace_every"])
+    above = np.flatnonzero(np.asarray(result["kl_trace"]) > 1.0)
+    codes = []
+    for f in sorted(Path(run_dir).glob("snapshot_*.pt")):
+        snap = torch.load(f, weights_only=True)
+        codes.append({"iteration": int(snap["iteration"]),
+                      **{k: np.round(snap[k][:codes_kept].double().numpy(), 3).tolist()
+                         for k in ("mu", "prior")}})
+        if "logvar" in snap:  # snapshots that keep the posterior's log-variance
+            sd = (snap["logvar"].double().mean(1) / 2).exp()
+            codes[-1]["posterior_sd_median"] = sd.median().item()
+    return {**{k: v for k, v in result.items() if not k.endswith("_trace")},
+            **{f"{k}_coarse": result[k][::step] for k in ("beta_trace", "kl_trace", "mse_trace")},
+            "coarse_every": step * result["trace_every"],
+            "kl_first_above_1": int(above[0]) * result["trace_every"] if len(above) else None,
+            "codes_coarse": codes}

@@ -11,6 +11,7 @@ Modules:
 * ``prose``: glue: numbers into the page's prose
 * ``hebae_study``: HEBAE's MNIST claims measured on the study's runs, and its figures (chapter 02)
 * ``compare``: tables against the papers' numbers and the records
+* ``tables``: tables set for the page (caption, alignment)
 * ``plots``: figures at the column's width
 * ``results``: a run's results.json
 * ``records``: committed records of finished sweep points, and their loader

@@ -159,3 +159,23 @@ def test_a_later_sweep_into_the_same_out_keeps_each_points_own_command(repo, loc
     point = repo / "runs" / "two" / "seed=5" / "point.json"
     point.write_text(json.dumps({k: v for k, v in json.loads(point.read_text()).items() if k != "command"}))
     assert "--grid seed=5 " in records.build_record(repo / "runs" / "two" / "seed=5", repo=repo)["sweep_command"]
+
+
+def test_a_study_reads_the_points_its_former_page_recorded(tmp_path, monkeypatch):
+    """A study page's points recorded by the page that ran them before the study existed stay in that
+    page's folder (their ``chapter`` field names it) and load as the study's (``FORMER_PAGES``)."""
+    monkeypatch.setattr(records, "FORMER_PAGES", {"toy_study": ("toy_chapter",)})
+    for folder, point, chapter in (("toy_chapter", "run=a", "book/toy_chapter.ipynb"),
+                                   ("toy_study", "run=b", "book/toy_study.ipynb")):
+        (tmp_path / folder).mkdir()
+        rec = {"chapter": chapter, "point": point, "values": {"run": point[4:]},
+               "parameters": {"run": point[4:], "steps": 2}, "results": {"x": 1}}
+        (tmp_path / folder / f"{point}.json").write_text(json.dumps(rec))
+    loaded = load_records("toy_study", where={"steps": 2}, root=tmp_path)
+    assert [(r["point"], r["chapter"]) for r in loaded] == [("run=a", "book/toy_chapter.ipynb"),
+                                                          ("run=b", "book/toy_study.ipynb")]
+    assert [r["point"] for r in load_records("toy_chapter", root=tmp_path)] == ["run=a"]
+    # the same point swept again by the study is found in the former page's folder
+    again = {"point": "run=a", "values": {"run": "a"}}
+    assert records.recorded_elsewhere(tmp_path / "toy_chapter", again, any_name=True).name == "run=a.json"
+    assert records.recorded_elsewhere(tmp_path / "toy_chapter", again) is None

@@ -71,7 +71,7 @@ def reference_root(root: str | os.PathLike | None = None) -> Path:
         return Path(root)
     if os.environ.get("VAELAB_REFERENCE"):
         return Path(os.environ["VAELAB_REFERENCE"])
-    checkout = Path(__file__).resolve().parents[1]
+    checkout = Path(__file__).resolve().parents[2]  # vaelab/lab/records.py -> the checkout
     if (checkout / "pyproject.toml").is_file() and (checkout / "book").is_dir():
         return checkout / "reference"
     return Path("reference")

@@ -619,7 +619,8 @@ for rows, ls, face, scale in ((sweep, "-", None, "this build"),
     if not rows:
         continue
     lam_arr, kw = [r["lam"] for r in rows], {"ls": ls, "marker": "o", "mfc": face}
-    axes[0].plot(lam_arr, [r["elbo"] for r in rows], color="C0", label=scale, **kw)
+    axes[0].plot([], [], color="gray", label=scale, **kw)  # key to the line styles
+    axes[0].plot(lam_arr, [r["elbo"] for r in rows], color="C0", **kw)
     axes[1].plot(lam_arr, [r["rec"] for r in rows], color="C0",
                  label="reconstruction" if ls == "-" else None, **kw)
     axes[1].plot(lam_arr, [r["kl"] for r in rows], color="C1",
@@ -635,8 +636,7 @@ titles = ("test ELBO", "terms of the ELBO", f"active units (of {latent_dim})",
 for ax, title, unit in zip(axes, titles, ("nats", "nats", "units", "nats")):
     ax.set(xscale="log", xlabel=r"$\lambda$", title=title, ylabel=unit)
     ax.grid(alpha=0.3)
-    if title != titles[2]:
-        ax.legend(fontsize="small")
+legend_above(fig, axes, ncol=4)
 axes[2].set(ylim=(-0.5, latent_dim + 0.5))
 integer_ticks(axes[2], "y")
 save_figure(fig, out_dir, "lambda_sweep")

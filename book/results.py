@@ -61,7 +61,7 @@ glue("res_full_00_elbo", fmt(rec00[0]["results"]["test_elbo"]) if rec00 else DAS
 
 # chapter 01: one record per model of the lambda sweep
 rec01 = {r["results"].get("run"): r for r in load_records(
-    "01_vae_collapse", where={"epochs": 100, "train_size": 60_000})
+    "01b_collapse_study", where={"epochs": 100, "train_size": 60_000})
     if r.get("point") != "gather"}
 vae_one = rec01.get("vae4")  # lambda = 1: the 4th of 7 weights in [0.01, 100]
 row_one = vae_one["results"]["sweep"][0] if vae_one else {}

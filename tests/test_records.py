@@ -237,3 +237,23 @@ def test_provenance_is_the_finishing_attempts_never_a_refused_later_one(repo, tm
     _finished_point(other, [refused], {"sweep_id": "A", "attempts": 1, "parameters": {"seed": 0}})
     with pytest.raises(RecordError, match=r"the attempt that finished it \(sweep A, attempt 1\) is in neither"):
         records.build_record(other, repo=repo)
+
+
+def test_a_study_reads_the_points_its_former_page_recorded(tmp_path, monkeypatch):
+    """A study page's points recorded by the page that ran them before the study existed stay in that
+    page's folder (their ``chapter`` field names it) and load as the study's (``FORMER_PAGES``)."""
+    monkeypatch.setattr(records, "FORMER_PAGES", {"toy_study": ("toy_chapter",)})
+    for folder, point, chapter in (("toy_chapter", "run=a", "book/toy_chapter.ipynb"),
+                                   ("toy_study", "run=b", "book/toy_study.ipynb")):
+        (tmp_path / folder).mkdir()
+        rec = {"chapter": chapter, "point": point, "values": {"run": point[4:]},
+               "parameters": {"run": point[4:], "steps": 2}, "results": {"x": 1}}
+        (tmp_path / folder / f"{point}.json").write_text(json.dumps(seal_record(rec)))
+    loaded = load_records("toy_study", where={"steps": 2}, root=tmp_path)
+    assert [(r["point"], r["chapter"]) for r in loaded] == [("run=a", "book/toy_chapter.ipynb"),
+                                                          ("run=b", "book/toy_study.ipynb")]
+    assert [r["point"] for r in load_records("toy_chapter", root=tmp_path)] == ["run=a"]
+    # the same point swept again by the study is found in the former page's folder
+    again = {"point": "run=a", "values": {"run": "a"}}
+    assert records.recorded_elsewhere(tmp_path / "toy_chapter", again, any_name=True).name == "run=a.json"
+    assert records.recorded_elsewhere(tmp_path / "toy_chapter", again) is None

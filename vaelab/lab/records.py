@@ -45,12 +45,18 @@ from vaelab.lab.sweep import (ATTEMPT_FILE, ATTEMPTS_FILE, DONE_FILE, GATHER_FIL
                               parse_value, read_attempts, read_json, write_json_atomic)
 
 __all__ = ["RecordError", "SCHEMA", "PACKAGED_RECORDS", "reference_root", "chapter_name", "build_record",
-           "make_records", "load_records", "record_checksum", "seal_record", "verify_record", "record_command", "main"]
+           "make_records", "load_records", "record_checksum", "seal_record", "verify_record", "record_command", "main",
+           "FORMER_PAGES", "record_folders"]
 
 SCHEMA = 1
 CHECKSUM = "checksum"  # the key of a record's checksum: "sha256:<hex digest>"
 # The committed records, shipped as package data (pyproject.toml: [tool.setuptools.package-data]).
 PACKAGED_RECORDS = Path(__file__).resolve().parent / "reference"
+# A study page's points that were recorded before the study existed, by the page that ran them then. They
+# stay in that page's folder, whose name their ``chapter`` field gives (so their provenance stays true),
+# and the study's records include them: ``load_records`` reads both folders, ``make_records`` refuses
+# to record the same point again in the study's.
+FORMER_PAGES = {"01b_collapse_study": ("01_vae_collapse",)}  # chapter 01 ran the lambda sweep's points itself
 
 
 class RecordError(Exception):
@@ -128,6 +134,12 @@ def verify_record(record: Any, path: str | os.PathLike) -> dict:
         raise RecordError(f"{path}: its contents do not match its checksum ({stored[:19]}...): a number in it was "
                           f"edited after the record was made, or the file is damaged: {fix}")
     return record
+
+
+def record_folders(chapter: str | os.PathLike, root: str | os.PathLike | None = None) -> list[Path]:
+    """The folders that hold ``chapter``'s records: its own, then those of ``FORMER_PAGES``."""
+    name = chapter_name(chapter)
+    return [reference_root(root) / n for n in (name, *FORMER_PAGES.get(name, ()))]
 
 
 def _papermill_command(chapter: str, parameters: dict) -> str:
@@ -270,8 +282,11 @@ def make_records(runs_dir: str | os.PathLike, to: str | os.PathLike | None = Non
         raise RecordError(f"{runs_dir} mixes chapters: {sorted(map(str, chapters))}")
     target = (Path(to) if to is not None else (repo / "reference")) / chapter_name(chapters.pop())
     target.mkdir(parents=True, exist_ok=True)
+    former = [target.parent / name for name in FORMER_PAGES.get(target.name, ())]
     twins = [f"{rec['point']}: already recorded as {twin.name}" for rec in records
              if (twin := recorded_elsewhere(target, rec)) is not None]
+    twins += [f"{rec['point']}: already recorded as {twin} by the page that ran it before the study existed"
+              for rec in records for folder in former if (twin := recorded_elsewhere(folder, rec, any_name=True))]
     if twins:
         raise RecordError("the same grid values under another name (the grid was written in another order): "
                           "remove the old record or sweep with the grid in its order:\n  " + "\n  ".join(twins))
@@ -286,23 +301,25 @@ def make_records(runs_dir: str | os.PathLike, to: str | os.PathLike | None = Non
     return written
 
 
-def recorded_elsewhere(target: Path, rec: dict) -> Path | None:
+def recorded_elsewhere(target: Path, rec: dict, any_name: bool = False) -> Path | None:
     """The record in ``target`` with ``rec``'s grid values under another file name (the same point,
-    swept with its grid in another order: ``a=1,b=2`` and ``b=2,a=1``), else None. Two files for one
-    point would let a chapter read either."""
+    swept with its grid in another order: ``a=1,b=2`` and ``b=2,a=1``), or under any name with
+    ``any_name`` (a former page's folder), else None. Two files for one point would let a chapter
+    read either."""
     if rec["point"] == "gather":
         return None
     for path in sorted(Path(target).glob("*.json")):
         old = read_json(path, {})
-        if (path.stem != rec["point"] and isinstance(old, dict) and old.get("point") != "gather"
+        if ((any_name or path.stem != rec["point"]) and isinstance(old, dict) and old.get("point") != "gather"
                 and old.get("values") == rec["values"]):
             return path
     return None
 
 
 def load_records(chapter: str | os.PathLike, where: dict | None = None, root: str | os.PathLike | None = None) -> list[dict]:
-    """The records of ``chapter`` (name or path), sorted by point; ``where`` keeps those whose
-    parameters (or grid values) equal the given ones. An empty list when there are none.
+    """The records of ``chapter`` (name or path), sorted by point, with those a former page made of its
+    points (``FORMER_PAGES``); ``where`` keeps those whose parameters (or grid values) equal the given
+    ones. An empty list when there are none.
 
     Every file is checked first (``verify_record``): one that is not valid JSON, not a record, or
     whose contents do not match its checksum raises ``RecordError`` naming it, never skipped.
@@ -321,9 +338,9 @@ def load_records(chapter: str | os.PathLike, where: dict | None = None, root: st
             f"no records folder at {base} ({where_from}). Point $VAELAB_REFERENCE (or root=) at a folder of "
             "records such as reference/ of a vaelab checkout, or unset it to use the records installed with "
             "the package; if those are missing, reinstall vaelab (its wheel carries vaelab/lab/reference/).")
-    folder = base / chapter_name(chapter)
+    paths = [path for folder in record_folders(chapter, root) for path in folder.glob("*.json")]
     records = []
-    for path in sorted(folder.glob("*.json")):
+    for path in sorted(paths, key=lambda p: p.name):
         try:
             rec = json.loads(path.read_text(encoding="utf8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:

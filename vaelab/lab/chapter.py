@@ -195,7 +195,7 @@ class Chapter:
                                            "runtime_s": runtime})
         glue(f"{self.prefix}_runtime_min", runtime / 60, ".1f")
         glue(f"{self.prefix}_machine", self.machine())
-        print(f"{self.name}: {runtime / 60:.1f} min on {self.machine()}; results in {path}")
+        print(f"{self.name}: {runtime / 60:.1f} min on {self.machine()};\n  results in {path}")
         return path
 
 

@@ -1,4 +1,5 @@
-"""Chapter 00, a VAE in a few lines: HEBAE App. B.1's MLP VAE on MNIST."""
+"""Chapter 00, a VAE in a few lines: HEBAE App. B.1's MLP VAE on MNIST, written by hand (``hand_steps`` steps
+of its own training loop), then trained with vaelab."""
 from vaelab.lab.chapter import P, Spec
 
 SPEC = Spec(
@@ -16,6 +17,7 @@ SPEC = Spec(
         "data_root": P("path", none_ok=True, example="None"),
         "out_dir": P("path", example="runs/00_vae_in_a_few_lines"),
         "resume": P("bool"),
+        "hand_steps": P("int", min=1, example=300, smoke=20),
     },
     full={"epochs": 100},  # HEBAE App. B.1: 100 epochs; the other defaults are the paper's
 )

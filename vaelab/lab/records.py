@@ -37,10 +37,15 @@ from typing import Any
 from vaelab.lab.sweep import (DONE_FILE, GATHER_FILES, POINT_FILE, SWEEP_FILE, ATTEMPT_FILE, parse_value, read_json,
                     write_json_atomic)
 
-__all__ = ["RecordError", "SCHEMA", "reference_root", "chapter_name", "build_record", "make_records",
-           "load_records", "record_command", "main"]
+__all__ = ["RecordError", "SCHEMA", "FORMER_PAGES", "reference_root", "chapter_name", "record_folders",
+           "build_record", "make_records", "load_records", "record_command", "main"]
 
 SCHEMA = 1
+# A study page's points that were recorded before the study existed, by the page that ran them then. They
+# stay in that page's folder, whose name their ``chapter`` field gives (so their provenance stays true),
+# and the study's records include them: ``load_records`` reads both folders, ``make_records`` refuses
+# to record the same point again in the study's.
+FORMER_PAGES = {"03b_vampprior_study": ("03_vampprior",)}  # chapter 03 ran the one-level pair itself
 
 
 class RecordError(Exception):
@@ -75,6 +80,12 @@ def reference_root(root: str | os.PathLike | None = None) -> Path:
 def chapter_name(chapter: str | os.PathLike) -> str:
     """``book/00_vae_in_a_few_lines.ipynb`` (or ``.py``, or the bare name) -> ``00_vae_in_a_few_lines``."""
     return Path(str(chapter)).stem if str(chapter).endswith((".ipynb", ".py")) else Path(str(chapter)).name
+
+
+def record_folders(chapter: str | os.PathLike, root: str | os.PathLike | None = None) -> list[Path]:
+    """The folders that hold ``chapter``'s records: its own, then those of ``FORMER_PAGES``."""
+    name = chapter_name(chapter)
+    return [reference_root(root) / n for n in (name, *FORMER_PAGES.get(name, ()))]
 
 
 def _papermill_command(chapter: str, parameters: dict) -> str:
@@ -198,8 +209,11 @@ def make_records(runs_dir: str | os.PathLike, to: str | os.PathLike | None = Non
         raise RecordError(f"{runs_dir} mixes chapters: {sorted(map(str, chapters))}")
     target = (Path(to) if to is not None else (repo / "reference")) / chapter_name(chapters.pop())
     target.mkdir(parents=True, exist_ok=True)
+    former = [target.parent / name for name in FORMER_PAGES.get(target.name, ())]
     twins = [f"{rec['point']}: already recorded as {twin.name}" for rec in records
              if (twin := recorded_elsewhere(target, rec)) is not None]
+    twins += [f"{rec['point']}: already recorded as {twin} by the page that ran it before the study existed"
+              for rec in records for folder in former if (twin := recorded_elsewhere(folder, rec, any_name=True))]
     if twins:
         raise RecordError("the same grid values under another name (the grid was written in another order): "
                           "remove the old record or sweep with the grid in its order:\n  " + "\n  ".join(twins))
@@ -214,26 +228,28 @@ def make_records(runs_dir: str | os.PathLike, to: str | os.PathLike | None = Non
     return written
 
 
-def recorded_elsewhere(target: Path, rec: dict) -> Path | None:
+def recorded_elsewhere(target: Path, rec: dict, any_name: bool = False) -> Path | None:
     """The record in ``target`` with ``rec``'s grid values under another file name (the same point,
-    swept with its grid in another order: ``a=1,b=2`` and ``b=2,a=1``), else None. Two files for one
-    point would let a chapter read either."""
+    swept with its grid in another order: ``a=1,b=2`` and ``b=2,a=1``), or under any name with
+    ``any_name`` (a former page's folder), else None. Two files for one point would let a chapter
+    read either."""
     if rec["point"] == "gather":
         return None
     for path in sorted(Path(target).glob("*.json")):
         old = read_json(path, {})
-        if (path.stem != rec["point"] and isinstance(old, dict) and old.get("point") != "gather"
+        if ((any_name or path.stem != rec["point"]) and isinstance(old, dict) and old.get("point") != "gather"
                 and old.get("values") == rec["values"]):
             return path
     return None
 
 
 def load_records(chapter: str | os.PathLike, where: dict | None = None, root: str | os.PathLike | None = None) -> list[dict]:
-    """The records of ``chapter`` (name or path), sorted by point; ``where`` keeps those whose
-    parameters (or grid values) equal the given ones. An empty list when there are none."""
-    folder = reference_root(root) / chapter_name(chapter)
+    """The records of ``chapter`` (name or path), sorted by point, with those a former page made of its
+    points (``FORMER_PAGES``); ``where`` keeps those whose parameters (or grid values) equal the given
+    ones. An empty list when there are none."""
+    paths = [path for folder in record_folders(chapter, root) for path in folder.glob("*.json")]
     records = []
-    for path in sorted(folder.glob("*.json")):
+    for path in sorted(paths, key=lambda p: p.name):
         rec = read_json(path)
         if not isinstance(rec, dict) or "results" not in rec:
             continue

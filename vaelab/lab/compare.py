@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 __all__ = ["Metric", "provenance", "provenance_of_many", "comparison_table", "no_record_note", "record_value",
-           "paired_difference", "verdict"]
+           "paired_difference", "verdict", "VERDICTS", "ordering_verdict"]
 
 
 @dataclass
@@ -171,3 +171,32 @@ def comparison_table(metrics: list[Metric], record: dict | list[dict] | None, bu
 def no_record_note(command: str) -> str:
     """The sentence a chapter prints where its full-scale run has not been recorded yet."""
     return f"No full-scale run of this chapter is recorded yet. To make one: {command}"
+
+
+# The book's vocabulary of verdicts, defined once: every comparison table and the results page use
+# these words and no others (tests/test_site.py checks the built pages).
+VERDICTS = {
+    "reproduced": "the paper's number is met within its tolerance or 2 s.e., or its ordering holds by more "
+                  "than 2 s.e.",
+    "within noise": "the difference the paper claims is smaller than 2 s.e. here: neither confirmed nor refuted",
+    "not reproduced": "ours misses the paper's number beyond tolerance and 2 s.e., or the ordering is reversed "
+                      "by more than 2 s.e.",
+    "not reported": "the paper gives no number to compare with",
+    "not run yet": "no full-scale record exists yet",
+}
+
+
+def ordering_verdict(diff: float, se: float, expected_sign: int) -> str:
+    """The verdict on a claimed ordering ("A above B": ``expected_sign=+1`` for ``diff = A - B``)
+    from the measured difference and its standard error: beyond 2 s.e. on the claimed side is
+    "reproduced", beyond 2 s.e. on the other side "not reproduced", else "within noise"."""
+    if expected_sign not in (1, -1):
+        raise ValueError(f"expected_sign must be +1 or -1, got {expected_sign!r}")
+    if not (se >= 0 and math.isfinite(se) and math.isfinite(diff)):
+        raise ValueError(f"diff and se must be finite and se >= 0, got diff={diff!r}, se={se!r}")
+    z = expected_sign * diff
+    if z > 2 * se:
+        return "reproduced"
+    if z < -2 * se:
+        return "not reproduced"
+    return "within noise"

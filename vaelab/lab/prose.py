@@ -8,7 +8,7 @@ Outside a book build (Colab, a plain Jupyter without myst-nb) it does nothing.
 """
 from __future__ import annotations
 
-__all__ = ["glue"]
+__all__ = ["glue", "glue_figure"]
 
 
 def glue(name: str, value, fmt: str | None = None) -> None:
@@ -28,3 +28,19 @@ def glue(name: str, value, fmt: str | None = None) -> None:
     except ImportError:  # Colab or plain Jupyter: nothing to paste into
         return
     myst_glue(name, text, display=False)
+
+
+def glue_figure(name: str, fig) -> None:
+    """Store a matplotlib figure under ``name`` for a numbered, captioned ``{glue:figure}`` in the prose
+    and close it; outside a book build (Colab, plain Jupyter) show it where the cell stands instead."""
+    if not isinstance(name, str) or not name.replace("_", "").isalnum():
+        raise ValueError(f"glue name must be letters, digits and underscores, got {name!r}")
+    import matplotlib.pyplot as plt
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        from IPython.display import display
+        display(fig)
+    else:
+        myst_glue(name, fig, display=False)
+    plt.close(fig)

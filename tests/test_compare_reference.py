@@ -21,6 +21,8 @@ FULL_SCALE = {
     "01_vae_collapse": {"epochs": 100, "train_size": 60_000, "valid_size": 0},
     "03_vampprior": {"epochs": 2000, "warmup_epochs": 100, "train_size": 50_000, "n_pseudo": 500,
                      "ll_images": 10_000, "patience": 50},
+    "03b_vampprior_study": {"epochs": 2000, "warmup_epochs": 100, "train_size": 50_000, "n_pseudo": 500,
+                            "ll_images": 10_000, "patience": 50},
     "04b_pendulum_study": {"iterations": 50_000, "width": 256, "depth": 4},
 }
 

@@ -182,8 +182,8 @@ glue_figure("ch03b_fig_pseudo_inputs", fig)
 # ```{glue:figure} ch03b_fig_pseudo_inputs
 # :name: fig-ch03b-pseudo-inputs
 # The first ten learned pseudo-inputs of each VampPrior model recorded at the paper's schedule, and of
-# this execution's model if it learns them (at the book build's scale they have barely left their grey
-# initialisation).
+# this execution's model if it learns them. They start near black (every pixel about 0.05); the paper's
+# Fig. 4 shows them as prototypical digits after training.
 # ```
 #
 # ## The record of this execution

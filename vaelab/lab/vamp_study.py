@@ -59,8 +59,8 @@ def table1(recorded: dict[str, dict], build: dict[str, dict] | None = None) -> l
 
 
 def orderings(recorded: dict[str, dict], build: dict[str, dict] | None = None) -> list[dict]:
-    """One row per ordering the paper claims (A above B): the paper's difference, the recorded one ± s.e.
-    (unpaired) and its verdict, and with ``build`` (rows holding the per-image ``ll_images``) this
+    """One row per ordering the paper claims (A above B): the paper's difference and where the paper gives
+    it, the recorded one ± s.e. (unpaired) and its verdict, and with ``build`` (rows holding the per-image ``ll_images``) this
     build's paired difference and its verdict at this scale (also as numbers: ``d``, ``se``)."""
     out = []
     for a, b, where, label in ORDERINGS:
@@ -68,7 +68,7 @@ def orderings(recorded: dict[str, dict], build: dict[str, dict] | None = None) -
         full_d = full_se = None
         if ra and rb:
             full_d, full_se = ra["test_ll"] - rb["test_ll"], math.hypot(ra["test_ll_se"], rb["test_ll_se"])
-        row = {"difference": label, "paper": f"{paper_difference(a, b):+.2f} ({where})",
+        row = {"difference": label, "paper": f"{paper_difference(a, b):+.2f}", "where": where,
                "full scale": pm(full_d, full_se, "+"),
                "verdict": "not run yet" if full_d is None else ordering_verdict(full_d, full_se, 1)}
         if build is not None:

@@ -1,12 +1,14 @@
 """Chapter 03, the VampPrior: the lesson at its default scale; the paper's runs are its study page's
 (``ch03b_vampprior_study``), whose records the lesson reads."""
+from vaelab.experiments.vamp_runs import VampSettings
 from vaelab.lab import checks as C
 from vaelab.lab.chapter import P, Spec
 
-# Tomczak & Welling (2018), Sec. 5.1: up to 2,000 epochs, 100 warm-up epochs, early stopping with a look-ahead
-# of 50 (epochs, as their code counts it), 50,000 training images, K = 500, all 10,000 test images
-FULL = {"epochs": 2000, "warmup_epochs": 100, "patience": 50, "train_size": 50_000, "n_pseudo": 500,
-        "ll_images": 10_000}
+# The paper's schedule as papermill parameters, from VampSettings' defaults (Tomczak & Welling 2018, Sec. 5.1:
+# up to 2,000 epochs, 100 warm-up epochs, early stopping with a look-ahead of 50 epochs, 50,000 training
+# images, K = 500; all 10,000 test images). The one-level pair's records were made with exactly these.
+FULL = {name: getattr(VampSettings(), name)
+        for name in ("epochs", "warmup_epochs", "patience", "train_size", "n_pseudo", "ll_images")}
 
 
 def check_n_pseudo(v: dict) -> None:

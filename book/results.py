@@ -77,7 +77,7 @@ glue("res_full_01_mic_vae", fmt(mic_of(vae_one), ".2f"))
 glue("res_full_01_mic_wae", fmt(mic_of(rec01.get("wae")), ".2f"))
 
 # chapter 03 at the paper's schedule: the whole chapter's record, else one per model
-rec03 = load_records("03_vampprior", where={"epochs": 2000, "warmup_epochs": 100,
+rec03 = load_records("03b_vampprior_study", where={"epochs": 2000, "warmup_epochs": 100,
                                             "train_size": 50_000, "n_pseudo": 500,
                                             "ll_images": 10_000, "patience": 50})
 whole03 = next((r for r in rec03 if r["results"].get("run", "all") == "all"), None)

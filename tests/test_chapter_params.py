@@ -173,7 +173,7 @@ BAD = [
     ("02_hebae", {"fid_samples": 20_000}, "fid_samples must be an integer in [2, 10000]"),
     ("03_vampprior", {"k_grid": "(1, 0)"}, "k_grid must be a list of integers >= 1"),
     ("03_vampprior", {"warmup_epochs": 0}, "warmup_epochs must be an integer >= 1"),
-    ("03_vampprior", {"run": "vae"}, "run must be one of 'all', 'vae_standard', 'vae_vamp'"),
+    ("03b_vampprior_study", {"run": "vae"}, "run must be one of 'vae_standard', 'vae_vamp'"),
     ("04_geco_rewo", {"alpha": 1.0}, "alpha must be a number in [0, 1), got 1.0: pass -p alpha 0.99"),
     ("04_geco_rewo", {"kappa": 0}, "kappa must be a number > 0"),
     ("04_geco_rewo", {"graph_k": 1000}, "graph_k must be an integer in [1, 999]"),

@@ -23,6 +23,8 @@ FULL_SCALE = {
     "03_vampprior": {"epochs": 2000, "warmup_epochs": 100, "train_size": 50_000, "n_pseudo": 500,
                      "ll_images": 10_000, "patience": 50},
     "02b_hebae_study": {"full": True},
+    "03b_vampprior_study": {"epochs": 2000, "warmup_epochs": 100, "train_size": 50_000, "n_pseudo": 500,
+                            "ll_images": 10_000, "patience": 50},
     "04b_pendulum_study": {"iterations": 50_000, "width": 256, "depth": 4},
 }
 

@@ -11,8 +11,8 @@ import vaelab
 from vaelab.data.images import ImageData
 from vaelab.evaluation.likelihood import importance_log_likelihood
 from vaelab.objectives.schedules import Constant
-from vaelab.models.vamp import (MixtureOfGaussians, VampPrior, log_mixture_diag, log_normal_diag_pairwise, mog_vae,
-                         std_vae, vamp_vae)
+from vaelab.models.vamp import (MixtureOfGaussians, ScaledMixtureOfGaussians, VampPrior, log_mixture_diag,
+                               log_normal_diag_pairwise, mog_vae, std_vae, vamp_vae)
 
 SHAPE = (1, 6, 6)
 
@@ -121,6 +121,31 @@ def test_mog_log_prob_and_samples(learn_weights):
     assert samples.shape == (100_000, 3)
     assert_moments(samples.detach(), *mixture_moments(prior.means.detach(), prior.logvars.detach(), logits))
     assert len(list(prior.parameters())) == (3 if learn_weights else 2)
+
+
+def test_scaled_mog_is_the_same_density_moved_faster():
+    """Stored divided by ``speed``: the same initial density as the MoG of the same seed, and a gradient
+    with respect to the stored values ``speed`` times the gradient with respect to the effective ones, so
+    that a step of the same size moves the prior ``speed`` times further (chapter 03, the K = 1 check)."""
+    torch.manual_seed(5)
+    plain = MixtureOfGaussians(3, 4).double()
+    torch.manual_seed(5)
+    fast = ScaledMixtureOfGaussians(3, 4, speed=10.0).double()
+    torch.testing.assert_close(fast.means * 10.0, plain.means)  # stored divided by speed
+    assert torch.equal(fast.logvars, plain.logvars)  # zeros
+    means, logvars = fast.components()
+    torch.testing.assert_close(means, plain.means)
+    assert [t.shape for t in plain.components()] == [(4, 3), (4, 3)]
+    z = 2 * torch.randn(20, 3, dtype=torch.float64)
+    torch.testing.assert_close(fast.log_prob(z), plain.log_prob(z), rtol=1e-5, atol=1e-5)
+    (g_fast,) = torch.autograd.grad(fast.log_prob(z).sum(), [fast.means])
+    (g_plain,) = torch.autograd.grad(plain.log_prob(z).sum(), [plain.means])
+    torch.testing.assert_close(g_fast, 10.0 * g_plain, rtol=1e-5, atol=1e-6)
+    assert fast.sample(7, generator=torch.Generator().manual_seed(0)).shape == (7, 3)
+    assert "speed=10" in repr(fast)
+    for bad in (0.0, -1.0, float("inf"), True):
+        with pytest.raises(ValueError, match="speed must be a finite number > 0"):
+            ScaledMixtureOfGaussians(3, 4, speed=bad)
 
 
 @pytest.mark.parametrize("weighted", [False, True])

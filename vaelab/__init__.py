@@ -9,7 +9,7 @@ that the lists are whole and that no layer imports one above it):
 * ``training``: the one training loop and its run directory (identity, checkpoint, lock);
 * ``evaluation``: log-likelihood, diagnostics, Frechet distances, the pendulum's scores;
 * ``data``: device-resident image sets and each data set's source and cache;
-* ``experiments``: one point of a study at a paper's settings (chapters 02 and 04);
+* ``experiments``: one point of a study at a paper's settings (chapters 02, 03 and 04);
 * ``lab``: the book's part (chapter parameters, glue, comparison, plots, records, sweeps); the library
   never imports it, and ``import vaelab`` imports none of Ray, papermill, myst-nb or pandas.
 

@@ -17,4 +17,5 @@ Modules:
 * ``records``: committed records of finished sweep points, and their loader
 * ``sweep``: a chapter's parameter grid as Ray tasks
 * ``speed``: peak rates for the benchmarks
+* ``vamp_study``: the VampPrior paper's Table 1 against the study's records (chapter 03)
 """

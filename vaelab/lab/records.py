@@ -56,7 +56,8 @@ PACKAGED_RECORDS = Path(__file__).resolve().parent / "reference"
 # stay in that page's folder, whose name their ``chapter`` field gives (so their provenance stays true),
 # and the study's records include them: ``load_records`` reads both folders, ``make_records`` refuses
 # to record the same point again in the study's.
-FORMER_PAGES = {"01b_collapse_study": ("01_vae_collapse",)}  # chapter 01 ran the lambda sweep's points itself
+FORMER_PAGES = {"01b_collapse_study": ("01_vae_collapse",),  # chapter 01 ran the lambda sweep's points itself
+                "03b_vampprior_study": ("03_vampprior",)}  # chapter 03 ran the one-level pair itself
 
 
 class RecordError(Exception):

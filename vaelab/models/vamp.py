@@ -2,6 +2,7 @@
 
 * ``MixtureOfGaussians``: p(z) = sum_k w_k N(z | m_k, diag exp(l_k)) with learnable means and
   log-variances (the MoG prior the paper compares with, Sec. 3; w_k = 1/K or learned).
+  ``ScaledMixtureOfGaussians`` is the same prior moved ``speed`` times faster by the optimiser.
 * ``VampPrior``: the variational mixture of posteriors (Eq. 9)
 
       p(z) = 1/K sum_k q(z | u_k),
@@ -63,8 +64,8 @@ from vaelab.core.nets import gated_mlp
 from vaelab.core.posteriors import normal, reparameterise
 from vaelab.models.vae import VAE
 
-__all__ = ["log_normal_diag_pairwise", "log_mixture_diag", "MixtureOfGaussians", "VampPrior", "vamp_vae",
-           "std_vae", "mog_vae", "PSEUDO_INITS"]
+__all__ = ["log_normal_diag_pairwise", "log_mixture_diag", "MixtureOfGaussians", "ScaledMixtureOfGaussians",
+           "VampPrior", "vamp_vae", "std_vae", "mog_vae", "PSEUDO_INITS"]
 
 PSEUDO_INITS = ("random", "data")
 
@@ -142,6 +143,10 @@ class MixtureOfGaussians(nn.Module):
                               dtype=self.means.dtype)
         return torch.log_softmax(self.logits, 0)
 
+    def components(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(means, log-variances) of the K components, each (K, latent), as ``VampPrior.components``."""
+        return self.means, self.logvars
+
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         """log p(z), shape (batch,), by ``log_mixture_diag`` (matrix products, no (batch, K, k) tensor)."""
         _check_z(z, self.latent_dim)
@@ -154,6 +159,38 @@ class MixtureOfGaussians(nn.Module):
 
     def extra_repr(self) -> str:
         return f"latent_dim={self.latent_dim}, n_components={self.n_components}, learn_weights={self.logits is not None}"
+
+
+class ScaledMixtureOfGaussians(MixtureOfGaussians):
+    """``MixtureOfGaussians`` with its means and log-variances stored divided by ``speed``: the same density
+    and initial values, but an optimiser that moves every parameter by about the same step (Adam) moves
+    the prior's ``speed`` times faster, a per-parameter learning rate ``speed`` times the others'
+    (chapter 03's check of the K = 1 anomaly). ``components()`` gives the effective (means, log-variances)."""
+
+    def __init__(self, latent_dim: int, n_components: int, speed: float, init_scale: float = 1.0,
+                 learn_weights: bool = False, generator: torch.Generator | None = None):
+        super().__init__(latent_dim, n_components, init_scale=init_scale, learn_weights=learn_weights,
+                         generator=generator)
+        if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not (speed > 0 and math.isfinite(speed)):
+            raise ValueError(f"speed must be a finite number > 0, got {speed!r}")
+        self.speed = float(speed)
+        with torch.no_grad():
+            self.means.div_(self.speed)
+            self.logvars.div_(self.speed)
+
+    def components(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.speed * self.means, self.speed * self.logvars
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        _check_z(z, self.latent_dim)
+        lw = None if self.logits is None else torch.log_softmax(self.logits, 0)
+        return log_mixture_diag(z, *self.components(), lw)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return _sample_mixture(n, *self.components(), self.logits, generator)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, speed={self.speed:g}"
 
 
 def _check_z(z: torch.Tensor, latent_dim: int | None) -> None:

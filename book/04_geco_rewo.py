@@ -1204,13 +1204,15 @@ elif phase0 >= total_steps:
         "lasted the whole run, so its samples are those of the untrained networks, a "
         "cloud with no ring in it, and through such a cloud the shortest path of the "
         "k-NN graph runs close to the straight line: on the first pair it strays at "
-        f"most {strays} from it. The two paths then decode to nearly the same pendulums.")
+        f"most {strays} from it. The two paths then decode to nearly the same "
+        "pendulums.")
 else:
     graph_is_line = (
         f"Here the graph path stays close to the straight line: on the first pair it "
         f"strays at most {strays} from it, so the two paths decode to nearly the same "
-        f"pendulums; REWO's prior trained for only the last {total_steps - phase0:,} of "
-        f"{total_steps:,} steps and offers the graph no detour.")
+        "pendulums; REWO's prior trained for only the last "
+        f"{total_steps - phase0:,} of {total_steps:,} steps and offers the graph no "
+        "detour.")
 glue("ch04_graph_is_line", graph_is_line)
 
 # %% [markdown]

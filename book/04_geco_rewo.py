@@ -915,6 +915,8 @@ phases = sorted(runs["rewo", s]["initial_phase_steps"] for s in seed_list)
 glue("ch04_rewo_phases",
      f"all {total_steps:,} steps in every seed: the constraint was never met, so the "
      "second phase never began" if phases[0] >= total_steps else
+     f"{phases[0]:,} of the {total_steps:,} steps in every seed, the rest being its "
+     "second phase" if len(set(phases)) == 1 else
      f"{', '.join(f'{p:,}' for p in phases)} of the {total_steps:,} steps (one value "
      "per seed), the rest being its second phase")
 glue("ch04_rewo_beta1",
@@ -1013,8 +1015,11 @@ glue("ch04_b1_same",
      f"constraint was never met in {total_steps:,} steps: both trained with β = 10⁻⁶ "
      "throughout, from the same initialisation and the same batches: the same models."
      if b1_same and never_met else
-     "REWO with App. B.1's update left the initial phase too, and from there its β "
-     "followed Eqs. 14-15: its numbers differ from REWO's.")
+     "Here the constraint was met and the initial phase ended; from there App. B.1's β "
+     "followed Eqs. 14-15 instead of Eq. 11, and its numbers differ from REWO's."
+     if not b1_same else
+     "REWO with App. B.1's update gave REWO's numbers in every seed, although the "
+     "initial phase ended in some run: the two updates moved β alike.")
 
 # %% [markdown]
 # ```{glue:figure} ch04_fig_snapshots
@@ -1188,20 +1193,27 @@ glue_figure("ch04_fig_interpolation", fig)
 
 # %%
 phase0 = runs["rewo", seed]["initial_phase_steps"]
-prior_state = ("never trained: REWO's initial phase, which freezes the prior, lasted "
-               "the whole run" if phase0 >= total_steps else
-               f"trained for only the last {total_steps - phase0:,} of "
-               f"{total_steps:,} steps")
 strays = f"{stray['VHP + REWO']:.0%} of the distance between the end points"
-glue("ch04_graph_is_line",
-     f"Here REWO's prior was {prior_state}, so its samples are not a ring that "
-     "follows the codes but a shapeless cloud, and through such a cloud the shortest "
-     f"path of the k-NN graph runs close to the straight line: on the first pair it "
-     f"strays at most {strays} from it. The two paths then decode to nearly the same "
-     "pendulums." if stray["VHP + REWO"] < 0.25 else
-     f"Here REWO's prior was {prior_state}; on the first pair the graph path strays up "
-     f"to {strays} from the straight line, and the table above says whether that "
-     "detour made the decoded path smoother.")
+if stray["VHP + REWO"] >= 0.25:
+    graph_is_line = (f"On the first pair the graph path strays up to {strays} from the "
+                     "straight line; the table above says whether that detour made the "
+                     "decoded path smoother.")
+elif phase0 >= total_steps:
+    graph_is_line = (
+        "Here REWO's prior never trained: the initial phase, which freezes the prior, "
+        "lasted the whole run, so its samples are those of the untrained networks, a "
+        "cloud with no ring in it, and through such a cloud the shortest path of the "
+        "k-NN graph runs close to the straight line: on the first pair it strays at "
+        f"most {strays} from it. The two paths then decode to nearly the same "
+        "pendulums.")
+else:
+    graph_is_line = (
+        f"Here the graph path stays close to the straight line: on the first pair it "
+        f"strays at most {strays} from it, so the two paths decode to nearly the same "
+        "pendulums; REWO's prior trained for only the last "
+        f"{total_steps - phase0:,} of {total_steps:,} steps and offers the graph no "
+        "detour.")
+glue("ch04_graph_is_line", graph_is_line)
 
 # %% [markdown]
 # ```{glue:figure} ch04_fig_interpolation

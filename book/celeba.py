@@ -484,4 +484,4 @@ ch.finish({"runs": rows, "best": {m: {"lam": r["config"]["lam"], "fid": r["fid"]
 # synthetic folder. It checks two things by numbers: the FLOP count of the network by hand against
 # `FlopCounterMode`, and bfloat16 autocast against float32 on one batch. The comparison with the
 # paper's best HEBAE FID of 46 waits for a GPU run; measurements of the chapter's speed on CPU and
-# the FLOP-count estimates for a GPU are on the book's measurements page.
+# the FLOP-count estimates for a GPU are on the book's {doc}`measurements page <measurements>`.

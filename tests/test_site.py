@@ -60,8 +60,9 @@ def toc_chapters() -> list[str]:
     return [str(Path(c["file"]).with_suffix("")) for c in entries]
 
 
-CHAPTERS = toc_chapters()
-PAGES = ["book/intro", *CHAPTERS]
+CHAPTERS = [c for c in toc_chapters() if (REPO / f"{c}.ipynb").is_file()]  # notebooks
+MARKDOWN_PAGES = [c for c in toc_chapters() if (REPO / f"{c}.md").is_file()]  # the appendix
+PAGES = ["book/intro", *CHAPTERS, *MARKDOWN_PAGES]
 
 
 def executed_in_build(page: str) -> bool:

@@ -109,14 +109,17 @@ def test_a_point_recorded_under_another_name_is_refused(repo, local_ray, monkeyp
     assert sorted(p.name for p in target.iterdir()) == ["seed0-other-order.json"]
 
 
-def test_a_point_recorded_by_a_former_page_is_refused(repo, monkeypatch, tmp_path):
+def test_a_point_recorded_by_a_former_page_is_refused(repo, local_ray, monkeypatch, tmp_path):
     """A study's point that the page it left recorded before the study existed (records.FORMER_PAGES):
     recording it again in the study's folder would give the study two records of it."""
     monkeypatch.setitem(records.FORMER_PAGES, "toy_chapter", ("toy_lesson",))
+    if not (repo / "runs" / "s" / "seed=0" / sweep.DONE_FILE).is_file():
+        assert run_sweep(repo, "--grid", "seed=0,1", "-p", "steps", "2", "--out", "runs/s", "--gather") == 0
     monkeypatch.chdir(repo)
     former = tmp_path / "ref" / "toy_lesson"
     former.mkdir(parents=True)
-    (former / "seed=0.json").write_text(json.dumps({"point": "seed=0", "values": {"seed": 0}, "results": {}}))
+    (former / "seed=0.json").write_text(json.dumps(seal_record({"point": "seed=0", "values": {"seed": 0},
+                                                                 "results": {}})))
     with pytest.raises(RecordError, match=r"seed=0: already recorded as .*toy_lesson.seed=0\.json by the page"):
         make_records("runs/s", tmp_path / "ref")
     assert not (tmp_path / "ref" / "toy_chapter").exists() or not list((tmp_path / "ref" / "toy_chapter").iterdir())

@@ -518,7 +518,8 @@ keys = {"test ELBO (nats)": "test_elbo", "reconstruction term (nats)": "test_rec
 build = {"test_elbo": elbo_test, "test_rec": test["rec"], "test_kl": test["reg"]}
 table = pd.DataFrame({
     "full scale (100 epochs)": [record_value(full, key) for key in keys.values()],
-    f"this build ({'smoke' if ch.smoke else count(epochs, 'epoch')})": list(build.values()),
+    f"this build ({'smoke' if ch.smoke else count(epochs, 'epoch')})":
+        list(build.values()),
 }, index=list(keys))
 display(table.style.format("{:.2f}", na_rep="not run yet")
         .set_properties(**{"text-align": "right"})

@@ -373,19 +373,19 @@ print(f"max |Cov - Sigma|: eps @ L.T {err_right:.4f}, eps @ L {err_wrong:.4f} "
 
 # %%
 def hebae_terms_by_hand(model, x, eps, form):
-    """HEBAE's sample and per-image terms in a few lines (Theorem 1, Eq. 8), for checking."""
+    """HEBAE's sample and per-image terms in a few lines (Theorem 1, Eq. 8)."""
     mu, log_sigma = model.encoder(x.flatten(1)).split(model.latent_dim, dim=-1)
     n, k = mu.shape
-    beta = mu.mean(0)                                   # the batch estimates, divided by N
+    beta = mu.mean(0)                      # the batch estimates, divided by N
     Sigma = (mu - beta).T @ (mu - beta) / n + 1e-6 * torch.eye(k, dtype=mu.dtype)
-    L = torch.linalg.cholesky(Sigma)                    # lower: L L^T = Sigma
+    L = torch.linalg.cholesky(Sigma)       # lower: L L^T = Sigma
     if form == "exact":
-        z = mu + log_sigma.exp() * (eps @ L.T)          # rows: sigma_i * (L eps_i)
-    else:                                               # the code's diagonal, no gradient
+        z = mu + log_sigma.exp() * (eps @ L.T)  # rows: sigma_i * (L eps_i)
+    else:                                  # the code's diagonal, no gradient
         z = mu + eps * Sigma.diagonal().sqrt().detach() * log_sigma.exp()
     logits = model.decoder(z)
     rec = torch.nn.functional.binary_cross_entropy_with_logits(
-        logits, x.flatten(1), reduction="none").sum(1)  # -log p(x|z), Bernoulli
+        logits, x.flatten(1), reduction="none").sum(1)  # -log p(x|z)
     reg = 0.5 * (Sigma.trace() + beta @ beta - k - torch.logdet(Sigma))  # KL to N(0, I)
     return z, rec, reg
 
@@ -406,7 +406,8 @@ for f, model_t in tiny.items():
     torch.testing.assert_close(out["rec"], rec_t)
     torch.testing.assert_close(out["reg"], reg_t)
     b_t, S_t = batch_moments(out["mu"])  # and the KL as torch.distributions computes it
-    std_normal = mvn(torch.zeros(3, dtype=torch.float64), torch.eye(3, dtype=torch.float64))
+    std_normal = mvn(torch.zeros(3, dtype=torch.float64),
+                     torch.eye(3, dtype=torch.float64))
     torch.testing.assert_close(reg_t, kl_divergence(mvn(b_t, S_t), std_normal))
 
 
@@ -618,7 +619,7 @@ def show(df, precision=2):
 
 
 def ordering(diff, se, expect=1):
-    """The verdict on the paper's ordering (the sign `expect` of diff), beyond 2 s.e. only."""
+    """The verdict on the paper's ordering (the sign `expect` of diff), 2 s.e."""
     return "—" if se is None else ordering_verdict(diff, se, expect)
 
 
@@ -644,7 +645,8 @@ show(fig1a_df)
 fig1a_diff = pd.DataFrame([{
     "k": r["k"], "HEBAE (τ) − VAE, IS LL": r["hebae_minus_vae"],
     "paired s.e.": r["hebae_minus_vae_se"],
-    "verdict on HEBAE above the VAE": ordering(r["hebae_minus_vae"], r["hebae_minus_vae_se"])}
+    "verdict on HEBAE above the VAE":
+        ordering(r["hebae_minus_vae"], r["hebae_minus_vae_se"])}
     for r in fig1a_top])
 show(fig1a_diff)
 glue("ch02_n_k", len(fig1a_top))
@@ -1107,25 +1109,31 @@ range_diff = spread["vae"]["is_ll"] - spread["hebae"]["is_ll"]
 range_se = math.hypot(spread["vae"]["is_ll_se"], spread["hebae"]["is_ll_se"])
 claims = [  # (key, difference, where the paper shows it, value, s.e., digits)
     *[(f"ll_diff_k{r['k']}", f"IS log-likelihood, HEBAE (τ) − VAE, k = {r['k']} (nats)",
-       "Fig. 1a, top", r["hebae_minus_vae"], r["hebae_minus_vae_se"], 2) for r in fig1a_top],
-    ("ll_range_diff", f"range of the IS log-likelihood over λ, VAE − HEBAE, k = {sweep_dim}",
+       "Fig. 1a, top", r["hebae_minus_vae"], r["hebae_minus_vae_se"], 2)
+      for r in fig1a_top],
+    ("ll_range_diff",
+     f"range of the IS log-likelihood over λ, VAE − HEBAE, k = {sweep_dim}",
      "Fig. 1a, bottom", range_diff, range_se, 2),
     ("corr_vae_hebae", "mean |off-diagonal correlation|, VAE − HEBAE", "Fig. 2a, b",
      corr_v - corr_h, None, 3),
     ("corr_wae_hebae", "mean |off-diagonal correlation|, WAE − HEBAE", "Fig. 2a, b",
      corr_w - corr_h, None, 3),
-    ("mic_hebae_vae", "mean MIC, HEBAE − VAE", "Fig. 2c", *mic_pairs["HEBAE", "VAE"], 3),
-    ("mic_wae_hebae", "mean MIC, WAE − HEBAE", "Fig. 2c", *mic_pairs["WAE", "HEBAE"], 3),
+    ("mic_hebae_vae", "mean MIC, HEBAE − VAE", "Fig. 2c",
+     *mic_pairs["HEBAE", "VAE"], 3),
+    ("mic_wae_hebae", "mean MIC, WAE − HEBAE", "Fig. 2c",
+     *mic_pairs["WAE", "HEBAE"], 3),
     ("fd_vae_hebae", "classifier Frechet distance, VAE − HEBAE", "Fig. 4",
      fd["VAE"] - fd["HEBAE"], None, 1),
 ]
 build_table = pd.DataFrame([
     {"difference the paper shows as positive": name, "paper": where,
-     "this build": f"{value:+.{digits}f}" + ("" if se is None else f" ± {se:.{digits}f}"),
+     "this build": f"{value:+.{digits}f}"
+                   + ("" if se is None else f" ± {se:.{digits}f}"),
      "verdict": "—" if se is None else ordering_verdict(value, se, +1)}
     for _, name, where, value, se, digits in claims])
 display(build_table.style.hide(axis="index").set_caption(
-    f"HEBAE's MNIST orderings at this build's scale ({'smoke' if smoke else f'{epochs} epochs'})"))
+    "HEBAE's MNIST orderings at this build's scale "
+    f"({'smoke' if smoke else f'{epochs} epochs'})"))
 comparison = {key: value for key, _, _, value, _, _ in claims}
 comparison.update({key + "_se": se for key, _, _, _, se, _ in claims if se is not None})
 hebae_kl = runs[run_name("hebae", sweep_dim, 1.0)]["kl_per_dim_mean"]

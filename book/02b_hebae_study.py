@@ -98,8 +98,9 @@ from vaelab.lab.prose import glue, glue_figure
 if full:
     settings = HebaeSettings()
 else:
-    settings = HebaeSettings(epochs=epochs, train_size=train_size, track_images=eval_images,
-                             tau_images=min(eval_images, 200), track_samples=min(is_samples, 50),
+    settings = HebaeSettings(epochs=epochs, train_size=train_size,
+                             track_images=eval_images, tau_images=min(eval_images, 200),
+                             track_samples=min(is_samples, 50),
                              is_images=eval_images, is_samples=is_samples,
                              elbo_images=eval_images, mic_points=min(eval_images, 300),
                              fd_samples=eval_images, classifier_epochs=1)
@@ -114,7 +115,8 @@ else:
 mine = {}
 if not gather:
     data = vaelab.load_dataset("mnist", root=data_root, device=ch.device,
-                               train_size=settings.train_size, valid_size=0, seed=settings.seed)
+                               train_size=settings.train_size, valid_size=0,
+                               seed=settings.seed)
     for i, name in enumerate(runs, 1):
         kind, k, lam, form = STUDY_POINTS[name]
         print(f"training {name} ({i}/{len(runs)}): {settings.epochs} epochs on "
@@ -125,15 +127,18 @@ if not gather:
 
 def summary(name, r):
     """One table row of a run's final numbers."""
-    row = {"point": name, "k": r["k"], "λ": r["lam"], "own objective": r["test_objective"]}
+    row = {"point": name, "k": r["k"], "λ": r["lam"],
+           "own objective": r["test_objective"]}
     if "std_elbo" in r:
-        row |= {"standard ELBO": r["std_elbo"]["mean"], "IS log-lik.": r["is_ll"]["mean"],
+        row |= {"standard ELBO": r["std_elbo"]["mean"],
+                "IS log-lik.": r["is_ll"]["mean"],
                 "s.e.": r["is_ll"]["se"], "active units": r["active_units"]}
     return row | {"mean MIC": r["mic"]["mean_mic"], "FD": r["fd_classifier"]}
 
 
 if mine:
-    display(pd.DataFrame([summary(n, r) for n, r in mine.items()]).style.format(precision=2)
+    display(pd.DataFrame([summary(n, r) for n, r in mine.items()])
+            .style.format(precision=2)
             .hide(axis="index"))
 
 # %% [markdown]

@@ -70,9 +70,13 @@ def fig1a_top(study: dict, plt):
                 ax.plot(range(1, len(y) + 1), y, style, label=kind.upper())
         ax.set_title(f"k = {k}", fontsize=9)
         ax.set_xlabel("epoch")
+        if not ax.lines:
+            ax.text(0.5, 0.5, "not run yet", ha="center", va="center", transform=ax.transAxes)
+            ax.set_yticks([])
     axes[0].set_ylabel("test standard ELBO (nats)")
-    if axes[0].get_legend_handles_labels()[0]:
-        axes[0].legend(fontsize=8, loc="lower right")
+    drawn = [ax for ax in axes if ax.lines]
+    if drawn:
+        drawn[0].legend(fontsize=8, loc="lower left")
     return fig
 
 

@@ -430,3 +430,10 @@ def test_ray_init_failing_after_the_trial_names_the_address(listener, monkeypatc
     with pytest.raises(SweepError, match=rf"--address 127\.0\.0\.1:{listener}: Ray could not connect "
                        r"\(ConnectionError: Version mismatch.*\): start one"):
         sweep.connect_ray(f"127.0.0.1:{listener}")
+
+
+def test_without_ray_the_sweep_says_how_to_install_it(monkeypatch):
+    """Before: a bare ImportError from deep inside the driver."""
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(sweep.SweepError, match=r'pip install "vaelab\[sweep\]"'):
+        sweep._ray()

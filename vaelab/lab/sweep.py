@@ -544,7 +544,7 @@ def connect_ray(address: str, timeout: float = RAY_CONNECT_TIMEOUT_S, quiet: boo
     ``HOST:PORT``: a TCP connection first (refused or unreachable: at once); then a trial connection from
     a subprocess that is killed after ``timeout`` s; then ``ray.init``. Every failure is a ``SweepError``
     naming the address and how to start a cluster (``START_CLUSTER``)."""
-    import ray
+    ray = _ray()
 
     check_address(address)
     match = _HOST_PORT.match(address)
@@ -567,9 +567,19 @@ def connect_ray(address: str, timeout: float = RAY_CONNECT_TIMEOUT_S, quiet: boo
                          f"{START_CLUSTER}") from None
 
 
+def _ray():
+    """The ray module, or a ``SweepError`` that says how to install it (the ``sweep`` extra)."""
+    try:
+        import ray
+    except ImportError:
+        raise SweepError('a sweep runs its points on Ray, which is not installed: pip install "vaelab[sweep]" '
+                         "(make test and make book install it)") from None
+    return ray
+
+
 def _start_ray(address: str | None, num_cpus: int | None, quiet: bool = True) -> bool:
     """Connect to ``address`` (``connect_ray``) or start a local Ray; returns whether this call initialised Ray."""
-    import ray
+    ray = _ray()
 
     if ray.is_initialized():  # a caller's Ray in this process (tests, a notebook): used as it is
         if address and address != "local":
@@ -621,7 +631,7 @@ def run_sweep(plan: Plan, *, address: str | None = None, num_cpus: int | None = 
 def _run_locked(plan: Plan, say, *, address, num_cpus, cpus_per_point, gpus_per_point, retries, progress_every,
                 kernel_name) -> tuple[int, list[dict]]:
     """``run_sweep``'s body, with ``--out`` locked: Ray first (connected, resources checked), then the files."""
-    import ray
+    ray = _ray()
 
     sweep_id = uuid.uuid4().hex
     rows = {p.name: {"name": p.name, "status": "skipped", "note": "done before"} for p in plan.points

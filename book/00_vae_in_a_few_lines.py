@@ -382,7 +382,7 @@ adam_step(params1, new_adam(params1), lr)
 assert math.isclose(loss.item(), step_history.steps["loss"][0], rel_tol=1e-5)
 after = [*twin.encoder.parameters(), *twin.decoder.parameters()]
 diff = torch.cat([(p - q).abs().flatten() for p, q in zip(params1, after)])
-assert diff.max() <= lr / 10, f"one step differs by {diff.max():.2g}"
+assert diff.max() <= lr / 2, f"one step differs by {diff.max():.2g}"
 assert (diff > 1e-6).float().mean() < 1e-4, "more than 1 weight in 10,000 differs"
 glue("ch00_step_loss", loss.item(), ".2f")
 n_diff = int((diff > 1e-6).sum())
@@ -396,7 +396,9 @@ glue("ch00_step_max_diff", diff.max().item(), ".1e")
 # {glue:text}`ch00_step_max_diff`, against a step of about $\eta = 10^{-3}$ per weight. A weight can differ
 # more than rounding only where its gradient is close to zero, of the order of $\delta$: there Adam's
 # first step, $\eta\, g / (|g| + \delta)$, is most sensitive to $g$, and the two computations (which sum
-# the same products in another order) round $g$ differently. The check allows a tenth of a step.
+# the same products in another order) round $g$ differently. The check allows half a step there, and
+# fewer than one weight in 10,000 differing by more than $10^{-6}$; an Adam step without its bias
+# correction, for example, would move every weight by about $3\eta$ instead of $\eta$ and fail it.
 #
 # **Check 5.** On one batch, the model's `rec + reg` is the negative ELBO computed independently with
 # `torch.distributions` from the same encoder outputs and the same noise.
@@ -516,13 +518,14 @@ full = full_records[0] if full_records else None
 keys = {"test ELBO (nats)": "test_elbo", "reconstruction term (nats)": "test_rec",
         "KL term (nats)": "test_kl"}
 build = {"test_elbo": elbo_test, "test_rec": test["rec"], "test_kl": test["reg"]}
+scale = "smoke" if ch.smoke else count(epochs, "epoch")
 table = pd.DataFrame({
     "full scale (100 epochs)": [record_value(full, key) for key in keys.values()],
-    f"this build ({'smoke' if ch.smoke else count(epochs, 'epoch')})":
-        list(build.values()),
+    f"this build ({scale})": list(build.values()),
 }, index=list(keys))
 display(table.style.format("{:.2f}", na_rep="not run yet")
         .set_properties(**{"text-align": "right"})
+        .set_table_styles([{"selector": "th, td", "props": "padding: 0.2em 0.8em"}])
         .set_caption("The plain VAE on MNIST's 10,000 test images, per image: the "
                      "recorded full-scale run and this build"))
 full_elbo = record_value(full, "test_elbo")

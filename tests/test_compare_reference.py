@@ -32,7 +32,7 @@ FULL_SCALE = {
 def test_record_value_and_provenance():
     assert record_value(RECORD, "test_elbo") == -98.2 and record_value(RECORD, "nested", "x") == 3.0
     assert record_value(RECORD, "missing") is None and record_value(None, "test_elbo") is None
-    assert provenance(RECORD) == "Xeon (2 cores), 1 thread(s), 2026-12-02, 41 min, commit 0123456789"
+    assert provenance(RECORD) == "Xeon (2 cores), 1 thread, 2026-12-02, 41 min, commit 0123456789"
     # a resumed run's record holds its last attempt's wall time, and says so
     resumed = {**RECORD, "attempts": 2}
     assert provenance(resumed).endswith("41 min (the last of 2 attempts), commit 0123456789")

@@ -102,7 +102,7 @@ def record_value(record: dict | None, *keys: str) -> float | None:
 
 
 def provenance(record: dict) -> str:
-    """"<CPU or GPU>, <threads> thread(s), <date>, <wall time>, commit <sha>" of a record."""
+    """"<CPU or GPU>, <n> thread(s) (singular for one), <date>, <wall time>, commit <sha>" of a record."""
     machine = record.get("machine", {}) or {}
     device = record.get("device", {}) or {}
     gpus = device.get("gpu_names") or []
@@ -114,7 +114,7 @@ def provenance(record: dict) -> str:
         wall_text += f" (the last of {record['attempts']} attempts)"
     date = str(record.get("started") or "?")[:10]
     commit = str((record.get("git") or {}).get("commit") or "?")[:10]
-    return (f"{where}{f', {threads} thread(s)' if threads else ''}, {date}, {wall_text}, commit {commit}")
+    return (f"{where}{f', {threads} thread' + ('' if threads == 1 else 's') if threads else ''}, {date}, {wall_text}, commit {commit}")
 
 
 def _fmt(value: float | None, digits: int, se: float | None = None) -> str:

@@ -170,8 +170,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def book_chapters() -> list[str]:
-    """Every page of the book with a parameters cell (the results page has none)."""
-    return sorted(p.stem for p in (REPO / "book").glob("*.ipynb") if p.stem != "results")
+    """Every page of the book with a parameters cell (the results and records pages have none)."""
+    def has_parameters(path):
+        cells = json.loads(path.read_text(encoding="utf8"))["cells"]
+        return any("parameters" in c.get("metadata", {}).get("tags", []) for c in cells)
+    return sorted(p.stem for p in (REPO / "book").glob("*.ipynb") if has_parameters(p))
 
 
 def chapters_on_device(device, tmp: Path, names: list[str], timeout_s: float) -> dict:

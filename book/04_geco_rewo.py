@@ -827,7 +827,8 @@ display(table(scores, f"Angle error (rad) of this build: the polar score (mean, 
 
 # %%
 from vaelab.lab.chapter import spec_of
-from vaelab.lab.compare import Metric, comparison_table, paired_difference, verdict
+from vaelab.lab.compare import (Metric, comparison_table, ordering_verdict, paired_difference,
+                                verdict)
 from vaelab.lab.records import load_records
 
 study = load_records("04b_pendulum_study", where=spec_of("04b_pendulum_study").full)
@@ -841,11 +842,9 @@ full_errors = {m: np.array([e for _, e in sorted(recorded[m].items())])
 metrics1 = [Metric(METHODS[m], PAPER_TABLE1.get(m), "Table 1" * (m in PAPER_TABLE1),
                    float(full_errors[m].mean()) if len(full_errors[m]) else None,
                    float(errors[m].mean()), digits=3, build_se=se(errors[m]),
-                   full_se=se(full_errors[m]), higher_is_better=False)
+                   full_se=se(full_errors[m]))
             for m in methods]
-table1_cmp = comparison_table(metrics1, study, "")
-table1_cmp.columns = ["method", "paper", "full scale", "this build", "difference",
-                      "verdict"]
+table1_cmp = comparison_table(metrics1, study).rename(columns={"metric": "method"})
 table1_cmp.insert(3, "seeds", [len(full_errors[m]) for m in methods])
 display(table(table1_cmp, "Table 1: angle error (rad) beside the paper; seeds: "
               "recorded at full scale", left=["verdict"]))
@@ -868,12 +867,6 @@ def signed(digits):
     return fmt
 
 
-def ordering(diff, se):
-    """The verdict on "REWO lower" from a paired difference (other minus REWO)."""
-    return ("reproduced" if diff > 2 * se else "not reproduced" if diff < -2 * se
-            else "within noise")
-
-
 order_rows, ahead = [], 0
 for m in methods[1:]:
     paper_gap = PAPER_TABLE1[m] - PAPER_TABLE1["rewo"] if m in PAPER_TABLE1 else None
@@ -882,7 +875,7 @@ for m in methods[1:]:
         status = "one seed: no s.e."
     else:
         diff, se_d = paired_difference(errors[m], errors["rewo"])
-        status = ordering(diff, se_d)
+        status = ordering_verdict(diff, se_d, +1)  # REWO lower
         ahead += diff > 2 * se_d
     order_rows.append({"method": METHODS[m], "minus REWO (rad)": diff,
                        "paired s.e.": se_d, "the paper's": paper_gap,
@@ -1306,18 +1299,17 @@ from vaelab.lab.prose import command_text
 from vaelab.lab.records import record_command
 
 metrics2 = [Metric(name, v["paper"], f"Table 2, {v['paper_row']}", None, v["nll"],
-                   digits=2, build_se=v["nll_se"], higher_is_better=False)
+                   digits=2, build_se=v["nll_se"])
             for name, v in table2.items()]
-table2_cmp = comparison_table(metrics2, None, "smoke" if ch.smoke else "")
-table2_cmp = table2_cmp.drop(columns=table2_cmp.columns[2])  # no full-scale record yet
-table2_cmp.columns = ["model", "paper", "this build", "difference", "verdict"]
+table2_cmp = comparison_table(metrics2, None).drop(columns="full scale")  # no record yet
+table2_cmp = table2_cmp.rename(columns={"metric": "model"})
 display(table(table2_cmp, f"Table 2: test NLL (nats) on {len(fm_ll_set)} test images, "
               "mean ± s.e., beside the paper", left=["verdict"]))
 
 ordering2, pair_rows = {}, []
 for other in ("standard prior (VAE, ELBO)", "VHP + GECO"):
     d, se_d = paired_difference(nll_per_image[other], nll_per_image["VHP + REWO"])
-    ordering2[other] = ordering(d, se_d)
+    ordering2[other] = ordering_verdict(d, se_d, +1)
     paper_d = table2[other]["paper"] - table2["VHP + REWO"]["paper"]
     pair_rows.append({"NLL difference": f"{other} minus VHP + REWO", "this build": d,
                       "paired s.e.": se_d, "the paper's": paper_d,

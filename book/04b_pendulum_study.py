@@ -355,12 +355,11 @@ for m in METHODS:
     metrics.append(Metric(METHODS[m], PAPER_TABLE1.get(m),
                           "Table 1" * (m in PAPER_TABLE1), full,
                           float(np.mean(here)) if here else None, digits=3,
-                          full_se=full_se, higher_is_better=False))
+                          full_se=full_se))
 at_1 = [r for r in study_records
         if r["results"]["runs"][0]["settings"]["obs_sigma"] == 1.0]
-cmp = comparison_table(metrics, at_1, "")
-cmp.columns = ["method", "paper", "full scale", "this execution", "difference",
-               "verdict"]
+cmp = comparison_table(metrics, at_1).rename(columns={"metric": "method",
+                                                   "this build": "this execution"})
 cmp.insert(3, "seeds", [len(recorded_errors(1.0, m)) for m in METHODS])
 display(table(cmp, "Table 1 at decoder sigma = 1: polar angle error (rad), mean ± s.e. "
               "over the recorded seeds", left=["verdict"]))

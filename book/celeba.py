@@ -388,12 +388,10 @@ sources = {"hebae": "Sec. 4, text", "vae": "Fig. 1b: curve only",
 fid_metrics = [
     Metric(f"best FID over lambda, {name.upper()}", PAPER_BEST_FID[name], sources[name],
            recorded_fid.get(name),
-           best[name]["fid"] if name in best else None, digits=1,
-           higher_is_better=False)
+           best[name]["fid"] if name in best else None, digits=1)
     for name in ("hebae", "vae", "wae")]
-fid_cmp = comparison_table(fid_metrics, recorded, "")
-fid_cmp.columns = ["metric", "paper", "full scale", "this execution", "difference",
-                   "verdict"]
+fid_cmp = comparison_table(fid_metrics, celeba_records).rename(
+    columns={"this build": "this execution"})
 display(table(fid_cmp, "Best FID over the lambda grid beside the paper"
               + (" (smoke scale: meaningless)" if ch.smoke else ""), left=["verdict"]))
 if recorded is None:

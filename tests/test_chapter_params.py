@@ -23,9 +23,10 @@ from vaelab.lab.checks import ParameterError
 
 REPO = Path(__file__).resolve().parents[1]
 BOOK = REPO / "book"
-# The results page trains nothing and takes no parameters: it reads the records and pastes the
-# chapters' glued numbers. Every other page is a chapter with a parameters cell.
-SUMMARY_PAGES = {"results"}
+# The results page and the records appendix train nothing and take no parameters: they read the
+# records (the results page also pastes the chapters' glued numbers). Every other page is a chapter
+# with a parameters cell.
+SUMMARY_PAGES = {"results", "records"}
 CHAPTERS = sorted(p.stem for p in BOOK.glob("*.py") if p.stem not in SUMMARY_PAGES)
 LOADERS = ("load_dataset(", "fit(", "make_fake_celeba(", "celeba.prepare(", "celeba.load(", "train_classifier(",
            "np.load(", "torch.load(")

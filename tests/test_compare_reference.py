@@ -44,18 +44,18 @@ def test_record_value_and_provenance():
 def test_comparison_table_shows_the_records_numbers():
     metrics = [Metric("test ELBO", -97.0, "Table 1", record_value(RECORD, "test_elbo"), -103.8),
                Metric("KL", None, "not in the text", None, 20.0)]
-    frame = comparison_table(metrics, RECORD, "10 epochs")
-    full_col = [c for c in frame.columns if c.startswith("full scale (recorded: Xeon")]
-    assert len(full_col) == 1
-    assert frame[full_col[0]].tolist() == ["-98.20", "—"]
-    assert frame["paper"].tolist() == ["-97.00 (Table 1)", "not reported (not in the text)"]
-    assert frame["this build (10 epochs)"].tolist() == ["-103.80", "20.00"]
-    assert frame["difference"].tolist() == ["-1.20 (full scale)", "—"]
-    assert frame["verdict"].tolist() == ["no tolerance stated", "not reported by the paper"]
-    empty = comparison_table(metrics, None, "smoke")
-    assert "full scale (no record yet)" in empty.columns
-    # without its record a full-scale value is neither shown nor judged: the build is
+    frame = comparison_table(metrics, RECORD)
+    assert frame.columns.tolist() == ["metric", "paper", "full scale", "this build", "difference", "verdict"]
+    assert frame["full scale"].tolist() == ["-98.20", "—"]
+    assert frame["paper"].tolist() == ["-97.00 (Table 1)", "—"]
+    assert frame["this build"].tolist() == ["-103.80", "20.00"]
+    assert frame["difference"].tolist() == ["-1.20", "—"]
+    assert frame["verdict"].tolist() == ["not reproduced", "not reported"]
+    empty = comparison_table(metrics, None)
+    # without its record a full-scale value is neither shown nor judged; the build's difference is shown
+    assert empty["full scale"].tolist() == ["—", "—"]
     assert empty["difference"].tolist() == ["-6.80 (this build)", "—"]
+    assert empty["verdict"].tolist() == ["not run yet", "not reported"]
     assert "python -m vaelab.lab.sweep" in no_record_note("python -m vaelab.lab.sweep x")
 
 
@@ -83,18 +83,25 @@ def test_every_record_is_a_documented_full_scale_run_at_a_commit_of_this_history
 
 
 def test_verdict_against_the_paper():
-    close = Metric("LL", -82.38, "Table 1", -82.9, -90.0, tolerance=1.0, higher_is_better=True)
-    assert verdict(close) == ("-0.52 (full scale)", "reproduced (within 1)")
-    far = Metric("LL", -82.38, "Table 1", -85.0, None, tolerance=1.0, higher_is_better=True)
-    assert verdict(far) == ("-2.62 (full scale)", "short of the paper")
-    lower_better = Metric("error (rad)", 0.054, "Table 1", None, 0.01, digits=3, higher_is_better=False)
-    assert verdict(lower_better) == ("-0.044 (this build)", "beyond the paper (at default scale)")
-    # a miss inside the tolerance plus two standard errors still counts as reproduced
-    noisy = Metric("LL", -82.38, "Table 1", -84.0, None, full_se=0.5, tolerance=1.0)
-    assert verdict(noisy)[1] == "reproduced (within 1)"
-    unsure = Metric("LL", -82.38, "Table 1", -83.0, None, full_se=0.5, higher_is_better=True)
-    assert verdict(unsure)[1] == "within 2 s.e. of the paper"
-    assert verdict(Metric("x", None, "", 1.0, 2.0)) == ("—", "not reported by the paper")
+    from vaelab.lab.compare import VERDICTS
+
+    close = Metric("LL", -82.38, "Table 1", -82.9, -90.0, tolerance=1.0)
+    assert verdict(close) == ("-0.52", "reproduced")
+    far = Metric("LL", -82.38, "Table 1", -85.0, None, tolerance=1.0)
+    assert verdict(far) == ("-2.62", "not reproduced")
+    # this build alone is not judged: its difference is shown and marked
+    build_only = Metric("error (rad)", 0.054, "Table 1", None, 0.01, digits=3)
+    assert verdict(build_only) == ("-0.044 (this build)", "not run yet")
+    # a miss inside the tolerance plus two standard errors still counts as reproduced, not beyond
+    assert verdict(Metric("LL", -82.38, "Table 1", -84.0, None, full_se=0.5, tolerance=1.0))[1] == "reproduced"
+    assert verdict(Metric("LL", -82.38, "Table 1", -84.0, None, full_se=0.3, tolerance=1.0))[1] == "not reproduced"
+    # no tolerance stated: 2 s.e. of the paper's number
+    assert verdict(Metric("LL", -82.38, "Table 1", -83.0, None, full_se=0.5))[1] == "reproduced"
+    assert verdict(Metric("LL", -82.38, "Table 1", -83.0, None))[1] == "not reproduced"
+    assert verdict(Metric("x", None, "", 1.0, 2.0)) == ("—", "not reported")
+    assert verdict(Metric("x", 1.0, "Table 2", None, None)) == ("—", "not run yet")
+    for m in (close, far, build_only):
+        assert verdict(m)[1] in VERDICTS
 
 
 def test_paired_difference_uses_the_differences_spread():
@@ -110,14 +117,14 @@ def test_paired_difference_uses_the_differences_spread():
         paired_difference([1.0, 2.0], [1.0])
 
 
-def test_several_records_are_summarised_in_the_header():
+def test_several_records_are_summarised_for_the_caption():
     other = {**RECORD, "started": "2026-12-03T01:00:00", "wall_s": 1800.0, "git": {"commit": "fedcba9876543210"}}
-    frame = comparison_table([Metric("error", 0.054, "Table 1", 0.07, 0.5, digits=3)], [RECORD, other], "default")
-    head = [c for c in frame.columns if c.startswith("full scale")][0]
-    assert head == ("full scale (recorded: 2 runs, Xeon (2 cores), 2026-12-02..2026-12-03, 1.2 h in all, "
-                    "commits 0123456789, fedcba9876)")
-    empty = comparison_table([Metric("error", 0.054, "Table 1", None, 0.5)], [], "default")
-    assert "full scale (no record yet)" in empty.columns
+    assert provenance_of_many([RECORD, other]) == ("2 runs, Xeon (2 cores), 2026-12-02..2026-12-03, 1.2 h in all, "
+                                                   "commits 0123456789, fedcba9876")
+    frame = comparison_table([Metric("error", 0.054, "Table 1", 0.07, 0.5, digits=3)], [RECORD, other])
+    assert frame["full scale"].tolist() == ["0.070"] and frame["verdict"].tolist() == ["not reproduced"]
+    empty = comparison_table([Metric("error", 0.054, "Table 1", 0.07, 0.5)], [])
+    assert empty["full scale"].tolist() == ["—"] and empty["verdict"].tolist() == ["not run yet"]
 
 
 def test_chapter_01_reads_the_study_runs_that_it_made_itself():

@@ -74,6 +74,7 @@ def executed_in_build(page: str) -> bool:
 
 
 EXECUTED = [c for c in CHAPTERS if executed_in_build(c)]
+TABLE_PAGES = {"book/results", "book/records"}  # notebooks of tables read from the records: no figure, no summary
 NOT_EXECUTED = [c for c in CHAPTERS if not executed_in_build(c)]
 
 
@@ -130,6 +131,11 @@ PROBE_JS = """
     document.querySelectorAll('table').forEach(function (t) {
       t.setAttribute('data-vaelab-width', Math.round(t.getBoundingClientRect().width));
       t.setAttribute('data-vaelab-column', Math.round(width));
+    });
+    document.querySelectorAll('.cell_output pre, div.output pre').forEach(function (p) {
+      if (p.clientWidth > 0 && p.scrollWidth > p.clientWidth + 2) {
+        p.setAttribute('data-vaelab-overflow', p.scrollWidth - p.clientWidth);
+      }
     });
     var pre = document.createElement('pre');
     pre.id = '%(id)s';
@@ -363,7 +369,109 @@ def _in_head(source: str, keys) -> bool:
     return any(key in head for key in keys)
 
 
-CHECKS = {f.__name__: f for f in (tex_outside_math, broken_headings, mathjax_errors, wide_tables, long_code_lines)}
+def wide_outputs(dom: str) -> list[str]:
+    """Program output (a cell's printed text) wider than its box, so the reader must scroll it
+    sideways: the probe marks each such <pre> with how many pixels stick out."""
+    found = []
+    for pre in _soup(dom).find_all("pre", attrs={"data-vaelab-overflow": True}):
+        line = max(pre.get_text().splitlines() or [""], key=len)
+        found.append(f"output {pre['data-vaelab-overflow']} px wider than the column: {line[:100]!r}")
+    return found
+
+
+def uncaptioned_figures(dom: str) -> list[str]:
+    """Figures of the text column without a numbered caption ({glue:figure} or {figure} with a
+    caption: <figure> with <figcaption> and its "Fig. N" number)."""
+    found = []
+    for img in _content(_soup(dom)).find_all("img"):
+        figure = img.find_parent("figure")
+        caption = figure.find("figcaption") if figure is not None else None
+        if caption is None or caption.select_one("span.caption-number") is None:
+            found.append(f"figure without a numbered caption: {img.get('src', '?')[-60:]}")
+    return found
+
+
+def _verdict_words() -> set[str]:
+    from vaelab.lab.compare import VERDICTS
+    return set(VERDICTS)
+
+
+def _verdict_symbols() -> str:
+    from vaelab.lab.compare import SYMBOLS  # a verdict may carry its symbol (the results page)
+    return "".join(SYMBOLS.values())
+
+
+def foreign_verdicts(dom: str) -> list[str]:
+    """Cells of a table's "verdict" column that are not one of vaelab.lab.compare.VERDICTS."""
+    words = _verdict_words()
+    found = []
+    for table in _content(_soup(dom)).find_all("table"):
+        head = [_text(th.get_text()).lower() for th in table.select("thead th")] or \
+               [_text(c.get_text()).lower() for c in (table.find("tr") or table).find_all(["th", "td"])]
+        if "verdict" not in head:
+            continue
+        col = head.index("verdict")
+        for tr in table.select("tbody tr") or table.find_all("tr")[1:]:
+            cells = tr.find_all(["td", "th"])
+            if len(cells) == len(head):
+                text = _text(cells[col].get_text()).lstrip(_verdict_symbols() + " ")
+                if text not in words:
+                    found.append(f"verdict {text!r} is not one of {sorted(words)}")
+    return found
+
+
+# Prose that a template wrote: a range that collapses, a count of all, a plural by bracket, a
+# singular count with a plural noun, a doubled "not reported", a pointer at a cell or a picture by
+# place (figures have numbers; hidden cells cannot be pointed at).
+TEMPLATES = {
+    "a range that collapses": re.compile(r"(?<![\d.])(\d[\d.,]*) to \1(?![\d.])"),
+    "a count of all in figures": re.compile(r"(?<![\d.])(\d+) of the \1(?![\d.])"),
+    "a plural by bracket": re.compile(r"[a-z]\(s\)"),
+    "one with a plural noun": re.compile(r"(?<![\d.,])1 (?:[A-Za-z]+ ){0,2}(?:seeds|runs|images|epochs|units|points|records|models)\b"),
+    "a doubled 'not reported'": re.compile(r"not reported \(not reported"),
+    "a pointer by place": re.compile(r"\b(?:the (?:next|following|previous|hidden) cell|the cell (?:below|above)|"
+                                     r"the (?:picture|figure|plot) (?:below|above))\b", re.I),
+}
+
+
+def template_prose(dom: str) -> list[str]:
+    """Prose and table cells with the marks of a template (TEMPLATES)."""
+    soup = _content(_soup(dom))
+    found = []
+    for block in soup.find_all(["p", "li", "td", "th", "figcaption", "caption"]):
+        if not _is_prose(block) or block.find(["p", "li"]):
+            continue
+        text = _text(block.get_text())
+        for what, pattern in TEMPLATES.items():
+            m = pattern.search(text)
+            if m:
+                found.append(f"{what} ({m.group()!r}): {text[:140]!r}")
+    return found
+
+
+def parameter_headings(dom: str) -> list[str]:
+    """Headings that name a parameter (a snake_case word or code), e.g. "(k = sweep_dim)"."""
+    found = []
+    for heading in _content(_soup(dom)).find_all(["h1", "h2", "h3", "h4", "h5", "h6"]):
+        text = _heading_text(heading)
+        m = re.search(r"\b[a-z]+_[a-z0-9_]+\b", text)
+        if m or heading.find("code") is not None:
+            found.append(f"<{heading.name}> {text[:120]!r} names a parameter: {m.group() if m else heading.find('code').get_text()!r}")
+    return found
+
+
+def missing_summary(dom: str) -> list[str]:
+    """A chapter page without a "Summary" section (h2) among its last sections."""
+    heads = [_heading_text(h) for h in _content(_soup(dom)).find_all("h2")]
+    if not any(h.split(". ", 1)[-1].startswith("Summary") for h in heads[-3:]):
+        return [f"no Summary section among the last ones: {heads[-3:]}"]
+    return []
+
+
+CHECKS = {f.__name__: f for f in (tex_outside_math, broken_headings, mathjax_errors, wide_tables, long_code_lines,
+                                  wide_outputs, uncaptioned_figures, foreign_verdicts, template_prose,
+                                  parameter_headings, missing_summary)}
+CHAPTER_ONLY = {"missing_summary"}  # the checks that apply to chapter pages only (not intro, appendix, results)
 
 
 # ---------------------------------------------------------------- fixtures
@@ -462,7 +570,7 @@ def test_unexecuted_chapter_says_so_and_has_no_outputs(dom, page):
     assert not [src for src in parsed.imgs if "_images/" in src], f"{url} is not executed but shows figures"
 
 
-@pytest.mark.parametrize("page", [c for c in EXECUTED if c != "book/results"])  # results: tables only
+@pytest.mark.parametrize("page", [c for c in EXECUTED if c not in TABLE_PAGES])
 def test_chapter_figures_are_pngs(dom, site, server, page):
     url, _, parsed, _ = dom(page)
     figures = [src for src in parsed.imgs if "_images/" in src]
@@ -505,8 +613,11 @@ def test_no_javascript_errors(dom, page):
     assert not errors, f"{url}: uncaught JavaScript errors:\n" + "\n".join(errors[:10])
 
 
-@pytest.mark.parametrize("check", CHECKS)
-@pytest.mark.parametrize("page", PAGES)
+PAGE_CHECKS = [(page, check) for page in PAGES for check in CHECKS
+               if check not in CHAPTER_ONLY or (page in CHAPTERS and page not in TABLE_PAGES)]
+
+
+@pytest.mark.parametrize("page,check", PAGE_CHECKS)
 def test_page_as_the_reader_sees_it(dom, page, check):
     url, text, _, _ = dom(page)
     if check == "long_code_lines":  # papermill's cells exempt, as in the test on the sources
@@ -725,6 +836,34 @@ SNIPPETS = {  # check -> (DOM with the defect, the same DOM without it)
         page_html("<div class='cell docutils container'><div class='cell_input'><div class='highlight'><pre>"
                   "fig, axes = plt.subplots(1, 4)\n</pre></div></div><div class='cell_output'><pre>"
                   + "an output line may be long " * 8 + "</pre></div></div>")),
+    "wide_outputs": (
+        page_html("<div class='cell_output'><pre data-vaelab-overflow='3500'>{'a': 1, 'b': 2, ...}</pre></div>"),
+        page_html("<div class='cell_output'><pre>fits</pre></div>")),
+    "uncaptioned_figures": (
+        page_html("<div class='cell_output'><img src='_images/a.png'></div>"
+                  "<figure><img src='_images/b.png'><figcaption><p>No number</p></figcaption></figure>"),
+        page_html("<figure class='align-default' id='fig-x'><img src='_images/a.png'><figcaption><p>"
+                  "<span class='caption-number'>Fig. 1 </span><span class='caption-text'>Loss curves.</span>"
+                  "</p></figcaption></figure>")),
+    "foreign_verdicts": (
+        page_html("<table><thead><tr><th>metric</th><th>verdict</th></tr></thead><tbody>"
+                  "<tr><td>ELBO</td><td>beyond the paper</td></tr></tbody></table>"),
+        page_html("<table><thead><tr><th>metric</th><th>verdict</th></tr></thead><tbody>"
+                  "<tr><td>ELBO</td><td>✓ reproduced</td></tr><tr><td>MIC</td><td>not run yet</td></tr>"
+                  "</tbody></table><table><tr><th>model</th><th>note</th></tr><tr><td>a</td><td>beyond</td></tr></table>")),
+    "template_prose": (
+        page_html("<p>The errors range from 0.07 to 0.07 over 4 of the 4 seeds, 6 seed(s) and 1 REWO seeds.</p>"
+                  "<p>The next cell checks every parameter.</p>"),
+        page_html("<p>The errors range from 0.07 to 0.09 over all four seeds, one seed of six; "
+                  "Fig. 2 shows the 1,000 runs.</p>")),
+    "parameter_headings": (
+        page_html("<section><h3>6.7 Fig. 1a at k = sweep_dim<a class='headerlink' href='#x'>#</a></h3></section>"
+                  "<section><h3>Samples at <code>sample_dim</code></h3></section>"),
+        page_html("<section><h3>6.7 Fig. 1a at two latent sizes<a class='headerlink' href='#x'>#</a></h3></section>")),
+    "missing_summary": (
+        page_html("<section><h2>1. Setup</h2></section><section><h2>7. The record of this run</h2></section>"),
+        page_html("<section><h2>1. Setup</h2></section><section><h2>8. Summary</h2></section>"
+                  "<section><h2>9. Exercises</h2></section>")),
 }
 
 
@@ -737,6 +876,8 @@ def test_check_finds_its_defect_in_a_snippet(check):
 
 def test_other_checks_pass_the_clean_prose():
     for name, check in CHECKS.items():
+        if name in CHAPTER_ONLY:
+            continue
         assert not check(GOOD_PROSE), f"{name}: {check(GOOD_PROSE)}"
 
 
@@ -812,3 +953,16 @@ def test_render_reports_uncaught_javascript_errors(chromium, tmp_path):
     finally:
         srv.close()
     assert any("a component failed to load" in e for e in console), console
+
+
+@pytest.mark.parametrize("what,bad,good", [
+    ("a range that collapses", "from 0.07 to 0.07 rad", "from 0.07 to 0.09 rad"),
+    ("a count of all in figures", "4 of the 4 seeds", "3 of the 4 seeds"),
+    ("a plural by bracket", "6 seed(s)", "six seeds"),
+    ("one with a plural noun", "1 REWO and 1 GECO seeds", "1,000 runs and 11 epochs"),
+    ("a doubled 'not reported'", "not reported (not reported)", "not reported (Fig. 2, curves)"),
+    ("a pointer by place", "The next cell checks every parameter", "Fig. 3 shows the curves"),
+])
+def test_each_template_pattern(what, bad, good):
+    assert TEMPLATES[what].search(bad), f"{what}: misses {bad!r}"
+    assert not TEMPLATES[what].search(good), f"{what}: flags {good!r}"

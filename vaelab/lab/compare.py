@@ -2,17 +2,17 @@
 
 Every chapter lays out its headline numbers the same way::
 
-    metric | paper (where, value) | full scale (recorded: machine, date, wall time, commit)
-           | this build (scale) | difference | verdict
+    metric | paper (value, where) | full scale | this build | difference | verdict
 
-``Metric`` holds one row: the paper's number and where the paper gives it ("Table 1", "Fig. 1a,
-read off"; no source: "not reported"), the value of the recorded full-scale run
-(``vaelab.lab.records``) and of the execution that just ran, each with its standard error where it
-has one. The difference is taken against the paper from the recorded full-scale value where one
-exists, else from this build (and says which); the verdict compares it with the metric's stated
-``tolerance`` and its standard error. Differences between two models on the same test images use
-``paired_difference`` (the standard error of the per-image differences, not of each mean).
-Where no record exists, ``no_record_note`` gives the command that makes one.
+``Metric`` holds one row: the paper's number and where the paper gives it ("Table 1"; None: not
+reported), the value of the recorded full-scale run (``vaelab.lab.records``) and of the execution
+that just ran, each with its standard error where it has one. Only the recorded value is judged,
+against the paper's number, its ``tolerance`` and 2 s.e.; the verdicts are the words of
+``VERDICTS``, defined once for every table and the results page. Differences between two models on
+the same test images use ``paired_difference`` (the standard error of the per-image differences,
+not of each mean) and claimed orderings ``ordering_verdict``. The records' provenance goes in a
+caption or footnote (``provenance``); where no record exists, ``no_record_note`` gives the command
+that makes one.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 __all__ = ["Metric", "provenance", "provenance_of_many", "comparison_table", "no_record_note", "record_value",
-           "paired_difference", "verdict", "VERDICTS", "ordering_verdict"]
+           "paired_difference", "verdict", "VERDICTS", "SYMBOLS", "marked", "ordering_verdict"]
 
 
 @dataclass
@@ -31,8 +31,7 @@ class Metric:
     ``name``: what is measured, with its unit; ``paper``: the paper's value (None: not reported)
     and ``source``: where the paper gives it; ``full`` / ``full_se``: the recorded full-scale value
     and its standard error; ``build`` / ``build_se``: this execution's value and its standard error;
-    ``tolerance``: how far from the paper still counts as reproduced (None: no such claim);
-    ``higher_is_better``: the direction, for saying which side of the paper a miss falls on.
+    ``tolerance``: how far from the paper still counts as reproduced besides 2 s.e. (None: 0).
     """
 
     name: str
@@ -44,7 +43,6 @@ class Metric:
     build_se: float | None = None
     full_se: float | None = None
     tolerance: float | None = None
-    higher_is_better: bool | None = None
 
 
 def paired_difference(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
@@ -62,31 +60,22 @@ def paired_difference(a: Sequence[float], b: Sequence[float]) -> tuple[float, fl
 
 
 def verdict(m: Metric) -> tuple[str, str]:
-    """(difference, verdict) of a metric against the paper, from the full-scale value where
-    recorded, else from this build (the text says which)."""
+    """(difference, verdict) of a metric against the paper, in the words of ``VERDICTS``.
+
+    Judged on the recorded full-scale value only: "reproduced" where it lies within the metric's
+    ``tolerance`` plus 2 s.e. of the paper's number (2 s.e. where no tolerance is stated), "not
+    reproduced" beyond that; "not run yet" where only this build has a value (its difference is
+    shown, marked, and not judged); "not reported" where the paper gives no number."""
     if m.paper is None:
-        return "—", "not reported by the paper"
-    if m.full is not None:
-        ours, se, where = m.full, m.full_se, "full scale"
-    elif m.build is not None:
-        ours, se, where = m.build, m.build_se, "this build"
-    else:
-        return "—", "no value"
-    diff = ours - m.paper
-    text = f"{diff:+,.{m.digits}f} ({where})"
-    slack = 2 * se if se is not None else 0.0
-    if m.tolerance is not None and abs(diff) <= m.tolerance + slack:
-        return text, f"reproduced (within {m.tolerance:g})"
-    if m.higher_is_better is None:
-        judged = "differs" if m.tolerance is not None else "no tolerance stated"
-    else:
-        better = (diff > 0) == m.higher_is_better
-        judged = "beyond the paper" if better else "short of the paper"
-    if se is not None and abs(diff) <= slack:
-        judged = "within 2 s.e. of the paper"
-    if where == "this build":
-        judged += " (at default scale)"
-    return text, judged
+        return "—", "not reported"
+    if m.full is None:
+        if m.build is None:
+            return "—", "not run yet"
+        return f"{m.build - m.paper:+,.{m.digits}f} (this build)", "not run yet"
+    diff = m.full - m.paper
+    slack = 2 * m.full_se if m.full_se is not None else 0.0
+    within = abs(diff) <= (m.tolerance or 0.0) + slack
+    return f"{diff:+,.{m.digits}f}", "reproduced" if within else "not reproduced"
 
 
 def record_value(record: dict | None, *keys: str) -> float | None:
@@ -139,32 +128,26 @@ def provenance_of_many(records: list[dict]) -> str:
             f"commit{'s' if len(commits) > 1 else ''} {', '.join(commits)}")
 
 
-def comparison_table(metrics: list[Metric], record: dict | list[dict] | None, build_scale: str):
-    """DataFrame: metric | paper | full scale | this build | difference | verdict; the headers
-    name where each column came from (the record's provenance, or a summary of several
-    records', and this build's scale)."""
+def comparison_table(metrics: list[Metric], record: dict | list[dict] | None):
+    """DataFrame: metric | paper | full scale | this build | difference | verdict (``verdict``'s
+    words). A full-scale value counts only with its record (``record``: one, several, or None);
+    the record's provenance belongs in the table's caption or a footnote
+    (``provenance``/``provenance_of_many``), not in its headers."""
     import pandas as pd
 
-    if isinstance(record, list):
-        record = record or None
-        full_head = (f"full scale (recorded: {provenance_of_many(record)})" if record
-                     else "full scale (no record yet)")
-    else:
-        full_head = (f"full scale (recorded: {provenance(record)})" if record
-                     else "full scale (no record yet)")
+    recorded = bool(record)
     rows = []
     for m in metrics:
-        if record is None:  # a full-scale value without its record is not shown or judged
+        if not recorded:  # a full-scale value without its record is not shown or judged
             m = replace(m, full=None, full_se=None)
-        paper = _fmt(m.paper, m.digits)
-        if m.source:
+        paper = "—" if m.paper is None else _fmt(m.paper, m.digits)
+        if m.paper is not None and m.source:
             paper = f"{paper} ({m.source})"
-        full = _fmt(m.full, m.digits, m.full_se) if record and m.full is not None else "—"
+        full = "—" if m.full is None else _fmt(m.full, m.digits, m.full_se)
         build = "—" if m.build is None else _fmt(m.build, m.digits, m.build_se)
         diff, judged = verdict(m)
-        rows.append({"metric": m.name, "paper": paper, full_head: full,
-                     f"this build ({build_scale})": build, "difference": diff,
-                     "verdict": judged})
+        rows.append({"metric": m.name, "paper": paper, "full scale": full, "this build": build,
+                     "difference": diff, "verdict": judged})
     return pd.DataFrame(rows)
 
 
@@ -184,6 +167,18 @@ VERDICTS = {
     "not reported": "the paper gives no number to compare with",
     "not run yet": "no full-scale record exists yet",
 }
+
+
+# One symbol per verdict, for a verdict column read at a glance (the results page).
+SYMBOLS = {"reproduced": "✓", "within noise": "≈", "not reproduced": "✗", "not reported": "–",
+           "not run yet": "…"}
+
+
+def marked(verdict: str) -> str:
+    """A verdict with its symbol in front ("✓ reproduced"); a word outside ``VERDICTS`` is refused."""
+    if verdict not in VERDICTS:
+        raise ValueError(f"verdict must be one of {list(VERDICTS)}, got {verdict!r}")
+    return f"{SYMBOLS[verdict]} {verdict}"
 
 
 def ordering_verdict(diff: float, se: float, expected_sign: int) -> str:

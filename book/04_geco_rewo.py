@@ -827,8 +827,8 @@ display(table(scores, f"Angle error (rad) of this build: the polar score (mean, 
 
 # %%
 from vaelab.lab.chapter import spec_of
-from vaelab.lab.compare import (Metric, comparison_table, ordering_verdict, paired_difference,
-                                verdict)
+from vaelab.lab.compare import (Metric, comparison_table, ordering_verdict,
+                                paired_difference, verdict)
 from vaelab.lab.records import load_records
 
 study = load_records("04b_pendulum_study", where=spec_of("04b_pendulum_study").full)
@@ -1301,7 +1301,8 @@ from vaelab.lab.records import record_command
 metrics2 = [Metric(name, v["paper"], f"Table 2, {v['paper_row']}", None, v["nll"],
                    digits=2, build_se=v["nll_se"])
             for name, v in table2.items()]
-table2_cmp = comparison_table(metrics2, None).drop(columns="full scale")  # no record yet
+# no full-scale record yet: no such column
+table2_cmp = comparison_table(metrics2, None).drop(columns="full scale")
 table2_cmp = table2_cmp.rename(columns={"metric": "model"})
 display(table(table2_cmp, f"Table 2: test NLL (nats) on {len(fm_ll_set)} test images, "
               "mean ± s.e., beside the paper", left=["verdict"]))

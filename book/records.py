@@ -42,15 +42,18 @@ from vaelab.lab.records import FORMER_PAGES, load_records, reference_root
 from vaelab.lab.tables import table
 
 study_of = {old: new for new, olds in FORMER_PAGES.items() for old in olds}
-pages = sorted({study_of.get(p.name, p.name) for p in reference_root().iterdir() if p.is_dir()})
+pages = sorted({study_of.get(p.name, p.name) for p in reference_root().iterdir()
+                if p.is_dir()})
 count = 0
 for page in pages:
     records = load_records(page)  # with those its former page made (FORMER_PAGES)
     count += len(records)
-    rows = [{"point": ", ".join(f"{k}={v}" for k, v in sorted(r["values"].items())) or r["point"],
+    rows = [{"point": ", ".join(f"{k}={v}" for k, v in sorted(r["values"].items()))
+             or r["point"],
              "made by": r["chapter"].removeprefix("book/").removesuffix(".ipynb"),
              "provenance": provenance(r)} for r in records]
-    display(table(pd.DataFrame(rows), f"{page}: {len(rows)} records", left=["made by", "provenance"]))
+    display(table(pd.DataFrame(rows), f"{page}: {len(rows)} records",
+                  left=["made by", "provenance"]))
 glue("rec_count", count)
 glue("rec_pages", len(pages))
 

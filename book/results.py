@@ -54,6 +54,11 @@ def fmt(value, spec=".1f"):
     return DASH if value is None else format(value, spec)
 
 
+def full_records(page):
+    """The page's records at its full scale (its spec's settings)."""
+    return load_records(page, where=spec_of(page).full)
+
+
 def judge(name, value_text, verdict_word):
     """Glue a row's recorded value and its verdict (with its symbol)."""
     glue(f"res_full_{name}", value_text)
@@ -61,13 +66,13 @@ def judge(name, value_text, verdict_word):
 
 
 # chapter 00: the MLP VAE, 100 epochs (the paper prints curves, no number)
-rec00 = load_records("00_vae_in_a_few_lines", where=spec_of("00_vae_in_a_few_lines").full)
-judge("00_elbo", fmt(rec00[0]["results"]["test_elbo"]) if rec00 else DASH, "not reported")
+rec00 = full_records("00_vae_in_a_few_lines")
+judge("00_elbo", fmt(rec00[0]["results"]["test_elbo"] if rec00 else None),
+      "not reported")
 
 # chapter 01: one record per model of the lambda sweep
-rec01 = {r["results"].get("run"): r for r in load_records(
-    "01b_collapse_study", where=spec_of("01b_collapse_study").full)
-    if r.get("point") != "gather"}
+rec01 = {r["results"].get("run"): r for r in full_records("01b_collapse_study")
+         if r.get("point") != "gather"}
 vae_one = rec01.get("vae4")  # lambda = 1: the 4th of 7 weights in [0.01, 100]
 row_one = vae_one["results"]["sweep"][0] if vae_one else {}
 judge("01_elbo", fmt(row_one.get("elbo")), "not reported")
@@ -80,50 +85,50 @@ judge("01_mic", f"{mic01['vae']:.2f} / {mic01['wae']:.2f}" if have01 else DASH,
       else "not run yet")
 
 # chapter 02: HEBAE's study at the paper's settings (App. B.1), one verdict per claim
-rec02 = load_records("02b_hebae_study", where=spec_of("02b_hebae_study").full)
+rec02 = full_records("02b_hebae_study")
 study = hebae_study.load_study(rec02)
 claims = hebae_study.claims(study)
 trio20 = hebae_study._trio(study, 20, 1.0)
 trio10 = hebae_study._trio(study, 10, 10.0)
 
 
-def per_model(trio, get, spec):
-    return " / ".join(fmt(get(trio[m]), spec) if trio[m] else DASH
-                      for m in hebae_study.MODELS)
+def per_model(trio, get, spec=".1f", models=hebae_study.MODELS):
+    """One value per model, "VAE / HEBAE[ / WAE]"; a dash: no record."""
+    return " / ".join(fmt(get(trio[m]), spec) if trio[m] else DASH for m in models)
 
 
 def claim_verdict(start):
     return next(c["verdict"] for c in claims if c["claim"].startswith(start))
 
 
-judge("02_objective", per_model(trio20, lambda r: r["test_objective"], ".1f").rsplit(" / ", 1)[0],
+PAIR = ("VAE", "HEBAE")
+judge("02_objective", per_model(trio20, lambda r: r["test_objective"], models=PAIR),
       claim_verdict("HEBAE's own objective"))
-judge("02_elbo", per_model(trio20, lambda r: r["std_elbo"]["mean"], ".1f").rsplit(" / ", 1)[0],
+judge("02_elbo", per_model(trio20, lambda r: r["std_elbo"]["mean"], models=PAIR),
       claim_verdict("HEBAE reaches a higher standard ELBO"))
-judge("02_ll", per_model(trio20, lambda r: r["is_ll"]["mean"], ".1f").rsplit(" / ", 1)[0],
+judge("02_ll", per_model(trio20, lambda r: r["is_ll"]["mean"], models=PAIR),
       claim_verdict("HEBAE reaches a higher IS log-likelihood"))
 judge("02_mic", per_model(trio20, lambda r: r["mic"]["mean_mic"], ".2f"),
       claim_verdict("MIC(index, z) orders"))
-judge("02_fd", per_model(trio10, lambda r: r["fd_classifier"], ".1f"),
+judge("02_fd", per_model(trio10, lambda r: r["fd_classifier"]),
       claim_verdict("HEBAE's samples are better"))
 
 # chapter 03 at the paper's schedule: Table 1's four models
-rec03 = load_records("03b_vampprior_study", where=spec_of("03b_vampprior_study").full)
+rec03 = full_records("03b_vampprior_study")
 rows03 = {r["model"]: r for r in vamp_study.table1(vamp_study.recorded_results(rec03))}
 for key, model in (("vae_std", "VAE standard"), ("vae_vamp", "VAE VampPrior"),
                    ("hvae_std", "HVAE standard"), ("hvae_vamp", "HVAE VampPrior")):
     judge(f"03_{key}", rows03[model]["full scale"], rows03[model]["verdict"])
 
-# chapter 04: the pendulum study, polar angle error at decoder sigma = 1, mean over seeds
-study04 = [r for r in load_records("04b_pendulum_study", where=spec_of("04b_pendulum_study").full)
-           if r.get("point") != "gather"]
+# chapter 04: the pendulum study, polar angle error at decoder sigma = 1, over the seeds
+study04 = [r for r in full_records("04b_pendulum_study") if r.get("point") != "gather"]
 errors = {}
 for rec in study04:
     for run in rec["results"]["runs"]:
         if run["settings"]["obs_sigma"] == 1.0:
             errors.setdefault(run["method"], []).append(run["angle_error"])
 for m in ("rewo", "geco", "plain", "wu20", "wu200", "rewo_b1", "rewo_elbo"):
-    paper = PAPER_TABLE1.get(m)  # Klushyn et al. (2019), Table 1; App. B's two: no number
+    paper = PAPER_TABLE1.get(m)  # Klushyn et al. (2019), Table 1; none for App. B's
     vals = np.array(errors.get(m, []))
     mean = float(vals.mean()) if len(vals) else None
     se_m = float(vals.std(ddof=1) / np.sqrt(len(vals))) if len(vals) > 1 else None
@@ -184,5 +189,5 @@ glue("res_records", len(rec00 + list(rec01.values()) + rec02 + rec03 + study04))
 
 # %% tags=["remove-input"]
 claim_table = pd.DataFrame(claims).assign(verdict=lambda f: f["verdict"].map(marked))
-display(table(claim_table, "HEBAE's claims on MNIST at the paper's settings, from the study's "
-              "records", left=list(claim_table.columns)))
+display(table(claim_table, "HEBAE's claims on MNIST at the paper's settings, from the "
+              "study's records", left=list(claim_table.columns)))

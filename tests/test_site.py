@@ -140,7 +140,8 @@ PROBE_JS = """
     var pre = document.createElement('pre');
     pre.id = '%(id)s';
     pre.setAttribute('hidden', '');
-    pre.textContent = JSON.stringify({mathjax: state, column: Math.round(width)});
+    pre.textContent = JSON.stringify({mathjax: state, column: Math.round(width),
+                                     height: document.documentElement.scrollHeight});
     document.body.appendChild(pre);
   }
   (function wait() {

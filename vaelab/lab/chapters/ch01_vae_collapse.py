@@ -4,7 +4,7 @@ with HEBAE App. B.1's MLP, and the WAE beside the VAE at weight 1.
 The full-scale runs are points of the study page ``01b_collapse_study`` (its spec holds the grid and
 the full settings); the lesson reads their records.
 """
-from vaelab.lab.chapter import P, Spec
+from vaelab.lab.chapter import P, Spec, page_params
 from vaelab.lab.checks import ParameterError
 from vaelab.lab.chapters.ch01b_collapse_study import FULL, check_sizes, lambdas
 
@@ -34,11 +34,7 @@ SPEC = Spec(
         "eval_size": P("int", min=2, max=10_000, example=2_000, smoke=500, note="test images"),
         "mic_points": P("int", min=2, max=10_000, example=300, smoke=60, note="test images"),
         "mic_samples": P("int", min=1, example=10),
-        "seed": P("int", min=0),
-        "device": P("device"),
-        "data_root": P("path", none_ok=True, example="None"),
-        "out_dir": P("path", example="runs/01_vae_collapse"),
-        "resume": P("bool"),
+        **page_params("runs/01_vae_collapse"),
     },
     full=FULL,  # the lesson at the study's settings trains every model in one execution
     check=_check,

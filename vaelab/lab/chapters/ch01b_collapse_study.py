@@ -8,7 +8,7 @@ with weight ``wae_lam``. The points recorded before this page existed were execu
 ``reference/01_vae_collapse/`` under the name of the page that made them, and
 ``vaelab.lab.records.FORMER_PAGES`` lets the study's loader read them with its own.
 """
-from vaelab.lab.chapter import P, Spec
+from vaelab.lab.chapter import P, Spec, page_params
 from vaelab.lab.checks import ParameterError
 
 # the grid of KL weights that names the points; chapter 01's defaults (n_lams, lam_min, lam_max)
@@ -57,11 +57,7 @@ SPEC = Spec(
         "eval_size": P("int", min=2, max=10_000, example=2_000, smoke=500, note="test images"),
         "mic_points": P("int", min=2, max=10_000, example=300, smoke=60, note="test images"),
         "mic_samples": P("int", min=1, example=10),
-        "seed": P("int", min=0),
-        "device": P("device"),
-        "data_root": P("path", none_ok=True, example="None"),
-        "out_dir": P("path", example="runs/01b_collapse_study"),
-        "resume": P("bool"),
+        **page_params("runs/01b_collapse_study"),
     },
     full=FULL,
     check=check_sizes,

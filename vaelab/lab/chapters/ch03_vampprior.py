@@ -2,7 +2,7 @@
 (``ch03b_vampprior_study``), whose records the lesson reads."""
 from vaelab.experiments.vamp_runs import VampSettings
 from vaelab.lab import checks as C
-from vaelab.lab.chapter import P, Spec
+from vaelab.lab.chapter import P, Spec, page_params
 
 # The paper's schedule as papermill parameters, from VampSettings' defaults (Tomczak & Welling 2018, Sec. 5.1:
 # up to 2,000 epochs, 100 warm-up epochs, early stopping with a look-ahead of 50 epochs, 50,000 training
@@ -33,11 +33,7 @@ SPEC = Spec(
         "lr": P("float", min=0, min_open=True, example=5e-4),
         "ll_samples": P("int", min=1, example=5000, smoke=50),
         "ll_images": P("int", min=1, example=200, smoke=20),
-        "seed": P("int", min=0),
-        "device": P("device"),
-        "data_root": P("path", none_ok=True, example="None"),
-        "out_dir": P("path", example="runs/03_vampprior"),
-        "resume": P("bool"),
+        **page_params("runs/03_vampprior"),
     },
     full=FULL,
     check=check_n_pseudo,

@@ -1,6 +1,6 @@
 """Chapter 03's study page: one model of the VampPrior paper's Tables 1-3 per execution, at its settings."""
 from vaelab.experiments.vamp_runs import RUNS
-from vaelab.lab.chapter import P, Spec
+from vaelab.lab.chapter import P, Spec, page_params
 from vaelab.lab.chapters.ch03_vampprior import FULL, check_n_pseudo
 
 SPEC = Spec(
@@ -19,11 +19,7 @@ SPEC = Spec(
         "lr": P("float", min=0, min_open=True, example=5e-4),
         "ll_samples": P("int", min=1, example=5000, smoke=50),
         "ll_images": P("int", min=1, max=10_000, example=10_000, smoke=20, note="MNIST has 10,000 test images"),
-        "seed": P("int", min=0),
-        "device": P("device"),
-        "data_root": P("path", none_ok=True, example="None"),
-        "out_dir": P("path", example="runs/03b_vampprior_study"),
-        "resume": P("bool"),
+        **page_params("runs/03b_vampprior_study"),
     },
     full=FULL,  # the records of the one-level pair were made with exactly these (as chapter 03's points)
     check=check_n_pseudo,

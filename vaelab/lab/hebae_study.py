@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vaelab.experiments.hebae_runs import LAMBDAS, STUDY_POINTS, decode_images
+from vaelab.data.images import decode_images
+from vaelab.experiments.hebae_runs import LAMBDAS, STUDY_POINTS
 from vaelab.lab.compare import ordering_verdict
 
 __all__ = ["load_study", "unpaired", "epochs_to_reach", "fig1a_top", "fig1a_bottom", "fig2", "fig4", "claims",

@@ -7,7 +7,7 @@ and ``load(root, split)``. Each is also a command, ``python -m vaelab.data.NAME 
 
 Modules:
 
-* ``images``: ImageData, Splits, load_dataset
+* ``images``: ImageData, Splits, load_dataset; encode_images and decode_images (a few images in a record)
 * ``common``: what the sources share
 * ``mnist``: MNIST
 * ``fashion_mnist``: Fashion-MNIST

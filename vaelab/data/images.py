@@ -9,9 +9,13 @@ Binarisation (chapter 03 explains the difference in reported log-likelihoods):
 * ``"none"``: grey values in [0, 1] (HEBAE's MNIST setting);
 * ``"fixed"``: each pixel sampled once from Bernoulli(grey value) with a fixed seed;
 * ``"dynamic"``: re-sampled for every batch (the VampPrior paper's training set).
+
+``encode_images`` keeps a few images (samples, reconstructions, pseudo-inputs) in a JSON record as
+uint8 pixels in base64; ``decode_images`` gives them back as floats in [0, 1].
 """
 from __future__ import annotations
 
+import base64
 import importlib
 import math
 from dataclasses import dataclass, field
@@ -23,7 +27,7 @@ import torch
 from vaelab.core.validate import positive_int
 from vaelab.core.config import get_device
 
-__all__ = ["ImageData", "Splits", "load_dataset", "DATASETS", "batch_indices"]
+__all__ = ["ImageData", "Splits", "load_dataset", "DATASETS", "batch_indices", "encode_images", "decode_images"]
 
 DATASETS = {
     "mnist": "vaelab.data.mnist",
@@ -209,3 +213,16 @@ def batch_indices(n: int, batch_size: int, *, shuffle: bool = True, generator: t
 
 def n_batches(n: int, batch_size: int, drop_last: bool = False) -> int:
     return n // batch_size if drop_last else math.ceil(n / batch_size)
+
+
+def encode_images(images: torch.Tensor) -> dict:
+    """uint8 pixels of a few images in [0, 1] as base64, with their shape (small enough for a committed
+    record); ``decode_images`` gives them back."""
+    u8 = (images.detach().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+    return {"shape": list(u8.shape), "uint8_base64": base64.b64encode(u8.numpy().tobytes()).decode("ascii")}
+
+
+def decode_images(blob: dict) -> torch.Tensor:
+    """The images stored by ``encode_images`` (e.g. a record's ``result["pictures"][...]``) as floats in [0, 1]."""
+    raw = np.frombuffer(base64.b64decode(blob["uint8_base64"]), dtype=np.uint8).copy()
+    return torch.from_numpy(raw.reshape(blob["shape"])).float() / 255

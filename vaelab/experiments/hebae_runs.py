@@ -21,7 +21,6 @@ Kinds: ``vae`` (``mlp_vae``), ``hebae`` (``mlp_hebae`` in ``form`` "exact", the 
 """
 from __future__ import annotations
 
-import base64
 import dataclasses
 import math
 import time
@@ -32,7 +31,7 @@ import numpy as np
 import torch
 
 from vaelab.evaluation.classifier import features, frechet_distance_features, mnist_classifier, train_classifier, accuracy
-from vaelab.data.images import ImageData
+from vaelab.data.images import ImageData, decode_images, encode_images
 from vaelab.evaluation.diagnostics import (active_units, kl_per_dim, latent_cov_corr, mean_abs_offdiag, mic_tic_index,
                           posterior_samples, posterior_stats)
 from vaelab.models.hebae import FORMS, HEBAE, hebae_elbo_std_prior, mlp_hebae, population_proposal
@@ -138,16 +137,9 @@ def _mean_se(values) -> dict[str, float]:
             "n": int(len(v))}
 
 
-def _encode_images(images: torch.Tensor) -> dict:
-    """uint8 pixels of a few images as base64 (small enough for a committed record)."""
-    u8 = (images.detach().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
-    return {"shape": list(u8.shape), "uint8_base64": base64.b64encode(u8.numpy().tobytes()).decode("ascii")}
-
-
-def decode_images(blob: dict) -> torch.Tensor:
-    """The images stored by ``train_mnist_run`` (``result["pictures"][...]``) as floats in [0, 1]."""
-    raw = np.frombuffer(base64.b64decode(blob["uint8_base64"]), dtype=np.uint8).copy()
-    return torch.from_numpy(raw.reshape(blob["shape"])).float() / 255
+# a result's pictures are encoded by vaelab.data.images (decode_images stays importable from here);
+# _encode_images: the name its encoder had here
+_encode_images = encode_images
 
 
 def train_mnist_run(kind: str, k: int, lam: float, data, out_dir: str | Path, settings: HebaeSettings = HebaeSettings(),
@@ -233,8 +225,8 @@ def train_mnist_run(kind: str, k: int, lam: float, data, out_dir: str | Path, se
         fake = torch.cat([model.sample(500, generator=torch.Generator(dev).manual_seed(s.seed + i))
                           for i in range(math.ceil(n / 500))])[:n].clamp(0, 1)
         x_show = test.batch(torch.arange(s.n_pictures, device=dev))
-        result["pictures"] = {"samples": _encode_images(fake[:s.n_pictures]),
-                              "reconstructions": _encode_images(model.reconstruct(x_show))}
+        result["pictures"] = {"samples": encode_images(fake[:s.n_pictures]),
+                              "reconstructions": encode_images(model.reconstruct(x_show))}
     real = test.batch(torch.arange(n, device=dev))
     result["fd_classifier"] = frechet_distance_features(features(clf, real), features(clf, fake))
     result["fd_samples"] = n

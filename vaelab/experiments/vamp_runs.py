@@ -32,10 +32,9 @@ import torch
 from torch import nn
 
 from vaelab.core.files import atomic_write_json
-from vaelab.data.images import ImageData, Splits
+from vaelab.data.images import ImageData, Splits, decode_images, encode_images
 from vaelab.evaluation.diagnostics import active_units, posterior_stats
 from vaelab.evaluation.likelihood import importance_log_likelihood
-from vaelab.experiments.hebae_runs import _encode_images, decode_images
 from vaelab.models.hvae import HVAE, hvae
 from vaelab.models.vamp import MixtureOfGaussians, VampPrior, mog_vae, std_vae, vamp_vae
 from vaelab.objectives.schedules import LinearWarmup
@@ -195,6 +194,6 @@ def train_vamp_run(run: str, data: Splits, out_dir: str | Path, s: VampSettings 
     prior = getattr(model, "prior", None)
     if isinstance(prior, VampPrior) and prior.learn_pseudo_inputs:
         with torch.no_grad():
-            result["pseudo_inputs"] = _encode_images(prior.pseudo_inputs()[:PSEUDO_PICTURES])
+            result["pseudo_inputs"] = encode_images(prior.pseudo_inputs()[:PSEUDO_PICTURES])
     atomic_write_json(run_dir / "result.json", result)
     return result

@@ -4,7 +4,9 @@ A chapter's parameters cell (papermill's, tagged ``parameters``) holds the defau
 (``vaelab.lab.chapters.<module>.SPEC``, one per chapter) holds everything else about them, once:
 each parameter's type and range (``P``), the checks across parameters, the values at smoke scale and
 the paper's (full-scale) settings that the chapter, the sweep command, the record checks and the docs
-all read. In the chapter::
+all read. The parameters every page has (``seed``, ``device``, ``data_root``, ``out_dir``, ``resume``)
+are written once, here (``page_params``); a study page's spec takes those it shares with its lesson from
+the lesson's spec. In the chapter::
 
     ch = setup(globals(), "00_vae_in_a_few_lines")   # checks, converts, applies smoke scale, device
     ...
@@ -31,7 +33,8 @@ from typing import Any, Callable, Mapping, MutableMapping
 from vaelab.core.config import get_device, is_smoke
 from vaelab.lab import checks as C
 
-__all__ = ["P", "Spec", "Chapter", "setup", "spec_of", "full_command", "IPYTHON_NAMES"]
+__all__ = ["P", "Spec", "Chapter", "setup", "spec_of", "full_command", "IPYTHON_NAMES", "POSITIVE", "SEED",
+           "DEVICE", "DATA_ROOT", "RESUME", "page_params"]
 
 _UNSET = object()
 # names IPython (or the Colab cell) defines in a notebook's namespace that are not parameters
@@ -99,6 +102,23 @@ class P:
         if self.shrink_only and self.kind in ("int", "float") and value is not None and self.smoke is not None:
             return min(value, self.smoke)
         return self.smoke
+
+
+# a number > 0: ``P("float", **POSITIVE, example=...)``
+POSITIVE = {"min": 0, "min_open": True}
+# the parameters every page has, one definition each (``page_params`` gives them in the pages' order)
+SEED = P("int", min=0)
+DEVICE = P("device")
+DATA_ROOT = P("path", none_ok=True, example="None")  # None: $VAELAB_DATA or ~/.cache/vaelab
+RESUME = P("bool")
+
+
+def page_params(out_dir: str, *, seed: bool = True) -> dict[str, P]:
+    """``seed``, ``device``, ``data_root``, ``out_dir`` and ``resume``, in the order every parameters cell
+    lists them: ``out_dir`` is the page's default output folder (the example its message suggests);
+    ``seed=False`` leaves ``seed`` out, for a page without one or one that has it elsewhere (``SEED``)."""
+    return {**({"seed": SEED} if seed else {}), "device": DEVICE, "data_root": DATA_ROOT,
+            "out_dir": P("path", example=out_dir), "resume": RESUME}
 
 
 @dataclass(frozen=True)

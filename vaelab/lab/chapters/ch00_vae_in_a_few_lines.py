@@ -1,6 +1,6 @@
 """Chapter 00, a VAE in a few lines: HEBAE App. B.1's MLP VAE on MNIST, written by hand (``hand_steps`` steps
 of its own training loop), then trained with vaelab."""
-from vaelab.lab.chapter import P, Spec
+from vaelab.lab.chapter import P, Spec, page_params
 
 SPEC = Spec(
     name="00_vae_in_a_few_lines",
@@ -12,11 +12,7 @@ SPEC = Spec(
         "batch_size": P("int", min=1, example=128),
         "lr": P("float", min=0, min_open=True, example=1e-3),
         "lr_decay": P("float", min=0, max=1, min_open=True, example=0.995),
-        "seed": P("int", min=0),
-        "device": P("device"),
-        "data_root": P("path", none_ok=True, example="None"),
-        "out_dir": P("path", example="runs/00_vae_in_a_few_lines"),
-        "resume": P("bool"),
+        **page_params("runs/00_vae_in_a_few_lines"),
         "hand_steps": P("int", min=1, example=300, smoke=20),
     },
     full={"epochs": 100},  # HEBAE App. B.1: 100 epochs; the other defaults are the paper's

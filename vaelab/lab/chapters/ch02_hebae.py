@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from vaelab.lab.chapter import P, Spec
+from vaelab.lab.chapter import P, Spec, page_params
 from vaelab.lab.checks import ParameterError
 from vaelab.models.hebae import FORMS
 
@@ -53,11 +53,7 @@ SPEC = Spec(
         "fd_samples": P("int", min=2, max=10_000, example=2_000, note=TEST, smoke=200),
         "holes_images": P("int", min=1, max=10_000, example=2_000, note=TEST, smoke=300),
         "classifier_epochs": P("int", min=1, example=3, smoke=1),
-        "seed": P("int", min=0),
-        "device": P("device"),
-        "data_root": P("path", none_ok=True, example="None"),
-        "out_dir": P("path", example="runs/02_hebae"),
-        "resume": P("bool"),
+        **page_params("runs/02_hebae"),
     },
     # the paper's settings (App. B.1) run one model per point on the study page 02b_hebae_study
     full={"full": True},

@@ -1,6 +1,6 @@
 """Chapter 02's study page: HEBAE's MNIST figures at the paper's settings, one point per execution."""
 from vaelab.experiments.hebae_runs import STUDY_POINTS
-from vaelab.lab.chapter import P, Spec
+from vaelab.lab.chapter import P, Spec, page_params
 
 SPEC = Spec(
     name="02b_hebae_study",
@@ -14,10 +14,7 @@ SPEC = Spec(
         "eval_images": P("int", min=2, max=10_000, example=500, smoke=100,
                          note="test images (MNIST has 10,000)"),
         "is_samples": P("int", min=1, example=50, smoke=10),
-        "device": P("device"),
-        "data_root": P("path", none_ok=True, example="None"),
-        "out_dir": P("path", example="runs/02b_hebae_study"),
-        "resume": P("bool"),
+        **page_params("runs/02b_hebae_study", seed=False),
     },
     # the paper's settings are vaelab.experiments.hebae_runs.HebaeSettings(); full=True selects them
     full={"full": True},

@@ -2,7 +2,7 @@
 (``ch03b_vampprior_study``), whose records the lesson reads."""
 from vaelab.experiments.vamp_runs import VampSettings
 from vaelab.lab import checks as C
-from vaelab.lab.chapter import P, Spec
+from vaelab.lab.chapter import P, Spec, page_params
 
 # The paper's schedule as papermill parameters, from VampSettings' defaults (Tomczak & Welling 2018, Sec. 5.1:
 # up to 2,000 epochs, 100 warm-up epochs, early stopping with a look-ahead of 50 epochs, 50,000 training
@@ -17,6 +17,16 @@ def check_n_pseudo(v: dict) -> None:
                 note="one HVAE takes its pseudo-inputs from the training images, so at most train_size")
 
 
+# the parameters chapter 03 and its study page share (the networks, the optimiser, the log-likelihood's
+# samples: the paper's), in the order of both parameters cells
+SHARED = {
+    "latent_dim": P("int", min=1, example=40),
+    "hidden": P("int", min=1, example=300, smoke=64),
+    "batch_size": P("int", min=1, example=100),
+    "lr": P("float", min=0, min_open=True, example=5e-4),
+    "ll_samples": P("int", min=1, example=5000, smoke=50),
+}
+
 SPEC = Spec(
     name="03_vampprior",
     params={
@@ -27,17 +37,9 @@ SPEC = Spec(
                         note="MNIST's 60,000 training images less 10,000 for validation"),
         "n_pseudo": P("int", example=100, smoke=20),  # its range depends on train_size: check_n_pseudo
         "k_grid": P("int_list", min=1, example=[1, 10, 100], smoke=(1, 20)),
-        "latent_dim": P("int", min=1, example=40),
-        "hidden": P("int", min=1, example=300, smoke=64),
-        "batch_size": P("int", min=1, example=100),
-        "lr": P("float", min=0, min_open=True, example=5e-4),
-        "ll_samples": P("int", min=1, example=5000, smoke=50),
+        **SHARED,
         "ll_images": P("int", min=1, example=200, smoke=20),
-        "seed": P("int", min=0),
-        "device": P("device"),
-        "data_root": P("path", none_ok=True, example="None"),
-        "out_dir": P("path", example="runs/03_vampprior"),
-        "resume": P("bool"),
+        **page_params("runs/03_vampprior"),
     },
     full=FULL,
     check=check_n_pseudo,

@@ -1,7 +1,7 @@
 """Chapter 03's study page: one model of the VampPrior paper's Tables 1-3 per execution, at its settings."""
 from vaelab.experiments.vamp_runs import RUNS
-from vaelab.lab.chapter import P, Spec
-from vaelab.lab.chapters.ch03_vampprior import FULL, check_n_pseudo
+from vaelab.lab.chapter import P, Spec, page_params
+from vaelab.lab.chapters.ch03_vampprior import FULL, SHARED, check_n_pseudo
 
 SPEC = Spec(
     name="03b_vampprior_study",
@@ -13,17 +13,9 @@ SPEC = Spec(
         "train_size": P("int", min=1, max=50_000, example=50_000, smoke=600,
                         note="MNIST's 60,000 training images less 10,000 for validation"),
         "n_pseudo": P("int", example=500, smoke=20),  # its range depends on train_size: check_n_pseudo
-        "latent_dim": P("int", min=1, example=40),
-        "hidden": P("int", min=1, example=300, smoke=64),
-        "batch_size": P("int", min=1, example=100),
-        "lr": P("float", min=0, min_open=True, example=5e-4),
-        "ll_samples": P("int", min=1, example=5000, smoke=50),
+        **SHARED,
         "ll_images": P("int", min=1, max=10_000, example=10_000, smoke=20, note="MNIST has 10,000 test images"),
-        "seed": P("int", min=0),
-        "device": P("device"),
-        "data_root": P("path", none_ok=True, example="None"),
-        "out_dir": P("path", example="runs/03b_vampprior_study"),
-        "resume": P("bool"),
+        **page_params("runs/03b_vampprior_study"),
     },
     full=FULL,  # the records of the one-level pair were made with exactly these (as chapter 03's points)
     check=check_n_pseudo,

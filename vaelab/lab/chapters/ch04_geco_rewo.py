@@ -3,9 +3,7 @@ Fashion-MNIST (Table 2). ``full`` holds the paper's settings (Table 3) for this 
 full scale is the pendulum study's (``ch04b_pendulum_study``, whose settings are
 ``vaelab.experiments.pendulum_runs.PendulumSettings``)."""
 from vaelab.lab import checks as C
-from vaelab.lab.chapter import P, Spec
-
-_POSITIVE = {"min": 0, "min_open": True}
+from vaelab.lab.chapter import POSITIVE, P, Spec, page_params
 
 
 def _check(v: dict) -> None:
@@ -23,12 +21,12 @@ SPEC = Spec(
         "depth": P("int", min=1, example=3, smoke=2),
         "zeta_samples": P("int", min=1, example=16, note="K of the VHP's importance-weighted bound",
                           smoke=4),
-        "obs_sigma": P("float", **_POSITIVE, example=0.02),
-        "kappa": P("float", **_POSITIVE, example=0.03),
-        "nu": P("float", **_POSITIVE, example=100.0),
-        "tau": P("float", **_POSITIVE, example=3.0),
+        "obs_sigma": P("float", **POSITIVE, example=0.02),
+        "kappa": P("float", **POSITIVE, example=0.03),
+        "nu": P("float", **POSITIVE, example=100.0),
+        "tau": P("float", **POSITIVE, example=3.0),
         "alpha": P("float", min=0, max=1, max_open=True, example=0.99),
-        "lr": P("float", **_POSITIVE, example=1e-3),
+        "lr": P("float", **POSITIVE, example=1e-3),
         "batch_size": P("int", min=1, example=64),
         "pend_train_size": P("int", min=1, max=12_000, none_ok=True, example=12_000,
                              note="the pendulum's 15,000 images less 3,000 held out", smoke=640),
@@ -43,15 +41,11 @@ SPEC = Spec(
         "fm_width": P("int", min=2, example=256, note="the prior's networks have fm_width // 2 units",
                       smoke=64),
         "fm_depth": P("int", min=1, example=2, smoke=1),
-        "fm_kappa2": P("float", **_POSITIVE, example=250.0),
-        "fm_nu": P("float", **_POSITIVE, example=0.01),
+        "fm_kappa2": P("float", **POSITIVE, example=250.0),
+        "fm_nu": P("float", **POSITIVE, example=0.01),
         "fm_ll_samples": P("int", min=1, example=2000, smoke=20),
         "fm_ll_images": P("int", min=1, example=100, smoke=10),
-        "seed": P("int", min=0),
-        "device": P("device"),
-        "data_root": P("path", none_ok=True, example="None"),
-        "out_dir": P("path", example="runs/04_geco_rewo"),
-        "resume": P("bool"),
+        **page_params("runs/04_geco_rewo"),
     },
     # Klushyn et al. (2019), Table 3: networks of four 256-unit layers, Adam 1e-4, kappa = 0.02, nu = 5;
     # Fashion-MNIST: 512-unit layers, S = 5,000 importance samples on all 10,000 test images. The

@@ -9,7 +9,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from vaelab.experiments.hebae_runs import LAMBDAS, STUDY_POINTS, _encode_images, decode_images  # noqa: E402
+from vaelab.data.images import decode_images, encode_images  # noqa: E402
+from vaelab.experiments.hebae_runs import LAMBDAS, STUDY_POINTS  # noqa: E402
 from vaelab.lab import hebae_study as hs  # noqa: E402
 from vaelab.lab.compare import VERDICTS, ordering_verdict  # noqa: E402
 from vaelab.lab.plots import book_style  # noqa: E402
@@ -23,7 +24,7 @@ def fake_result(kind, k, lam, form, *, elbo, ll, mic=0.3, corr=0.05, fd=20.0, se
          "per_epoch": {"loss": [-v for v in curve]}, "test_objective": -elbo,
          "codes": {"cov": np.eye(k).tolist(), "corr": np.eye(k).tolist(), "mean_abs_offdiag_corr": corr},
          "mic": {"mic": list(mic + 0.01 * np.arange(k) - 0.005 * k), "mean_mic": mic},
-         "fd_classifier": fd, "pictures": {"samples": _encode_images(torch.rand(16, 1, 28, 28))}}
+         "fd_classifier": fd, "pictures": {"samples": encode_images(torch.rand(16, 1, 28, 28))}}
     if kind != "wae":
         r["per_epoch"]["test_std_elbo"] = curve
         r["std_elbo"] = {"mean": elbo, "se": se}
@@ -95,7 +96,7 @@ def test_spread_and_epochs_to_reach():
 
 def test_pictures_round_trip_through_the_record():
     x = torch.rand(4, 1, 28, 28)
-    back = decode_images(_encode_images(x))
+    back = decode_images(encode_images(x))
     assert back.shape == x.shape and (back - x).abs().max() <= 0.5 / 255 + 1e-6
 
 

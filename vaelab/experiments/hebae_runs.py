@@ -137,10 +137,7 @@ def _mean_se(values) -> dict[str, float]:
             "n": int(len(v))}
 
 
-# a result's pictures are encoded by vaelab.data.images (decode_images stays importable from here);
-# _encode_images: the name its encoder had here
-_encode_images = encode_images
-
+# a result's pictures are encoded by vaelab.data.images (decode_images stays importable from here)
 
 def train_mnist_run(kind: str, k: int, lam: float, data, out_dir: str | Path, settings: HebaeSettings = HebaeSettings(),
                     form: str = "exact", resume: bool = True, progress: bool | None = None) -> dict:

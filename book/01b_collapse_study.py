@@ -100,7 +100,7 @@ from vaelab.evaluation.diagnostics import (active_units, elbo_surgery, kl_per_di
                                            mic_tic_index, posterior_samples,
                                            posterior_stats)
 from vaelab.lab.chapters.ch01b_collapse_study import RUNS
-from vaelab.lab.prose import glue
+from vaelab.lab.prose import count_text, glue
 from vaelab.models.wae import mlp_wae
 from vaelab.objectives.schedules import Constant
 from vaelab.training.train import evaluate, exponential_lr
@@ -202,7 +202,7 @@ def show(rows, caption):
                      "test ELBO": "{:.2f}", "active units": "{:.0f}",
                      "mean MIC": "{:.3f}", "hours": "{:.2f}"}, na_rep="–")
             .set_properties(subset=numbers, **{"text-align": "right"})
-            .set_table_styles([{"selector": "th, td", "props": "padding: 0.2em 0.7em;"},
+            .set_table_styles([{"selector": "th, td", "props": "padding: 0.2em 0.5em;"},
                                {"selector": "caption",
                                 "props": "caption-side: top; text-align: left;"}]))
 
@@ -226,7 +226,7 @@ if records:
     show([point_row(r["results"]["run"], r["results"], r["wall_s"] / 3600)
           for r in sorted(records, key=lambda r: r["results"]["run"])],
          "The recorded full-scale runs (hours: the wall time of each run).")
-glue("ch01b_recorded", f"{len(recorded)} of the {len(RUNS)} points")
+glue("ch01b_recorded", f"{count_text(len(recorded), len(RUNS))} points")
 glue("ch01b_full_units", ", ".join(str(recorded[n]["sweep"][0]["active_units"])
                                    if n in recorded else "–" for n in RUNS[:-1]))
 

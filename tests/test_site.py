@@ -52,12 +52,19 @@ CODE_LINE_LIMIT = 88
 
 
 def toc_chapters() -> list[str]:
-    """The chapters of _toc.yml in order (top-level `chapters` or inside `parts`), without extension."""
+    """The pages of _toc.yml in order (top-level `chapters` or inside `parts`, each followed by its
+    `sections`, such as a chapter's study page), without extension."""
     toc = yaml.safe_load((REPO / "_toc.yml").read_text(encoding="utf8"))
     entries = list(toc.get("chapters", []))
     for part in toc.get("parts", []):
         entries += part.get("chapters", [])
-    return [str(Path(c["file"]).with_suffix("")) for c in entries]
+
+    def walk(entry):
+        yield str(Path(entry["file"]).with_suffix(""))
+        for sub in entry.get("sections", []):
+            yield from walk(sub)
+
+    return [page for entry in entries for page in walk(entry)]
 
 
 CHAPTERS = [c for c in toc_chapters() if (REPO / f"{c}.ipynb").is_file()]  # notebooks

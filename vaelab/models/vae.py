@@ -17,7 +17,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from vaelab.core.densities import LOG_2PI, kl_std_normal_per_dim, log_bernoulli
+from vaelab.core.densities import LOG_2PI, log_bernoulli
 from vaelab.core.nets import mlp
 from vaelab.core.posteriors import DiagonalNormal, over_draws, reparameterise
 from vaelab.models.priors import StandardNormal
@@ -121,8 +121,9 @@ class VAE(nn.Module):
         eps = torch.randn_like(mu)
         z = reparameterise(mu, logvar, eps)
         rec = -self.log_likelihood(x, self.decode(z))
-        if isinstance(self.prior, StandardNormal):
-            kl_dim = kl_std_normal_per_dim(mu, logvar)
+        closed_form = getattr(self.prior, "kl_per_dim", None)  # a prior with a closed-form KL
+        if closed_form is not None:
+            kl_dim = closed_form(mu, logvar)
             reg = kl_dim.sum(-1)
         else:
             kl_dim = None

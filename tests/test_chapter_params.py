@@ -129,6 +129,15 @@ def test_smoke_scale_prints_its_replacements_and_passes_the_checks(name, no_work
     assert ns["epochs"] <= 2 if "epochs" in ns else ns["iterations"] <= 100
 
 
+@pytest.mark.parametrize("name", ["01b_collapse_study", "02b_hebae_study", "04b_pendulum_study"])
+def test_a_smoke_gather_reads_the_sweeps_directory_as_given(name, no_work, monkeypatch, tmp_path):
+    """A smoke sweep's gather step must find the points below --out, not below --out/smoke."""
+    ns = run_until_checks(name, {"gather": True, "out_dir": str(tmp_path)}, smoke=True, monkeypatch=monkeypatch)
+    assert ns["out_dir"] == str(tmp_path)
+    ns = run_until_checks(name, {"gather": False, "out_dir": str(tmp_path)}, smoke=True, monkeypatch=monkeypatch)
+    assert ns["out_dir"] == f"{tmp_path}/smoke"
+
+
 def test_smoke_lines_name_old_and_new_values(no_work, monkeypatch, capsys):
     run_until_checks("00_vae_in_a_few_lines", {"epochs": 7}, smoke=True, monkeypatch=monkeypatch)
     out = capsys.readouterr().out.replace("\n  ", " ")

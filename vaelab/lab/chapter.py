@@ -16,8 +16,8 @@ the lesson's spec. In the chapter::
 warning), checks and converts every parameter (papermill passes ``-p train_size 1e3`` as 1000.0 and
 ``-p resume false`` as a string) with a message that names it and the fix, then, under
 ``VAELAB_SMOKE=1``, applies the smoke values to the *checked* values: a number only ever shrinks
-(smoke scale never widens what a user asked for), ``out_dir`` gets ``/smoke`` appended, ``resume``
-becomes False. The checked values are written back into the notebook's namespace, so the lesson
+(smoke scale never widens what a user asked for), ``out_dir`` gets ``/smoke`` appended (except for a
+study's gather step, which reads the sweep's directory as given), ``resume`` becomes False. The checked values are written back into the notebook's namespace, so the lesson
 reads ``epochs``, not ``ch.params["epochs"]``.
 """
 from __future__ import annotations
@@ -245,7 +245,7 @@ def setup(namespace: MutableMapping[str, Any], name: str, *, seed_torch: bool = 
     smoke = is_smoke()
     if smoke:
         new = {k: p.shrink(values[k]) for k, p in spec.params.items()}
-        if "out_dir" in values:
+        if "out_dir" in values and not values.get("gather"):  # a gather reads the sweep's out_dir as given
             new["out_dir"] = values["out_dir"].rstrip("/") + "/smoke"
         if "resume" in values:
             new["resume"] = False

@@ -52,7 +52,8 @@ for page in pages:
              or r["point"],
              "made by": r["chapter"].removeprefix("book/").removesuffix(".ipynb"),
              "provenance": provenance(r)} for r in records]
-    display(table(pd.DataFrame(rows), f"{page}: {len(rows)} records",
+    noun = "record" if len(rows) == 1 else "records"
+    display(table(pd.DataFrame(rows), f"{page}: {len(rows)} {noun}",
                   left=["made by", "provenance"]))
 glue("rec_count", count)
 glue("rec_pages", len(pages))

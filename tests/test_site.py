@@ -447,7 +447,8 @@ def template_prose(dom: str) -> list[str]:
     soup = _content(_soup(dom))
     found = []
     for block in soup.find_all(["p", "li", "td", "th", "figcaption", "caption"]):
-        if not _is_prose(block) or block.find(["p", "li"]):
+        in_table = block.name in ("td", "th", "caption")  # a table a cell prints is read as text too
+        if block.find(["p", "li"]) or not (_is_prose(block) or in_table and block.find_parent(["pre", "code"]) is None):
             continue
         text = _text(block.get_text())
         for what, pattern in TEMPLATES.items():
@@ -861,7 +862,8 @@ SNIPPETS = {  # check -> (DOM with the defect, the same DOM without it)
                   "</tbody></table><table><tr><th>model</th><th>note</th></tr><tr><td>a</td><td>beyond</td></tr></table>")),
     "template_prose": (
         page_html("<p>The errors range from 0.07 to 0.07 over 4 of the 4 seeds, 6 seed(s) and 1 REWO seeds.</p>"
-                  "<p>The next cell checks every parameter.</p>"),
+                  "<p>The next cell checks every parameter.</p><div class='cell_output'><table>"
+                  "<caption>chapter 00: 1 records</caption><tr><td>x</td></tr></table></div>"),
         page_html("<p>The errors range from 0.07 to 0.09 over all four seeds, one seed of six; "
                   "Fig. 2 shows the 1,000 runs.</p>")),
     "parameter_headings": (

@@ -93,7 +93,8 @@ import vaelab
 from vaelab.experiments.hebae_runs import STUDY_POINTS, HebaeSettings, train_mnist_run
 from vaelab.lab import hebae_study as hs
 from vaelab.lab.compare import VERDICTS
-from vaelab.lab.prose import glue, glue_figure
+from vaelab.lab.plots import legend_above
+from vaelab.lab.prose import count_text, glue, glue_figure
 
 if full:
     settings = HebaeSettings()
@@ -104,6 +105,15 @@ else:
                              is_images=eval_images, is_samples=is_samples,
                              elbo_images=eval_images, mic_points=min(eval_images, 300),
                              fd_samples=eval_images, classifier_epochs=1)
+
+
+def legend_off_the_data(fig):
+    """A study figure with its panel legend moved above the panels, off the curves."""
+    for ax in fig.axes:
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+            legend_above(fig, ax)
+    return fig
 
 # %% [markdown]
 # ## The runs of this execution
@@ -163,7 +173,7 @@ glue("ch02b_missing", ", ".join(missing) if missing else "none")
 # ### Fig. 1a, top: the standard ELBO over epochs
 
 # %%
-glue_figure("ch02b_fig1a_top", hs.fig1a_top(study, plt))
+glue_figure("ch02b_fig1a_top", legend_off_the_data(hs.fig1a_top(study, plt)))
 
 # %% [markdown]
 # ```{glue:figure} ch02b_fig1a_top
@@ -176,7 +186,7 @@ glue_figure("ch02b_fig1a_top", hs.fig1a_top(study, plt))
 # ### Fig. 1a, bottom: sensitivity to the KL weight
 
 # %%
-glue_figure("ch02b_fig1a_bottom", hs.fig1a_bottom(study, plt))
+glue_figure("ch02b_fig1a_bottom", legend_off_the_data(hs.fig1a_bottom(study, plt)))
 
 # %% [markdown]
 # ```{glue:figure} ch02b_fig1a_bottom
@@ -221,6 +231,50 @@ glue_figure("ch02b_fig4", hs.fig4(study, plt))
 table = pd.DataFrame(hs.claims(study))
 assert set(table["verdict"]) <= set(VERDICTS), set(table["verdict"]) - set(VERDICTS)
 display(table.style.hide(axis="index").set_properties(**{"text-align": "left"}))
+
+# %%
+def claims_with(verdict):
+    """The claims of the table with this verdict, as one line of prose."""
+    rows = table[table["verdict"] == verdict]
+    return "; ".join(f"{c}, measured {m}" if m != "-" else c
+                     for c, m in zip(rows["claim"], rows["measured"])) or "None yet"
+
+
+by_verdict = table["verdict"].value_counts()
+n_open = int(by_verdict.get("not run yet", 0))
+glue("ch02b_recorded", count_text(len(study), len(STUDY_POINTS)))
+glue("ch02b_n_claims", len(table))
+glue("ch02b_verdict_counts", ", ".join(f"{by_verdict[v]} {v}" for v in VERDICTS
+                                       if v in by_verdict))
+glue("ch02b_held", claims_with("reproduced"))
+glue("ch02b_failed", claims_with("not reproduced"))
+glue("ch02b_noise", claims_with("within noise"))
+if missing:
+    points = "One point" if len(missing) == 1 else f"{len(missing)} points"
+    waits = ("no claim waits for its models" if n_open == 0
+             else "one claim waits for its models" if n_open == 1
+             else f"{n_open} claims wait for their models")
+    glue("ch02b_still_open", f"{points} (named under the study's heading above), "
+                             f"so {waits}")
+else:
+    glue("ch02b_still_open", "Nothing: every point of the study is recorded")
+
+# %% [markdown]
+# ## Summary
+#
+# * **What the study runs.** Every model behind the paper's MNIST figures (Figs. 1a, 2 and 4), each at
+#   the settings of its App. B.1 (100 epochs on all 60,000 training images) as one point of the study,
+#   {glue:text}`ch02b_n_planned` points in all; each point is one recorded execution of this page, with the
+#   same yardsticks for every model: the standard ELBO after every epoch, the importance-sampled
+#   log-likelihood, the codes' correlations and MIC, and a Frechet distance of samples.
+# * **What the records show so far.** Recorded: {glue:text}`ch02b_recorded` points
+#   ({numref}`fig-ch02b-1a-top` to {numref}`fig-ch02b-4` draw what they hold). The verdicts on the
+#   {glue:text}`ch02b_n_claims` claims of the table: {glue:text}`ch02b_verdict_counts`.
+# * **Claims that hold.** {glue:text}`ch02b_held`.
+# * **Claims that fail.** {glue:text}`ch02b_failed`.
+# * **Within noise.** {glue:text}`ch02b_noise`.
+# * **Still not run.** {glue:text}`ch02b_still_open`. A claim made "at every $k$" is judged only once all
+#   four latent sizes are recorded, unless one recorded size already refutes it.
 
 # %%
 ch.finish({"runs": mine, "full": full, "settings": settings.__dict__});

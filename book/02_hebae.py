@@ -1279,8 +1279,10 @@ glue("ch02_tau_hi", max(taus), "g")
 #
 # The study page, {doc}`HEBAE at the paper's settings <02b_hebae_study>`, trains each model of Figs. 1a, 2
 # and 4 for 100 epochs on all 60,000 training images (App. B.1) as one recorded run per model. Its records
-# give the claims below and {numref}`fig-ch02-1a-full`; a model not yet recorded leaves its claim "not run
-# yet".
+# give the claims below and the paper's figures drawn from them: Fig. 1a's top row
+# ({numref}`fig-ch02-1a-full`) and bottom row ({numref}`fig-ch02-1a-bottom-full`), Fig. 2
+# ({numref}`fig-ch02-2-full`) and Fig. 4 ({numref}`fig-ch02-4-full`); a model not yet recorded leaves its
+# claim "not run yet" and its panel empty.
 
 # %%
 study = hebae_study.load_study(ch.records())
@@ -1288,12 +1290,10 @@ full_claims = pd.DataFrame(hebae_study.claims(study))
 display(full_claims.style.hide(axis="index").set_properties(**{"text-align": "left"})
         .set_caption(f"HEBAE's MNIST claims at the paper's settings ({len(study)} of "
                      f"{len(STUDY_POINTS)} models recorded)"))
-fig = hebae_study.fig1a_top(study, plt)
-for ax in fig.axes:  # its legend above the panels, off the curves
-    if ax.get_legend() is not None:
-        ax.get_legend().remove()
-        legend_above(fig, ax)
-glue_figure("ch02_fig1a_full", fig)
+glue_figure("ch02_fig1a_full", hebae_study.fig1a_top(study, plt))
+glue_figure("ch02_fig1a_bottom_full", hebae_study.fig1a_bottom(study, plt))
+glue_figure("ch02_fig2_full", hebae_study.fig2(study, plt))
+glue_figure("ch02_fig4_full", hebae_study.fig4(study, plt))
 glue("ch02_full_recorded", len(study))
 glue("ch02_full_planned", len(STUDY_POINTS))
 
@@ -1304,6 +1304,27 @@ glue("ch02_full_planned", len(STUDY_POINTS))
 # the VAE (solid) and HEBAE (dashed) at $\lambda = 1$, one panel per latent size $k$ ("not run yet" where
 # the study has no record). From the records of the study page: {glue:text}`ch02_full_recorded` of its
 # {glue:text}`ch02_full_planned` models recorded.
+# ```
+#
+# ```{glue:figure} ch02_fig1a_bottom_full
+# :name: fig-ch02-1a-bottom-full
+# The paper's Fig. 1a, bottom, at its settings: the final standard ELBO (left) and importance-sampled
+# log-likelihood (right) of the test images against the KL weight $\lambda$ at $k = 20$, the VAE and
+# HEBAE, one point per recorded model (compare {numref}`fig-ch02-lambda` at this build's scale).
+# ```
+#
+# ```{glue:figure} ch02_fig2_full
+# :name: fig-ch02-2-full
+# The paper's Fig. 2 at its settings ($k = 20$, $\lambda = 1$): the absolute covariance and correlation of
+# the test images' codes for each recorded model, and the MIC between image index and each latent
+# dimension (compare {numref}`fig-ch02-cov-corr` and {numref}`fig-ch02-mic-tic`).
+# ```
+#
+# ```{glue:figure} ch02_fig4_full
+# :name: fig-ch02-4-full
+# The paper's Fig. 4 at its settings ($k = 10$; the VAE and HEBAE at $\lambda = 1$, the WAE at its MMD weight
+# 10): 16 decoded prior samples per recorded model, with the Fréchet distance of 10,000 samples in
+# classifier features (compare {numref}`fig-ch02-pictures`).
 # ```
 
 # %% [markdown]

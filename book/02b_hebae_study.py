@@ -93,7 +93,6 @@ import vaelab
 from vaelab.experiments.hebae_runs import STUDY_POINTS, HebaeSettings, train_mnist_run
 from vaelab.lab import hebae_study as hs
 from vaelab.lab.compare import VERDICTS
-from vaelab.lab.plots import legend_above
 from vaelab.lab.prose import count_text, glue, glue_figure
 
 if full:
@@ -105,15 +104,6 @@ else:
                              is_images=eval_images, is_samples=is_samples,
                              elbo_images=eval_images, mic_points=min(eval_images, 300),
                              fd_samples=eval_images, classifier_epochs=1)
-
-
-def legend_off_the_data(fig):
-    """A study figure with its panel legend moved above the panels, off the curves."""
-    for ax in fig.axes:
-        if ax.get_legend() is not None:
-            ax.get_legend().remove()
-            legend_above(fig, ax)
-    return fig
 
 # %% [markdown]
 # ## The runs of this execution
@@ -173,7 +163,7 @@ glue("ch02b_missing", ", ".join(missing) if missing else "none")
 # ### Fig. 1a, top: the standard ELBO over epochs
 
 # %%
-glue_figure("ch02b_fig1a_top", legend_off_the_data(hs.fig1a_top(study, plt)))
+glue_figure("ch02b_fig1a_top", hs.fig1a_top(study, plt))
 
 # %% [markdown]
 # ```{glue:figure} ch02b_fig1a_top
@@ -186,7 +176,7 @@ glue_figure("ch02b_fig1a_top", legend_off_the_data(hs.fig1a_top(study, plt)))
 # ### Fig. 1a, bottom: sensitivity to the KL weight
 
 # %%
-glue_figure("ch02b_fig1a_bottom", legend_off_the_data(hs.fig1a_bottom(study, plt)))
+glue_figure("ch02b_fig1a_bottom", hs.fig1a_bottom(study, plt))
 
 # %% [markdown]
 # ```{glue:figure} ch02b_fig1a_bottom

@@ -16,6 +16,7 @@ import numpy as np
 from vaelab.data.images import decode_images
 from vaelab.experiments.hebae_runs import LAMBDAS, STUDY_POINTS
 from vaelab.lab.compare import ordering_verdict
+from vaelab.lab.plots import legend_above
 
 __all__ = ["load_study", "unpaired", "epochs_to_reach", "fig1a_top", "fig1a_bottom", "fig2", "fig4", "claims",
            "lambda_spread"]
@@ -77,7 +78,7 @@ def fig1a_top(study: dict, plt):
     axes[0].set_ylabel("test standard ELBO (nats)")
     drawn = [ax for ax in axes if ax.lines]
     if drawn:
-        drawn[0].legend(fontsize=8, loc="lower left")
+        legend_above(fig, drawn)
     return fig
 
 
@@ -98,7 +99,7 @@ def fig1a_bottom(study: dict, plt):
                 ax.plot(*zip(*pts), marker, label=kind.upper())
         ax.set(xscale="log", xlabel=r"KL weight $\lambda$", ylabel=f"test {label} (nats)")
     if axes[0].get_legend_handles_labels()[0]:
-        axes[0].legend(fontsize=8)
+        legend_above(fig, axes)
     return fig
 
 

@@ -1316,7 +1316,8 @@ glue("ch02_full_planned", len(STUDY_POINTS))
 # ```{glue:figure} ch02_fig2_full
 # :name: fig-ch02-2-full
 # The paper's Fig. 2 at its settings ($k = 20$, $\lambda = 1$): the absolute covariance and correlation of
-# the test images' codes for each recorded model, and the MIC between image index and each latent
+# one posterior sample per test image for each recorded model (a collapsed unit keeps the prior's
+# variance 1 here, as in chapter 1), and the MIC between image index and each latent
 # dimension (compare {numref}`fig-ch02-cov-corr` and {numref}`fig-ch02-mic-tic`).
 # ```
 #

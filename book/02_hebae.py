@@ -900,7 +900,8 @@ forms_df = pd.DataFrame(forms_rows).rename(columns={
     "is_ll_pop": "IS LL, τ proposal", "active_units": "active units",
     "kl_dims": "dims with KL > 0.1", "sigma_mean": "mean σ"})
 forms_df["mean σ"] = forms_df["mean σ"].map(lambda v: f"{v:.4f}")
-show(forms_df)
+forms_df.index = [f"k = {k}, {f}" for k, f in zip(forms_df["k"], forms_df["form"])]
+show(forms_df.drop(columns=["k", "form"]).T.reset_index(names="yardstick"))  # to fit
 forms_gap = max(abs(r["exact − code, IS LL τ"]) for r in forms_rows
                 if r["exact − code, IS LL τ"] is not None)
 glue("ch02_forms_gap", forms_gap, ".1f")

@@ -28,15 +28,6 @@
 # encoder 784-784-800-2k, a decoder k-800-800-784, ReLU, Adam with learning rate $10^{-3}$ decayed by
 # 0.995 per epoch, batch 128, grey pixel values in $[0, 1]$ treated as Bernoulli means.
 
-# %% tags=["remove-cell"]
-# Colab: install vaelab (the package this book is built on) when it is missing.
-import sys
-import subprocess
-
-if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "vaelab @ git+https://github.com/vaelab/vaelab"], check=True)
-
 # %% tags=["parameters"]
 # Parameters (papermill: -p name value). Default scale: the book build, minutes on
 # 2 CPU cores (the chapter prints its run time at the end).
@@ -54,6 +45,14 @@ resume = True          # continue an interrupted run from out_dir/checkpoint.pt
 hand_steps = 300       # steps of the hand-written training loop
 
 # %%
+# Colab: install vaelab (the package this book is built on) when it is missing.
+import sys
+import subprocess
+
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "vaelab @ git+https://github.com/vaelab/vaelab"], check=True)
+
 import vaelab
 from vaelab.lab.chapter import setup
 

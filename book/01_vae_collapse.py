@@ -28,21 +28,6 @@
 # pictures. The full-scale sweep (100 epochs on all 60,000 images, one model per run) is recorded by
 # the {doc}`study page <01b_collapse_study>`; this page shows it beside its own run.
 
-# %% tags=["remove-cell"]
-# Colab: install vaelab (the package this book is built on) when it is missing.
-import sys
-import subprocess
-
-if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "vaelab @ git+https://github.com/vaelab/vaelab"], check=True)
-    # minepy (MIC/TIC) does not build from PyPI on current Python/numpy: the
-    # repository's script patches and builds it
-    subprocess.run("curl -sL "
-                   "https://raw.githubusercontent.com/vaelab/vaelab/main/tools/"
-                   f"install_minepy.sh | bash -s {sys.executable}", shell=True,
-                   check=True)
-
 # %% tags=["parameters"]
 # Parameters (papermill: -p name value). Default scale: the book build, minutes on 2
 # CPU cores. Full scale (the paper's): -p epochs 100 -p train_size 60000 -p valid_size 0
@@ -68,6 +53,20 @@ out_dir = "runs/01_vae_collapse"
 resume = True
 
 # %%
+# Colab: install vaelab (the package this book is built on) when it is missing.
+import sys
+import subprocess
+
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "vaelab @ git+https://github.com/vaelab/vaelab"], check=True)
+    # minepy (MIC/TIC) does not build from PyPI on current Python/numpy: the
+    # repository's script patches and builds it
+    subprocess.run("curl -sL "
+                   "https://raw.githubusercontent.com/vaelab/vaelab/main/tools/"
+                   f"install_minepy.sh | bash -s {sys.executable}", shell=True,
+                   check=True)
+
 import vaelab
 from vaelab.lab.chapter import setup
 

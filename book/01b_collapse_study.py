@@ -45,19 +45,6 @@
 # (`vaelab.lab.records.FORMER_PAGES`). The book build runs one small point (its numbers mean nothing)
 # so that every cell is checked, and tabulates the recorded sweep.
 
-# %% tags=["remove-cell"]
-# Colab: install vaelab (the package this book is built on) when it is missing.
-import sys
-import subprocess
-
-if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "vaelab @ git+https://github.com/vaelab/vaelab"], check=True)
-    subprocess.run("curl -sL "
-                   "https://raw.githubusercontent.com/vaelab/vaelab/main/tools/"
-                   f"install_minepy.sh | bash -s {sys.executable}", shell=True,
-                   check=True)
-
 # %% tags=["parameters"]
 # Parameters (papermill: -p name value). The study: -p epochs 100 -p train_size 60000
 # -p valid_size 0, one execution per run (the sweep above).
@@ -81,6 +68,18 @@ out_dir = "runs/01b_collapse_study"
 resume = True
 
 # %%
+# Colab: install vaelab (the package this book is built on) when it is missing.
+import sys
+import subprocess
+
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "vaelab @ git+https://github.com/vaelab/vaelab"], check=True)
+    subprocess.run("curl -sL "
+                   "https://raw.githubusercontent.com/vaelab/vaelab/main/tools/"
+                   f"install_minepy.sh | bash -s {sys.executable}", shell=True,
+                   check=True)
+
 import vaelab
 from vaelab.lab.chapter import setup
 

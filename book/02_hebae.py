@@ -31,21 +31,6 @@
 # [chapter 1](01_vae_collapse.ipynb) as baselines, reporting each model's own objective beside two yardsticks that are the same for
 # all: the standard ELBO with the $\mathcal N(0, I)$ prior and the importance-sampled log-likelihood.
 
-# %% tags=["remove-cell"]
-# Colab: install vaelab (the package this book is built on) when it is missing.
-import sys
-import subprocess
-
-if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "vaelab @ git+https://github.com/vaelab/vaelab"], check=True)
-    # minepy (MIC/TIC) does not build from PyPI on current Python/numpy: the
-    # repository's script patches and builds it
-    subprocess.run("curl -sL "
-                   "https://raw.githubusercontent.com/vaelab/vaelab/main/tools/"
-                   f"install_minepy.sh | bash -s {sys.executable}", shell=True,
-                   check=True)
-
 # %% tags=["parameters"]
 # Parameters (papermill: -p name value). Default scale: the book build, minutes on 2 CPU
 # cores. Full scale (the paper's): -p epochs 100 -p train_size 60000 -p is_samples 5000
@@ -82,6 +67,20 @@ out_dir = "runs/02_hebae"
 resume = True
 
 # %%
+# Colab: install vaelab (the package this book is built on) when it is missing.
+import sys
+import subprocess
+
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "vaelab @ git+https://github.com/vaelab/vaelab"], check=True)
+    # minepy (MIC/TIC) does not build from PyPI on current Python/numpy: the
+    # repository's script patches and builds it
+    subprocess.run("curl -sL "
+                   "https://raw.githubusercontent.com/vaelab/vaelab/main/tools/"
+                   f"install_minepy.sh | bash -s {sys.executable}", shell=True,
+                   check=True)
+
 import vaelab
 from vaelab.lab.chapter import setup
 

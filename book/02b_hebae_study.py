@@ -50,19 +50,6 @@
 # records in `reference/02b_hebae_study/`; with `-p gather True` the page trains nothing and draws them
 # from the sweep directory `out_dir` instead.
 
-# %% tags=["remove-cell"]
-# Colab: install vaelab (the package this book is built on) when it is missing.
-import sys
-import subprocess
-
-if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "vaelab @ git+https://github.com/vaelab/vaelab"], check=True)
-    subprocess.run("curl -sL "
-                   "https://raw.githubusercontent.com/vaelab/vaelab/main/tools/"
-                   f"install_minepy.sh | bash -s {sys.executable}", shell=True,
-                   check=True)
-
 # %% tags=["parameters"]
 # Parameters (papermill: -p name value). run: a point of vaelab.experiments.hebae_runs.STUDY_POINTS,
 # a list of them (-p run "[vae_k20, hebae_k20]") or "all"; full=True: the paper's settings
@@ -80,6 +67,18 @@ out_dir = "runs/02b_hebae_study"
 resume = True
 
 # %%
+# Colab: install vaelab (the package this book is built on) when it is missing.
+import sys
+import subprocess
+
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "vaelab @ git+https://github.com/vaelab/vaelab"], check=True)
+    subprocess.run("curl -sL "
+                   "https://raw.githubusercontent.com/vaelab/vaelab/main/tools/"
+                   f"install_minepy.sh | bash -s {sys.executable}", shell=True,
+                   check=True)
+
 from vaelab.lab.chapter import setup
 
 ch = setup(globals(), "02b_hebae_study")  # checks every parameter; smoke scale (CI)

@@ -28,15 +28,6 @@
 # the work of the study page {doc}`03b_vampprior_study`, one model per execution; this page reads its
 # records and sets them beside the paper's Table 1.
 
-# %% tags=["remove-cell"]
-# Colab: install vaelab (the package this book is built on) when it is missing.
-import sys
-import subprocess
-
-if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "vaelab @ git+https://github.com/vaelab/vaelab"], check=True)
-
 # %% tags=["parameters"]
 # Parameters (papermill: -p name value). Default scale: the book build, minutes on
 # 2 CPU cores. The paper's schedule runs on the study page (book/03b_vampprior_study),
@@ -60,6 +51,14 @@ out_dir = "runs/03_vampprior"
 resume = True
 
 # %%
+# Colab: install vaelab (the package this book is built on) when it is missing.
+import sys
+import subprocess
+
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "vaelab @ git+https://github.com/vaelab/vaelab"], check=True)
+
 from vaelab.lab.chapter import setup
 
 ch = setup(globals(), "03_vampprior")  # checks every parameter; smoke scale (CI)

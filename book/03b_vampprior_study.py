@@ -47,15 +47,6 @@
 # The book build runs one small model (two epochs on 2,000 images; its numbers mean nothing) so that every
 # cell is checked, and shows the records.
 
-# %% tags=["remove-cell"]
-# Colab: install vaelab (the package this book is built on) when it is missing.
-import sys
-import subprocess
-
-if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "vaelab @ git+https://github.com/vaelab/vaelab"], check=True)
-
 # %% tags=["parameters"]
 # Parameters (papermill: -p name value). Default: one small model, meaningless numbers;
 # the paper's schedule: the sweep command above. The records rely on latent_dim, hidden,
@@ -79,6 +70,14 @@ out_dir = "runs/03b_vampprior_study"
 resume = True
 
 # %%
+# Colab: install vaelab (the package this book is built on) when it is missing.
+import sys
+import subprocess
+
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "vaelab @ git+https://github.com/vaelab/vaelab"], check=True)
+
 from vaelab.lab.chapter import setup
 
 ch = setup(globals(), "03b_vampprior_study")  # checks every parameter; smoke scale (CI)

@@ -33,15 +33,6 @@
 # There is no public implementation of REWO or the VHP; the one in `vaelab.objectives.constrained`
 # and `vaelab.models.vhp` is written from the paper's equations.
 
-# %% tags=["remove-cell"]
-# Colab: install vaelab (the package this book is built on) when it is missing.
-import sys
-import subprocess
-
-if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "vaelab @ git+https://github.com/vaelab/vaelab"], check=True)
-
 # %% tags=["parameters"]
 # Parameters (papermill: -p name value). Default scale: the book build, minutes on 2 CPU
 # cores. The paper's settings (full scale) are the chapter's spec: Section 4 and the end
@@ -83,6 +74,14 @@ out_dir = "runs/04_geco_rewo"
 resume = True
 
 # %%
+# Colab: install vaelab (the package this book is built on) when it is missing.
+import sys
+import subprocess
+
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "vaelab @ git+https://github.com/vaelab/vaelab"], check=True)
+
 from vaelab.lab.chapter import setup
 
 ch = setup(globals(), "04_geco_rewo")  # checks every parameter; smoke scale (CI)

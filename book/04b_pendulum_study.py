@@ -46,15 +46,6 @@
 # one it ran: the plain objective ($\beta = 1$) stays collapsed for about 27,500 iterations
 # (Fig. 11), REWO's $\beta$ first falls and then settles (Fig. 2).
 
-# %% tags=["remove-cell"]
-# Colab: install vaelab (the package this book is built on) when it is missing.
-import sys
-import subprocess
-
-if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "vaelab @ git+https://github.com/vaelab/vaelab"], check=True)
-
 # %% tags=["parameters"]
 # Parameters (papermill: -p name value). Default: a small check of every cell (minutes
 # on 2 CPU cores; numbers meaningless for the claim). The study's settings are the
@@ -79,6 +70,14 @@ out_dir = "runs/04b_pendulum_study"
 resume = True
 
 # %%
+# Colab: install vaelab (the package this book is built on) when it is missing.
+import sys
+import subprocess
+
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "vaelab @ git+https://github.com/vaelab/vaelab"], check=True)
+
 from vaelab.lab.chapter import setup
 
 ch = setup(globals(), "04b_pendulum_study")  # checks every parameter; smoke scale (CI)

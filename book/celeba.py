@@ -47,15 +47,6 @@
 # checkpoint and FID code with tiny networks. Its numbers are meaningless; they only show that the
 # pipeline runs.
 
-# %% tags=["remove-cell"]
-# Colab: install vaelab (the package this book is built on) when it is missing.
-import sys
-import subprocess
-
-if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "vaelab @ git+https://github.com/vaelab/vaelab"], check=True)
-
 # %% tags=["parameters"]
 # Parameters (papermill: -p name value, lists with -y "name: [...]"). The defaults
 # are the paper's full scale (HEBAE App. B.2): a GPU run. CelebA must be prepared
@@ -82,6 +73,14 @@ resume = True          # continue each run from out_dir/<model>_lam<lam>/checkpo
 smoke_resume = False   # smoke scale starts afresh unless True (to try resuming on a CPU)
 
 # %%
+# Colab: install vaelab (the package this book is built on) when it is missing.
+import sys
+import subprocess
+
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "vaelab @ git+https://github.com/vaelab/vaelab"], check=True)
+
 from vaelab.lab.chapter import setup
 
 ch = setup(globals(), "celeba")  # checks every parameter; smoke scale (CI)

@@ -107,10 +107,9 @@ from vaelab.lab.tables import table
 from vaelab.models.conv import (conv_model, describe, forward_flops_per_image,
                                 measured_flops_per_image, train_flops_per_image)
 from vaelab.objectives.schedules import Constant
-from vaelab.training.train import check_precision, fit, step_lr
+from vaelab.training.train import fit, step_lr
 
 dev = ch.device
-check_precision(precision, dev)
 print(f"models {', '.join(models)}; lambda {', '.join(f'{v:g}' for v in lams)}; "
       f"{epochs} epochs, batch {batch_size}, {precision}"
       + (", channels last" if channels_last else "")

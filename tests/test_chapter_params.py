@@ -258,3 +258,27 @@ def test_smoke_scale_checks_first_and_refuses_an_empty_out_dir(name, no_work, mo
 def test_smoke_scale_never_widens_what_was_asked(no_work, monkeypatch, capsys):
     ns = run_until_checks("00_vae_in_a_few_lines", {"train_size": 500}, smoke=True, monkeypatch=monkeypatch)
     assert ns["train_size"] == 500 and ns["epochs"] == 1
+
+
+def test_a_device_check_runs_on_the_resolved_device_before_the_chapter_starts(monkeypatch):
+    """Spec.check_device (CelebA: bf16 on this GPU) gets the checked values and the torch device."""
+    import torch
+
+    import vaelab.lab.chapter as chapter
+    from vaelab.lab.chapter import P, Spec
+    from vaelab.lab.checks import ParameterError
+
+    seen = []
+
+    def refuse(values, device):
+        seen.append((values["precision"], device))
+        raise ParameterError("precision='bf16' is not supported here: use precision='fp32'")
+
+    spec = Spec(name="toy", params={"precision": P("choice", choices=("fp32", "bf16")), "device": P("device")},
+                check_device=refuse)
+    monkeypatch.setattr(chapter, "spec_of", lambda name: spec)
+    with pytest.raises(ParameterError, match="use precision='fp32'"):
+        chapter.setup({"precision": "bf16", "device": "cpu"}, "toy")
+    assert seen == [("bf16", torch.device("cpu"))]
+    from vaelab.lab.chapters.celeba import SPEC
+    assert SPEC.check_device is not None  # CelebA checks its precision on the device it will run on

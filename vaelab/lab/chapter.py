@@ -126,7 +126,8 @@ class Spec:
     """A chapter's parameters, once: ``params`` (name -> ``P``, every name of the parameters cell),
     ``check`` (the constraints across parameters: raises ``ParameterError``), ``derive`` (names the
     lesson computes from the parameters, e.g. the grid of weights), ``full`` (the paper's settings as
-    papermill parameters) and ``study`` (the page whose records hold the full-scale runs, if not this)."""
+    papermill parameters), ``study`` (the page whose records hold the full-scale runs, if not this) and
+    ``check_device`` (a check that needs the resolved torch device, e.g. bf16 on this GPU)."""
 
     name: str
     params: Mapping[str, P]
@@ -134,6 +135,7 @@ class Spec:
     check: Callable[[dict], None] | None = None
     derive: Callable[[dict], dict] | None = None
     study: str | None = None
+    check_device: Callable[[dict, Any], None] | None = None
 
 
 def spec_of(name: str) -> Spec:
@@ -266,6 +268,8 @@ def setup(namespace: MutableMapping[str, Any], name: str, *, seed_torch: bool = 
     if seed_torch and "seed" in values:
         torch.manual_seed(values["seed"])
     device = get_device(values.get("device", "auto"))
+    if spec.check_device is not None:
+        spec.check_device(values, device)
     print(f"{name}: device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads"
           + ("; smoke scale (numbers meaningless)" if smoke else ""))
     return Chapter(name, spec, values, device, smoke, time.perf_counter())

@@ -4,7 +4,7 @@ from vaelab.core.config import is_smoke
 from vaelab.lab.chapter import POSITIVE, P, Spec, page_params
 from vaelab.lab.checks import ParameterError
 from vaelab.models.conv import MODELS
-from vaelab.training.train import PRECISIONS
+from vaelab.training.train import PRECISIONS, check_precision
 
 
 def _check(v: dict) -> None:
@@ -46,4 +46,5 @@ SPEC = Spec(
     full={},  # the defaults are HEBAE App. B.2's CelebA settings
     check=_check,
     derive=_derive,
+    check_device=lambda v, device: check_precision(v["precision"], device),
 )

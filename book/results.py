@@ -39,7 +39,9 @@ import numpy as np
 import pandas as pd
 from IPython.display import display
 
-from vaelab.experiments.pendulum_runs import PAPER_TABLE1
+from vaelab.experiments.hebae_runs import PAPER_BEST_FID
+from vaelab.experiments.pendulum_runs import PAPER_TABLE1, PAPER_TABLE2
+from vaelab.experiments.vamp_runs import PAPER_LL
 from vaelab.lab import hebae_study, vamp_study
 from vaelab.lab.chapter import spec_of
 from vaelab.lab.compare import Metric, marked, verdict
@@ -59,10 +61,13 @@ def full_records(page):
     return load_records(page, where=spec_of(page).full)
 
 
-def judge(name, value_text, verdict_word):
-    """Glue a row's recorded value and its verdict (with its symbol)."""
+def judge(name, value_text, verdict_word, paper=None, spec=".2f"):
+    """Glue a row's recorded value, its verdict (with its symbol) and the paper's number
+    (from the package's constants: one source for every paper number of the book)."""
     glue(f"res_full_{name}", value_text)
     glue(f"res_v_{name}", marked(verdict_word))
+    if paper is not None:
+        glue(f"res_p_{name}", format(paper, spec).replace("-", "−"))
 
 
 # chapter 00: the MLP VAE, 100 epochs (the paper prints curves, no number)
@@ -118,7 +123,8 @@ rec03 = full_records("03b_vampprior_study")
 rows03 = {r["model"]: r for r in vamp_study.table1(vamp_study.recorded_results(rec03))}
 for key, model in (("vae_std", "VAE standard"), ("vae_vamp", "VAE VampPrior"),
                    ("hvae_std", "HVAE standard"), ("hvae_vamp", "HVAE VampPrior")):
-    judge(f"03_{key}", rows03[model]["full scale"], rows03[model]["verdict"])
+    judge(f"03_{key}", rows03[model]["full scale"], rows03[model]["verdict"],
+          PAPER_LL[model][0])
 
 # chapter 04: the pendulum study, polar angle error at decoder sigma = 1, over the seeds
 study04 = [r for r in full_records("04b_pendulum_study") if r.get("point") != "gather"]
@@ -137,14 +143,16 @@ for m in ("rewo", "geco", "plain", "wu20", "wu200", "rewo_b1", "rewo_elbo"):
                                       else f"{mean:.3f}, one seed")
     seeds.append(len(vals))
     judge(f"04_{m}", text, verdict(Metric(m, paper, "Table 1", mean, None, digits=3,
-                                          full_se=se_m))[1])
+                                          full_se=se_m))[1], paper, "g")
 
 several = [n for n in seeds if n > 1]
 glue("res_04_seeds", range_text(min(several), max(several), "d") if several else "no")
 
 # chapter 04's Fashion-MNIST rows and CelebA have no record yet
-for name in ("04_fm_rewo", "04_fm_geco", "04_fm_std", "05_fid"):
-    judge(name, DASH, "not run yet")
+for name, model in (("04_fm_rewo", "VHP + REWO"), ("04_fm_geco", "VHP + GECO"),
+                    ("04_fm_std", "standard prior (VAE, ELBO)")):
+    judge(name, DASH, "not run yet", PAPER_TABLE2[model][0])
+judge("05_fid", DASH, "not run yet", PAPER_BEST_FID["hebae"], "g")
 glue("res_records", len(rec00 + list(rec01.values()) + rec02 + rec03 + study04))
 
 # %% [markdown]
@@ -161,21 +169,21 @@ glue("res_records", len(rec00 + list(rec01.values()) + rec02 + rec03 + study04))
 # | [2](02b_hebae_study.ipynb) | VAE / HEBAE, $k = 20$ | IS log-likelihood, test (nats) | HEBAE higher (Fig. 1a) | {glue:text}`res_full_02_ll` | — | {glue:text}`res_v_02_ll` |
 # | [2](02b_hebae_study.ipynb) | VAE / HEBAE / WAE, $k = 20$ | mean MIC(index, $z_j$) | VAE < HEBAE < WAE (Fig. 2c) | {glue:text}`res_full_02_mic` | {glue:text}`02_hebae.ipynb::ch02_mic_vae:s` / {glue:text}`02_hebae.ipynb::ch02_mic_hebae:s` / {glue:text}`02_hebae.ipynb::ch02_mic_wae:s` | {glue:text}`res_v_02_mic` |
 # | [2](02b_hebae_study.ipynb) | VAE / HEBAE / WAE, $k = 10$ | Fréchet distance of samples, classifier features | HEBAE lowest (Fig. 4, pictures) | {glue:text}`res_full_02_fd` | {glue:text}`02_hebae.ipynb::ch02_fd_vae:s` / {glue:text}`02_hebae.ipynb::ch02_fd_hebae:s` / {glue:text}`02_hebae.ipynb::ch02_fd_wae:s` | {glue:text}`res_v_02_fd` |
-# | [3](03b_vampprior_study.ipynb) | VAE, standard prior | test log-likelihood (nats) | −84.50 (Table 1) | {glue:text}`res_full_03_vae_std` | {glue:text}`03_vampprior.ipynb::ch03_ll_vae_std:s` | {glue:text}`res_v_03_vae_std` |
-# | [3](03b_vampprior_study.ipynb) | VAE, VampPrior | test log-likelihood (nats) | −82.38 (Table 1) | {glue:text}`res_full_03_vae_vamp` | {glue:text}`03_vampprior.ipynb::ch03_ll_vae_vamp:s` | {glue:text}`res_v_03_vae_vamp` |
-# | [3](03b_vampprior_study.ipynb) | HVAE, standard prior | test log-likelihood (nats) | −82.42 (Table 1) | {glue:text}`res_full_03_hvae_std` | {glue:text}`03_vampprior.ipynb::ch03_ll_hvae_std:s` | {glue:text}`res_v_03_hvae_std` |
-# | [3](03b_vampprior_study.ipynb) | HVAE, VampPrior | test log-likelihood (nats) | −81.24 (Table 1) | {glue:text}`res_full_03_hvae_vamp` | {glue:text}`03_vampprior.ipynb::ch03_ll_hvae_vamp:s` | {glue:text}`res_v_03_hvae_vamp` |
-# | [4](04b_pendulum_study.ipynb) | VHP + REWO | pendulum angle error (rad) | 0.054 (Table 1) | {glue:text}`res_full_04_rewo` | {glue:text}`04_geco_rewo.ipynb::ch04_rewo_mean:s` | {glue:text}`res_v_04_rewo` |
-# | [4](04b_pendulum_study.ipynb) | VHP + GECO | pendulum angle error (rad) | 0.53 (Table 1) | {glue:text}`res_full_04_geco` | {glue:text}`04_geco_rewo.ipynb::ch04_geco_mean:s` | {glue:text}`res_v_04_geco` |
-# | [4](04b_pendulum_study.ipynb) | VHP, VAE objective | pendulum angle error (rad) | 0.49 (Table 1) | {glue:text}`res_full_04_plain` | {glue:text}`04_geco_rewo.ipynb::ch04_plain_mean:s` | {glue:text}`res_v_04_plain` |
-# | [4](04b_pendulum_study.ipynb) | VHP + warm-up, 20 epochs | pendulum angle error (rad) | 0.20 (Table 1) | {glue:text}`res_full_04_wu20` | {glue:text}`04_geco_rewo.ipynb::ch04_wu20_mean:s` | {glue:text}`res_v_04_wu20` |
-# | [4](04b_pendulum_study.ipynb) | VHP + warm-up, 200 epochs | pendulum angle error (rad) | 0.31 (Table 1) | {glue:text}`res_full_04_wu200` | {glue:text}`04_geco_rewo.ipynb::ch04_wu200_mean:s` | {glue:text}`res_v_04_wu200` |
+# | [3](03b_vampprior_study.ipynb) | VAE, standard prior | test log-likelihood (nats) | {glue:text}`res_p_03_vae_std` (Table 1) | {glue:text}`res_full_03_vae_std` | {glue:text}`03_vampprior.ipynb::ch03_ll_vae_std:s` | {glue:text}`res_v_03_vae_std` |
+# | [3](03b_vampprior_study.ipynb) | VAE, VampPrior | test log-likelihood (nats) | {glue:text}`res_p_03_vae_vamp` (Table 1) | {glue:text}`res_full_03_vae_vamp` | {glue:text}`03_vampprior.ipynb::ch03_ll_vae_vamp:s` | {glue:text}`res_v_03_vae_vamp` |
+# | [3](03b_vampprior_study.ipynb) | HVAE, standard prior | test log-likelihood (nats) | {glue:text}`res_p_03_hvae_std` (Table 1) | {glue:text}`res_full_03_hvae_std` | {glue:text}`03_vampprior.ipynb::ch03_ll_hvae_std:s` | {glue:text}`res_v_03_hvae_std` |
+# | [3](03b_vampprior_study.ipynb) | HVAE, VampPrior | test log-likelihood (nats) | {glue:text}`res_p_03_hvae_vamp` (Table 1) | {glue:text}`res_full_03_hvae_vamp` | {glue:text}`03_vampprior.ipynb::ch03_ll_hvae_vamp:s` | {glue:text}`res_v_03_hvae_vamp` |
+# | [4](04b_pendulum_study.ipynb) | VHP + REWO | pendulum angle error (rad) | {glue:text}`res_p_04_rewo` (Table 1) | {glue:text}`res_full_04_rewo` | {glue:text}`04_geco_rewo.ipynb::ch04_rewo_mean:s` | {glue:text}`res_v_04_rewo` |
+# | [4](04b_pendulum_study.ipynb) | VHP + GECO | pendulum angle error (rad) | {glue:text}`res_p_04_geco` (Table 1) | {glue:text}`res_full_04_geco` | {glue:text}`04_geco_rewo.ipynb::ch04_geco_mean:s` | {glue:text}`res_v_04_geco` |
+# | [4](04b_pendulum_study.ipynb) | VHP, VAE objective | pendulum angle error (rad) | {glue:text}`res_p_04_plain` (Table 1) | {glue:text}`res_full_04_plain` | {glue:text}`04_geco_rewo.ipynb::ch04_plain_mean:s` | {glue:text}`res_v_04_plain` |
+# | [4](04b_pendulum_study.ipynb) | VHP + warm-up, 20 epochs | pendulum angle error (rad) | {glue:text}`res_p_04_wu20` (Table 1) | {glue:text}`res_full_04_wu20` | {glue:text}`04_geco_rewo.ipynb::ch04_wu20_mean:s` | {glue:text}`res_v_04_wu20` |
+# | [4](04b_pendulum_study.ipynb) | VHP + warm-up, 200 epochs | pendulum angle error (rad) | {glue:text}`res_p_04_wu200` (Table 1) | {glue:text}`res_full_04_wu200` | {glue:text}`04_geco_rewo.ipynb::ch04_wu200_mean:s` | {glue:text}`res_v_04_wu200` |
 # | [4](04b_pendulum_study.ipynb) | VHP + REWO, App. B.1's update | pendulum angle error (rad) | — (Fig. 10: $\beta$ only) | {glue:text}`res_full_04_rewo_b1` | {glue:text}`04b_pendulum_study.ipynb::ch04b_build_rewo_b1:s` | {glue:text}`res_v_04_rewo_b1` |
 # | [4](04b_pendulum_study.ipynb) | VHP + REWO, ELBO in the prior (App. B.4) | pendulum angle error (rad) | — ("poor", Fig. 15) | {glue:text}`res_full_04_rewo_elbo` | {glue:text}`04b_pendulum_study.ipynb::ch04b_build_rewo_elbo:s` | {glue:text}`res_v_04_rewo_elbo` |
-# | [4](04_geco_rewo.ipynb) | VHP + REWO | Fashion-MNIST NLL (nats) | 225.37 (Table 2) | {glue:text}`res_full_04_fm_rewo` | {glue:text}`04_geco_rewo.ipynb::ch04_rewo_nll:s` | {glue:text}`res_v_04_fm_rewo` |
-# | [4](04_geco_rewo.ipynb) | VHP + GECO | Fashion-MNIST NLL (nats) | 234.73 (Table 2) | {glue:text}`res_full_04_fm_geco` | {glue:text}`04_geco_rewo.ipynb::ch04_geco_nll:s` | {glue:text}`res_v_04_fm_geco` |
-# | [4](04_geco_rewo.ipynb) | VAE, standard prior | Fashion-MNIST NLL (nats) | 226.83, IWAE $L = 1$ (Table 2) | {glue:text}`res_full_04_fm_std` | {glue:text}`04_geco_rewo.ipynb::ch04_std_nll:s` | {glue:text}`res_v_04_fm_std` |
-# | [5](celeba.ipynb) | HEBAE | FID, CelebA 64 × 64 | 46 (Sec. 4, best $\lambda$) | {glue:text}`res_full_05_fid` | not executed (CelebA, GPU) | {glue:text}`res_v_05_fid` |
+# | [4](04_geco_rewo.ipynb) | VHP + REWO | Fashion-MNIST NLL (nats) | {glue:text}`res_p_04_fm_rewo` (Table 2) | {glue:text}`res_full_04_fm_rewo` | {glue:text}`04_geco_rewo.ipynb::ch04_rewo_nll:s` | {glue:text}`res_v_04_fm_rewo` |
+# | [4](04_geco_rewo.ipynb) | VHP + GECO | Fashion-MNIST NLL (nats) | {glue:text}`res_p_04_fm_geco` (Table 2) | {glue:text}`res_full_04_fm_geco` | {glue:text}`04_geco_rewo.ipynb::ch04_geco_nll:s` | {glue:text}`res_v_04_fm_geco` |
+# | [4](04_geco_rewo.ipynb) | VAE, standard prior | Fashion-MNIST NLL (nats) | {glue:text}`res_p_04_fm_std`, IWAE $L = 1$ (Table 2) | {glue:text}`res_full_04_fm_std` | {glue:text}`04_geco_rewo.ipynb::ch04_std_nll:s` | {glue:text}`res_v_04_fm_std` |
+# | [5](celeba.ipynb) | HEBAE | FID, CelebA 64 × 64 | {glue:text}`res_p_05_fid` (Sec. 4, best $\lambda$) | {glue:text}`res_full_05_fid` | not executed (CelebA, GPU) | {glue:text}`res_v_05_fid` |
 #
 # The recorded column rests on {glue:text}`res_records` records. Where a row compares several models
 # its cells list them in the order of the model column; chapter 2's rows are the study's runs at the

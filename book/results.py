@@ -93,8 +93,8 @@ judge("01_mic", f"{mic01['vae']:.2f} / {mic01['wae']:.2f}" if have01 else DASH,
 rec02 = full_records("02b_hebae_study")
 study = hebae_study.load_study(rec02)
 claims = hebae_study.claims(study)
-trio20 = hebae_study._trio(study, 20, 1.0)
-trio10 = hebae_study._trio(study, 10, 10.0)
+trio20 = hebae_study.models_at(study, 20, 1.0)
+trio10 = hebae_study.models_at(study, 10, 10.0)
 
 
 def per_model(trio, get, spec=".1f", models=hebae_study.MODELS):

@@ -18,7 +18,7 @@ from vaelab.experiments.hebae_runs import LAMBDAS, STUDY_POINTS
 from vaelab.lab.compare import ordering_verdict
 from vaelab.lab.plots import legend_above
 
-__all__ = ["load_study", "unpaired", "epochs_to_reach", "fig1a_top", "fig1a_bottom", "fig2", "fig4", "claims",
+__all__ = ["load_study", "unpaired", "epochs_to_reach", "fig1a_top", "fig1a_bottom", "fig2", "fig4", "claims", "models_at",
            "lambda_spread"]
 
 KS = (2, 5, 10, 20)
@@ -103,14 +103,16 @@ def fig1a_bottom(study: dict, plt):
     return fig
 
 
-def _trio(study: dict, k: int, wae_lam: float):
+def models_at(study: dict, k: int, wae_lam: float) -> dict:
+    """The VAE's, HEBAE's (lambda = 1) and the WAE's (MMD weight ``wae_lam``) results at latent size ``k``,
+    by model name; None where the study has no record."""
     return {"VAE": _point(study, "vae", k), "HEBAE": _point(study, "hebae", k),
             "WAE": _point(study, "wae", k, wae_lam)}
 
 
 def fig2(study: dict, plt):
     """|covariance| and |correlation| of the test codes, k = 20, and MIC per dimension (Fig. 2a-c)."""
-    trio = {m: r for m, r in _trio(study, 20, 1.0).items() if r is not None}
+    trio = {m: r for m, r in models_at(study, 20, 1.0).items() if r is not None}
     if not trio:
         return _not_run_yet(plt, "Fig. 2: no point of the study recorded yet")
     fig, axes = plt.subplots(2, len(trio) + 1, figsize=(7.2, 4.2), squeeze=False, layout="constrained")
@@ -133,7 +135,7 @@ def fig2(study: dict, plt):
 
 def fig4(study: dict, plt):
     """Samples of N(0, I) decoded, k = 10: the VAE and HEBAE at lambda = 1, the WAE at 10 (Fig. 4)."""
-    trio = {m: r for m, r in _trio(study, 10, 10.0).items() if r is not None}
+    trio = {m: r for m, r in models_at(study, 10, 10.0).items() if r is not None}
     if not trio:
         return _not_run_yet(plt, "Fig. 4: no point of the study recorded yet")
     fig, axes = plt.subplots(len(trio), 1, figsize=(7.2, 0.75 * len(trio) + 0.2), squeeze=False,
@@ -202,7 +204,7 @@ def claims(study: dict) -> list[dict]:
         add(f"HEBAE's {what} varies less over λ = 0.01..100 than the VAE's (k = 20)", "Fig. 1a, bottom (curves)",
             measured, verdict)
     # Fig. 2: correlations and MIC
-    trio = _trio(study, 20, 1.0)
+    trio = models_at(study, 20, 1.0)
     if all(trio.values()):
         c = {m: trio[m]["codes"]["mean_abs_offdiag_corr"] for m in MODELS}
         add("HEBAE's codes are the least correlated (mean |off-diagonal correlation|)", "Fig. 2a, b (matrices)",
@@ -219,7 +221,7 @@ def claims(study: dict) -> list[dict]:
             "-", "not run yet")
         add("MIC(index, z) orders VAE < HEBAE < WAE", "Fig. 2c (bars)", "-", "not run yet")
     # Fig. 4: better samples
-    trio4 = _trio(study, 10, 10.0)
+    trio4 = models_at(study, 10, 10.0)
     if all(trio4.values()):
         fd = {m: trio4[m]["fd_classifier"] for m in MODELS}
         add("HEBAE's samples are better than the VAE's and the WAE's (k = 10)", "Fig. 4 (pictures only)",

@@ -104,3 +104,49 @@ def test_load_study_refuses_unknown_points():
     with pytest.raises(ValueError, match="STUDY_POINTS"):
         hs.load_study([{"results": {"runs": {"vae_k3": {}}}}])
     assert math.isclose(hs.load_study([{"results": {"runs": {"vae_k20": {"x": 1}}}}])["vae_k20"]["x"], 1)
+
+
+def chapter1_records(elbos, k=20):
+    """Chapter 1's full-scale records as its sweep writes them: one VAE per record, one sweep row each."""
+    return [{"git": {"commit": "abc"},
+             "results": {"run": f"vae{i}", "kl_per_dim": {f"{lam:g}": [0.1] * k},
+                         "sweep": [{"lam": lam, "elbo": e}]}}
+            for i, (lam, e) in enumerate(zip(LAMBDAS, elbos), 1)]
+
+
+def test_chapter1_sweep_reads_the_vae_side_and_refuses_other_settings():
+    elbos = [-140.0, -120.0, -105.0, -98.0, -115.0, -190.0, -205.0]
+    ch1 = hs.chapter1_sweep(chapter1_records(elbos))
+    assert list(ch1) == list(LAMBDAS) and [v["std_elbo"]["mean"] for v in ch1.values()] == elbos
+    with pytest.raises(ValueError, match="k = 20"):
+        hs.chapter1_sweep(chapter1_records(elbos, k=10))
+    bad = chapter1_records(elbos)
+    bad[0]["results"]["sweep"][0]["lam"] = 0.5
+    with pytest.raises(ValueError, match="lambda=0.5"):
+        hs.chapter1_sweep(bad)
+
+
+def test_the_vae_side_of_fig1a_bottom_comes_from_chapter1_until_the_study_has_its_own():
+    ch1 = hs.chapter1_sweep(chapter1_records([-140.0, -120.0, -105.0, -98.0, -115.0, -190.0, -205.0]))
+    full = study(vae_spread=50.0, hebae_spread=5.0)
+    no_vae = {n: r for n, r in full.items() if not n.startswith("vae_lam")}
+    pts, source = hs.lambda_curve(no_vae, "vae", "std_elbo", ch1)
+    assert source == "chapter 1" and pts[3] == (1.0, -98.0)
+    assert hs.lambda_spread(no_vae, "vae", "std_elbo", ch1) == (pytest.approx(107.0), 7)
+    # the IS log-likelihood is not chapter 1's: the VAE has only its lambda = 1 point there
+    assert hs.lambda_curve(no_vae, "vae", "is_ll", ch1)[1] == "study"
+    assert hs.lambda_spread(no_vae, "vae", "is_ll", ch1)[1] == 1
+    # once the study's own seven VAE points are recorded, they are used
+    assert hs.lambda_curve(full, "vae", "std_elbo", ch1)[1] == "study"
+    assert hs.lambda_spread(full, "vae", "std_elbo", ch1) == (pytest.approx(50.0), 7)
+    rows = {r["claim"]: r for r in hs.claims(no_vae, ch1)}
+    elbo = rows["HEBAE's standard ELBO varies less over λ = 0.01..100 than the VAE's (k = 20)"]
+    assert elbo["verdict"] == "reproduced" and "VAE (chapter 1's sweep) 107.0" in elbo["measured"]
+    ll = rows["HEBAE's IS log-likelihood varies less over λ = 0.01..100 than the VAE's (k = 20)"]
+    assert ll["verdict"] == "not run yet"
+    assert hs.claims(no_vae)[4]["verdict"] == "not run yet"  # without chapter 1's records
+    fig = hs.fig1a_bottom(no_vae, plt, ch1)
+    left, right = fig.axes[:2]
+    assert [line.get_label() for line in left.lines] == ["VAE (chapter 1's sweep)", "HEBAE"]
+    assert [line.get_color() for line in right.lines] == [left.lines[0].get_color(), left.lines[1].get_color()]
+    plt.close(fig)

@@ -18,8 +18,8 @@ from vaelab.experiments.hebae_runs import LAMBDAS, STUDY_POINTS
 from vaelab.lab.compare import ordering_verdict
 from vaelab.lab.plots import legend_above
 
-__all__ = ["load_study", "unpaired", "epochs_to_reach", "fig1a_top", "fig1a_bottom", "fig2", "fig4", "claims", "models_at",
-           "lambda_spread"]
+__all__ = ["load_study", "chapter1_sweep", "unpaired", "epochs_to_reach", "fig1a_top", "fig1a_bottom", "fig2", "fig4",
+           "claims", "models_at", "lambda_curve", "lambda_spread"]
 
 KS = (2, 5, 10, 20)
 MODELS = ("VAE", "HEBAE", "WAE")
@@ -38,6 +38,29 @@ def load_study(records: list[dict] | None = None, sweep_dir: str | Path | None =
     if unknown:
         raise ValueError(f"points {unknown} are not in vaelab.experiments.hebae_runs.STUDY_POINTS")
     return out
+
+
+def chapter1_sweep(records: list[dict]) -> dict[float, dict]:
+    """Chapter 1's recorded VAE sweep at full scale, KL weight -> ``{"std_elbo": {"mean"}, "commit"}``.
+
+    Chapter 1 (``01b_collapse_study``) trains the same VAE as this study (App. B.1's network at k = 20,
+    Adam 1e-3 decayed by 0.995 per epoch, batch 128, 100 epochs on all 60,000 images) at the same seven
+    weights ``LAMBDAS`` and measures the same standard ELBO (one posterior sample per image, closed-form
+    KL, all 10,000 test images); it only keeps each epoch's last, incomplete batch, which the study drops.
+    So it stands for the VAE's side of Fig. 1a, bottom, until the study's own VAE points are recorded
+    (``lambda_curve``). It keeps no standard error and no IS log-likelihood. A record at another latent
+    size or weight is refused, not skipped."""
+    out: dict[float, dict] = {}
+    for rec in records:
+        r = rec["results"]
+        for row in r.get("sweep", []):
+            lam = float(f"{row['lam']:.6g}")
+            k = len(next(iter(r["kl_per_dim"].values())))
+            if lam not in LAMBDAS or k != 20:
+                raise ValueError(f"chapter 1's record {r['run']!r} is at lambda={lam:g}, k={k}: the study's "
+                                 f"Fig. 1a bottom needs k = 20 at one of {LAMBDAS}")
+            out[lam] = {"std_elbo": {"mean": float(row["elbo"])}, "commit": rec["git"]["commit"]}
+    return dict(sorted(out.items()))
 
 
 def unpaired(a: dict, b: dict) -> tuple[float, float]:
@@ -82,23 +105,37 @@ def fig1a_top(study: dict, plt):
     return fig
 
 
-def lambda_spread(study: dict, kind: str, key: str) -> tuple[float | None, int]:
-    """Max minus min over the KL weights of a final metric (``std_elbo`` or ``is_ll``) at k = 20, and how
-    many of the seven weights are recorded."""
-    vals = [r[key]["mean"] for lam in LAMBDAS if (r := _point(study, kind, 20, lam)) is not None]
+def lambda_curve(study: dict, kind: str, key: str, chapter1: dict | None = None) -> tuple[list, str]:
+    """``[(lam, final value)]`` of a final metric (``std_elbo`` or ``is_ll``) over the KL weights at k = 20,
+    and where it comes from: ``"study"``, or ``"chapter 1"`` for the VAE's standard ELBO while the study's
+    own VAE points are not all recorded and ``chapter1`` (``chapter1_sweep``) has every weight."""
+    pts = [(lam, r[key]["mean"]) for lam in LAMBDAS if (r := _point(study, kind, 20, lam)) is not None]
+    if (kind == "vae" and key == "std_elbo" and chapter1 and len(pts) < len(LAMBDAS)
+            and set(chapter1) == set(LAMBDAS)):
+        return [(lam, chapter1[lam]["std_elbo"]["mean"]) for lam in LAMBDAS], "chapter 1"
+    return pts, "study"
+
+
+def lambda_spread(study: dict, kind: str, key: str, chapter1: dict | None = None) -> tuple[float | None, int]:
+    """Max minus min over the KL weights of a final metric at k = 20 (``lambda_curve``), and how many of
+    the seven weights it has."""
+    vals = [v for _, v in lambda_curve(study, kind, key, chapter1)[0]]
     return (max(vals) - min(vals) if len(vals) >= 2 else None), len(vals)
 
 
-def fig1a_bottom(study: dict, plt):
-    """Final standard ELBO and IS log-likelihood against lambda, k = 20 (Fig. 1a, bottom)."""
+def fig1a_bottom(study: dict, plt, chapter1: dict | None = None):
+    """Final standard ELBO and IS log-likelihood against lambda, k = 20 (Fig. 1a, bottom); the VAE's
+    standard ELBO from chapter 1's sweep while the study's own VAE points are missing (``lambda_curve``)."""
     fig, axes = plt.subplots(1, 2, figsize=(7.2, 2.6), layout="constrained")
     for ax, key, label in zip(axes, ("std_elbo", "is_ll"), ("standard ELBO", "IS log-likelihood")):
-        for kind, marker in (("vae", "o-"), ("hebae", "s--")):
-            pts = [(lam, r[key]["mean"]) for lam in LAMBDAS if (r := _point(study, kind, 20, lam)) is not None]
+        for kind, marker, color in (("vae", "o-", "C0"), ("hebae", "s--", "C1")):
+            pts, source = lambda_curve(study, kind, key, chapter1)
             if pts:
-                ax.plot(*zip(*pts), marker, label=kind.upper())
+                borrowed = source == "chapter 1"  # open markers: another page's runs
+                ax.plot(*zip(*pts), marker, color=color, mfc="white" if borrowed else color,
+                        label=kind.upper() + (" (chapter 1's sweep)" if borrowed else ""))
         ax.set(xscale="log", xlabel=r"KL weight $\lambda$", ylabel=f"test {label} (nats)")
-    if axes[0].get_legend_handles_labels()[0]:
+    if any(ax.lines for ax in axes):
         legend_above(fig, axes)
     return fig
 
@@ -160,8 +197,9 @@ def _mean_se(values) -> tuple[float, float]:
     return float(v.mean()), float(v.std(ddof=1) / math.sqrt(len(v)))
 
 
-def claims(study: dict) -> list[dict]:
-    """One row per claim of the paper: the claim, what was measured (with its s.e.), the verdict."""
+def claims(study: dict, chapter1: dict | None = None) -> list[dict]:
+    """One row per claim of the paper: the claim, what was measured (with its s.e.), the verdict; the VAE's
+    standard ELBO over lambda from chapter 1's sweep (``chapter1_sweep``) while the study lacks its own."""
     rows = []
 
     def add(claim, where, measured, verdict):
@@ -194,12 +232,14 @@ def claims(study: dict) -> list[dict]:
         *_at_every_k(study, faster))
     # Fig. 1a, bottom: less sensitive to lambda
     for key, what in (("std_elbo", "standard ELBO"), ("is_ll", "IS log-likelihood")):
-        (sv, nv), (sh, nh) = lambda_spread(study, "vae", key), lambda_spread(study, "hebae", key)
+        (sv, nv), (sh, nh) = lambda_spread(study, "vae", key, chapter1), lambda_spread(study, "hebae", key)
+        vae_from = " (chapter 1's sweep)" if lambda_curve(study, "vae", key, chapter1)[1] == "chapter 1" else ""
         if nv < len(LAMBDAS) or nh < len(LAMBDAS):
-            measured = f"{nv} of {len(LAMBDAS)} VAE and {nh} of {len(LAMBDAS)} HEBAE weights recorded"
+            measured = (f"{nv} of {len(LAMBDAS)} VAE{vae_from} and {nh} of {len(LAMBDAS)} HEBAE weights "
+                        "recorded")
             verdict = "not run yet"
         else:
-            measured = f"spread over λ: HEBAE {sh:.1f}, VAE {sv:.1f} nats"
+            measured = f"spread over λ: HEBAE {sh:.1f}, VAE{vae_from} {sv:.1f} nats"
             verdict = "reproduced" if sh < sv else "not reproduced"
         add(f"HEBAE's {what} varies less over λ = 0.01..100 than the VAE's (k = 20)", "Fig. 1a, bottom (curves)",
             measured, verdict)

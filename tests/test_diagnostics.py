@@ -63,6 +63,18 @@ def test_posterior_samples_vae():
     torch.testing.assert_close(many.var(1).log(), logvar, atol=0.15, rtol=0)
 
 
+def test_codes_covariance_is_the_means_covariance_plus_the_mean_posterior_variance():
+    """Law of total covariance, Cov z = Cov_x mu(x) + E_x diag sigma^2(x): why HEBAE's Fig. 2 (chapter 02b)
+    draws the means' matrices, where a collapsed dimension (mu constant, sigma = 1) has variance 0, not 1."""
+    model, data = toy_vae(), toy_data()
+    mu, logvar = dg.posterior_stats(model, data)
+    z = dg.posterior_samples(model, data, 20_000, torch.Generator().manual_seed(1)).reshape(-1, 3)
+    cov_z = dg.latent_cov_corr(z)[0]
+    cov_mu = torch.cov(mu.T, correction=0)
+    torch.testing.assert_close(cov_z, cov_mu + torch.diag(logvar.exp().mean(0)), atol=0.01, rtol=0)
+    assert (cov_z - cov_mu).diagonal().min() > 0.5  # the draws' diagonal carries the posterior variances
+
+
 def test_posterior_stats_rejects_non_image_data():
     with pytest.raises(TypeError, match="data must be a vaelab.data.ImageData"):
         dg.posterior_stats(toy_vae(), torch.rand(4, 1, 6, 6))

@@ -18,11 +18,14 @@ from vaelab.lab.plots import book_style  # noqa: E402
 book_style()  # the figures must draw under the book's style, as they do on the page
 
 
-def fake_result(kind, k, lam, form, *, elbo, ll, mic=0.3, corr=0.05, fd=20.0, se=0.2, epochs=100):
+def fake_result(kind, k, lam, form, *, elbo, ll, mic=0.3, corr=0.05, fd=20.0, se=0.2, epochs=100, collapsed=0):
     curve = list(np.linspace(elbo - 50, elbo, epochs))
+    means_var = np.where(np.arange(k) < collapsed, 0.001, 1.0)  # a collapsed dimension's mean hardly varies
     r = {"kind": kind, "k": k, "lam": lam, "form": form if kind == "hebae" else None, "label": kind.upper(),
          "per_epoch": {"loss": [-v for v in curve]}, "test_objective": -elbo,
          "codes": {"cov": np.eye(k).tolist(), "corr": np.eye(k).tolist(), "mean_abs_offdiag_corr": corr},
+         "codes_mean": {"cov": np.diag(means_var).tolist(), "corr": np.eye(k).tolist(),
+                        "mean_abs_offdiag_corr": corr},
          "mic": {"mic": list(mic + 0.01 * np.arange(k) - 0.005 * k), "mean_mic": mic},
          "fd_classifier": fd, "pictures": {"samples": encode_images(torch.rand(16, 1, 28, 28))}}
     if kind != "wae":
@@ -32,7 +35,7 @@ def fake_result(kind, k, lam, form, *, elbo, ll, mic=0.3, corr=0.05, fd=20.0, se
     return r
 
 
-def study(hebae_gain=2.0, hebae_spread=5.0, vae_spread=50.0, mics=(0.2, 0.4, 0.6)):
+def study(hebae_gain=2.0, hebae_spread=5.0, vae_spread=50.0, mics=(0.2, 0.4, 0.6), collapsed=(3, 0, 0)):
     out = {}
     for name, (kind, k, lam, form) in STUDY_POINTS.items():
         i = LAMBDAS.index(lam) if lam in LAMBDAS else 3
@@ -41,7 +44,8 @@ def study(hebae_gain=2.0, hebae_spread=5.0, vae_spread=50.0, mics=(0.2, 0.4, 0.6
         mic = {"vae": mics[0], "hebae": mics[1], "wae": mics[2]}[kind]
         out[name] = fake_result(kind, k, lam, form, elbo=base + gain, ll=base + 5 + gain, mic=mic,
                                 corr={"vae": 0.05, "hebae": 0.02, "wae": 0.04}[kind],
-                                fd={"vae": 30.0, "hebae": 20.0, "wae": 25.0}[kind])
+                                fd={"vae": 30.0, "hebae": 20.0, "wae": 25.0}[kind],
+                                collapsed=dict(zip(("vae", "hebae", "wae"), collapsed))[kind])
     return out
 
 
@@ -60,7 +64,7 @@ def test_ordering_verdict_uses_two_standard_errors():
 
 def test_every_claim_holds_on_a_study_built_to_hold_them():
     rows = hs.claims(study())
-    assert len(rows) == 9 and {r["verdict"] for r in rows} == {"reproduced"}
+    assert len(rows) == 10 and {r["verdict"] for r in rows} == {"reproduced"}
 
 
 def test_claims_fail_where_the_numbers_say_so():
@@ -71,6 +75,9 @@ def test_claims_fail_where_the_numbers_say_so():
     assert v["HEBAE reaches the VAE's final standard ELBO in fewer epochs"] == "not reproduced"
     assert v["HEBAE's standard ELBO varies less over λ = 0.01..100 than the VAE's (k = 20)"] == "not reproduced"
     assert v["MIC(index, z) orders VAE < HEBAE < WAE"] == "not reproduced"
+    collapsed = by_claim(hs.claims(study(collapsed=(3, 1, 0))))
+    assert collapsed["Only the VAE has latent dimensions whose posterior mean hardly varies (variance < 0.01)"] == \
+        "not reproduced"
     # a gain of 0.3 nats with a combined s.e. of 0.28 is noise
     assert hs.claims(study(hebae_gain=0.3))[1]["verdict"] == "within noise"
 
@@ -150,3 +157,20 @@ def test_the_vae_side_of_fig1a_bottom_comes_from_chapter1_until_the_study_has_it
     assert [line.get_label() for line in left.lines] == ["VAE (chapter 1's sweep)", "HEBAE"]
     assert [line.get_color() for line in right.lines] == [left.lines[0].get_color(), left.lines[1].get_color()]
     plt.close(fig)
+
+
+def test_fig2_reads_the_posterior_means_and_waits_for_runs_recorded_without_them():
+    s = study()
+    rows = {r["claim"]: r for r in hs.claims(s)}
+    assert rows["Only the VAE has latent dimensions whose posterior mean hardly varies (variance < 0.01)"][
+        "measured"] == "VAE 3 of 20, HEBAE 0 of 20, WAE 0 of 20"
+    # a VAE and a HEBAE recorded before the means were: their draws are not the paper's matrices
+    old = {n: {k: v for k, v in r.items() if k != "codes_mean"} for n, r in s.items()}
+    assert hs.mean_codes(old["wae_k20"]) is old["wae_k20"]["codes"]  # the WAE's codes are its means
+    assert hs.mean_codes(old["vae_k20"]) is None
+    rows = {r["claim"]: r for r in hs.claims(old)}
+    corr = rows["HEBAE's posterior means are the least correlated (mean |off-diagonal correlation|)"]
+    assert corr["verdict"] == "not run yet" and corr["measured"] == "posterior means of the VAE and HEBAE not recorded yet"
+    assert rows["MIC(index, z) orders VAE < HEBAE < WAE"]["verdict"] == "reproduced"
+    for st in (s, old):
+        plt.close(hs.fig2(st, plt))

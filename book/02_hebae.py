@@ -905,10 +905,15 @@ glue("ch02_forms_gap", forms_gap, ".1f")
 # %% [markdown]
 # ### 6.5 Fig. 2: latent covariance and correlation and MIC/TIC
 #
-# Codes of test images: $z\sim q(z\mid x)$ for the VAE and for HEBAE (in the exact form its full posterior,
-# so that its correlations are in the samples), $z = f(x)$ for the WAE. One number per model for the distance from
-# independence: the mean absolute off-diagonal correlation. Then the MIC and TIC between the index of a test
-# image and each latent coordinate, as in [chapter 1](01_vae_collapse.ipynb) (several posterior samples per image; the paper's
+# The paper reads posterior collapse off the diagonals of its covariance matrices (in the VAE "the variance
+# terms on the diagonals reduce close to 0"), so its matrices are those of the posterior means $\mu(x)$ over
+# the test images: a draw $z = \mu(x) + \sigma(x)\,\varepsilon$ has $\operatorname{Cov} z =
+# \operatorname{Cov}_x \mu(x) + \mathbb E_x \operatorname{diag}\sigma^2(x)$ (the law of total covariance,
+# checked on the VAE after the figure), and a collapsed dimension, with $\mu$ constant and $\sigma = 1$,
+# has variance 1 among the draws. We take the means for the VAE and HEBAE and the codes $f(x)$, which are
+# its means, for the WAE. One number per model for the distance from independence: the mean absolute
+# off-diagonal correlation. Then the MIC and TIC between the index of a test image and each latent
+# coordinate, as in [chapter 1](01_vae_collapse.ipynb) (several posterior samples per image; the paper's
 # ordering is VAE < HEBAE < WAE).
 
 # %%
@@ -918,10 +923,9 @@ trio = {"VAE": train("vae", sweep_dim, 1.0)[0],
 stats = {}
 fig, axes = plt.subplots(2, 3, figsize=(7, 5))
 for col, (name, model) in enumerate(trio.items()):
-    zz = posterior_samples(model, elbo_set, 1,
-                           generator=torch.Generator(dev).manual_seed(seed))[:, 0]
-    cov, corr = latent_cov_corr(zz)
-    np.testing.assert_allclose(cov.cpu().numpy(), np.cov(zz.cpu().numpy().T),
+    mu = posterior_stats(model, elbo_set)[0]  # the WAE's: its codes f(x)
+    cov, corr = latent_cov_corr(mu)
+    np.testing.assert_allclose(cov.cpu().numpy(), np.cov(mu.cpu().numpy().T),
                                rtol=1e-4, atol=1e-6)
     stats[name] = {"mean_abs_offdiag_corr": mean_abs_offdiag(corr).item(),
                    "mean_abs_offdiag_cov": mean_abs_offdiag(cov).item(),
@@ -944,17 +948,25 @@ glue("ch02_wae_lam_fig2", wae_lam_fig2, "g")
 # ```{glue:figure} ch02_fig_cov_corr
 # :name: fig-ch02-cov-corr
 # The paper's Fig. 2a, b at this build's scale: the absolute covariance (top) and correlation (bottom)
-# between the {glue:text}`ch02_sweep_dim` latent coordinates of one code per test image
-# ({glue:text}`ch02_elbo_images` images), for the VAE and HEBAE at $\lambda = 1$ and the WAE at MMD weight
+# between the {glue:text}`ch02_sweep_dim` latent coordinates of the posterior means $\mu(x)$ of the test
+# images ({glue:text}`ch02_elbo_images` images; the WAE's codes $f(x)$), for the VAE and HEBAE at $\lambda = 1$ and the WAE at MMD weight
 # {glue:text}`ch02_wae_lam_fig2`; each title gives the mean off-diagonal value. Codes closer to independent have
 # darker off-diagonal cells.
 # ```
 
 # %%
+# Check: the VAE's draws have the covariance of its means plus the mean posterior variance on the diagonal
+mu_v, logvar_v = posterior_stats(trio["VAE"], elbo_set)
+z_v = posterior_samples(trio["VAE"], elbo_set, 50,
+                        generator=torch.Generator(dev).manual_seed(seed)).reshape(-1, sweep_dim)
+cov_z = latent_cov_corr(z_v)[0].cpu().numpy()
+total = (latent_cov_corr(mu_v)[0] + torch.diag(logvar_v.exp().mean(0))).cpu().numpy()
+d = np.diag(cov_z)  # five standard errors of each covariance entry of len(z_v) draws
+assert (np.abs(cov_z - total) < 5 * np.sqrt(np.outer(d, d) + cov_z ** 2) / math.sqrt(len(z_v))).all()
 show(pd.DataFrame([{"model": name, "mean |off-diagonal correlation|":
                     v["mean_abs_offdiag_corr"],
                     "mean |off-diagonal covariance|": v["mean_abs_offdiag_cov"],
-                    "mean variance": v["mean_var"]} for name, v in stats.items()]),
+                    "mean variance of μ": v["mean_var"]} for name, v in stats.items()]),
      precision=3)
 glue("ch02_corr_vae", stats["VAE"]["mean_abs_offdiag_corr"], ".3f")
 glue("ch02_corr_hebae", stats["HEBAE"]["mean_abs_offdiag_corr"], ".3f")

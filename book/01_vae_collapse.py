@@ -830,7 +830,9 @@ glue("ch01_corr_wae", stats["WAE"]["mean_abs_offdiag_corr"], ".2f")
 #
 # Absolute covariance (top) and correlation (bottom) of the 20 latent coordinates over the test
 # images: one posterior sample per image for the VAE trained with $\lambda = 1$ (left), the
-# deterministic codes of the WAE (right). HEBAE's Fig. 2a shows the same matrices for its runs.
+# deterministic codes of the WAE (right). HEBAE's Fig. 2a draws the matrices of the posterior *means*
+# instead, where a collapsed dimension has variance near 0; in one draw per image it has variance near 1
+# (the law of total covariance, {doc}`chapter 2 <02_hebae>`, section 6.5).
 # ```
 #
 # **MIC and TIC between the sample index and each latent.** The maximal information coefficient

@@ -269,9 +269,12 @@ def claims(study: dict, chapter1: dict | None = None) -> list[dict]:
         add(var_claim, "Fig. 2a (diagonals)", ", ".join(f"{m} {low[m]} of {k}" for m in MODELS),
             "reproduced" if low["VAE"] > 0 and low["HEBAE"] == low["WAE"] == 0 else "not reproduced")
     else:
-        waiting = " and ".join(m for m in MODELS if not means[m])
+        unrun = [m for m in MODELS if trio[m] is None]
+        no_means = [m for m in MODELS if trio[m] is not None and not means[m]]
+        said = ([f"{_listed(unrun)} not run yet"] if unrun else []) + (
+            [f"posterior means of the {_listed(no_means)} not recorded yet"] if no_means else [])
         for claim, where in ((corr_claim, "Fig. 2b (matrices)"), (var_claim, "Fig. 2a (diagonals)")):
-            add(claim, where, f"posterior means of the {waiting} not recorded yet", "not run yet")
+            add(claim, where, "; ".join(said), "not run yet")
     if all(trio.values()):
         mic = {m: _mean_se(trio[m]["mic"]["mic"]) for m in MODELS}
         d1 = (mic["HEBAE"][0] - mic["VAE"][0], math.hypot(mic["HEBAE"][1], mic["VAE"][1]))
@@ -309,6 +312,11 @@ def _at_every_k(study: dict, measure) -> tuple[str, str]:
         parts.append(f"k={k}: {part}")
         verdicts.append(verdict)
     return "; ".join(parts) or "-", _combine(verdicts)
+
+
+def _listed(names: list[str]) -> str:
+    """``["VAE", "HEBAE", "WAE"]`` -> "VAE, HEBAE and WAE"."""
+    return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else "".join(names)
 
 
 def _combine(verdicts: list[str]) -> str:

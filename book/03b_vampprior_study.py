@@ -88,6 +88,7 @@ import pandas as pd
 from IPython.display import display
 
 import vaelab
+from vaelab.data.images import decode_images
 from vaelab.experiments import vamp_runs as vr
 from vaelab.lab import vamp_study as vs
 from vaelab.lab.plots import show_images
@@ -163,10 +164,10 @@ glue("ch03b_recorded", "; ".join(
 # pseudo-inputs in a record, so their cells read "—".
 
 # %%
-pictures = {name: vr.decode_images(res["pseudo_inputs"])
+pictures = {name: decode_images(res["pseudo_inputs"])
             for name, res in recorded.items() if "pseudo_inputs" in res}
 if "pseudo_inputs" in result:
-    mine = vr.decode_images(result["pseudo_inputs"])
+    mine = decode_images(result["pseudo_inputs"])
     pictures[f"{vr.MODELS[run]} (this execution)"] = mine
 fig, axes = plt.subplots(max(len(pictures), 1), 1, squeeze=False,
                          figsize=(7, 1.15 * max(len(pictures), 1)))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from vaelab.data.images import ImageData, Splits
+from vaelab.data.images import ImageData, Splits, decode_images
 from vaelab.experiments import vamp_runs as vr
 from vaelab.lab import records, vamp_study as vs
 from vaelab.lab.chapter import spec_of
@@ -81,7 +81,7 @@ def test_a_point_trains_measures_and_writes_its_result(run, tmp_path):
     assert row["model"] == vr.MODELS[run] and row["epochs_trained"] == 1 and "ll_images" not in row
     assert row["test_ll"] >= row["ll_set_elbo"] and row["test_ll_se"] > 0
     assert set(result["active_units"]) == ({"z2", "z1"} if run.startswith("hvae") else {"z"})
-    assert vr.decode_images(result["pseudo_inputs"]).shape == (4, 1, 28, 28)  # all K = 4 of them
+    assert decode_images(result["pseudo_inputs"]).shape == (4, 1, 28, 28)  # all K = 4 of them
     saved = json.loads((tmp_path / vr.run_dir_name(run) / "result.json").read_text())
     assert saved["tables_1_2"] == [pytest.approx(row)] and saved["run"] == run
 

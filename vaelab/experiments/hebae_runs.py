@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from vaelab.evaluation.classifier import features, frechet_distance_features, mnist_classifier, train_classifier, accuracy
-from vaelab.data.images import ImageData, decode_images, encode_images
+from vaelab.data.images import ImageData, encode_images
 from vaelab.evaluation.diagnostics import (active_units, kl_per_dim, latent_cov_corr, mean_abs_offdiag, mic_tic_index,
                           posterior_samples, posterior_stats)
 from vaelab.models.hebae import FORMS, HEBAE, hebae_elbo_std_prior, mlp_hebae, population_proposal
@@ -43,8 +43,7 @@ from vaelab.training.train import evaluate, exponential_lr, fit
 from vaelab.models.vae import mlp_vae
 from vaelab.models.wae import mlp_wae
 
-__all__ = ["KINDS", "TAUS", "LAMBDAS", "STUDY_POINTS", "PAPER_BEST_FID", "HebaeSettings", "run_name", "train_mnist_run",
-           "decode_images"]
+__all__ = ["KINDS", "TAUS", "LAMBDAS", "STUDY_POINTS", "PAPER_BEST_FID", "HebaeSettings", "run_name", "train_mnist_run"]
 
 KINDS = {"vae": "VAE", "hebae": "HEBAE", "wae": "WAE"}
 TAUS = (0.05, 0.1, 0.2, 0.4, 0.7, 1.0)  # widths of HEBAE's importance-sampling proposal (chapter 02, 6.3)
@@ -150,8 +149,6 @@ def _mean_se(values) -> dict[str, float]:
     return {"mean": float(v.mean()), "se": float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else math.nan,
             "n": int(len(v))}
 
-
-# a result's pictures are encoded by vaelab.data.images (decode_images stays importable from here)
 
 def train_mnist_run(kind: str, k: int, lam: float, data, out_dir: str | Path, settings: HebaeSettings = HebaeSettings(),
                     form: str = "exact", resume: bool = True, progress: bool | None = None) -> dict:

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from vaelab.core.files import atomic_write_json
-from vaelab.data.images import ImageData, Splits, decode_images, encode_images
+from vaelab.data.images import ImageData, Splits, encode_images
 from vaelab.evaluation.diagnostics import active_units, posterior_stats
 from vaelab.evaluation.likelihood import importance_log_likelihood
 from vaelab.models.hvae import HVAE, hvae
@@ -41,7 +41,7 @@ from vaelab.objectives.schedules import LinearWarmup
 from vaelab.training.train import History, evaluate, fit
 
 __all__ = ["MODELS", "RUNS", "PAPER_LL", "PAPER_STATIC_LL", "ORDERINGS", "paper_difference", "VampSettings", "make_model", "train_model", "summarise",
-           "active_units_by_layer", "train_vamp_run", "run_dir_name", "decode_images"]
+           "active_units_by_layer", "train_vamp_run", "run_dir_name"]
 
 # every model the chapter trains, key -> label (the label names the model in tables and records)
 MODELS = {"vae_standard": "VAE standard", "vae_vamp": "VAE VampPrior", "vae_mog": "VAE MoG",

@@ -89,7 +89,7 @@ class HVAE(nn.Module):
         self.z2_dim = positive_int("z2_dim", z2_dim)
         self.data_shape = tuple(data_shape)
         self.prior = prior if prior is not None else StandardNormal(z2_dim)
-        if isinstance(self.prior, VampPrior):
+        if hasattr(self.prior, "bind"):  # a prior made of the encoder's posteriors (the VampPrior)
             self.prior.bind(self.encode_z2)
 
     # -- the four conditionals ---------------------------------------------------------------------

@@ -955,14 +955,17 @@ glue("ch02_wae_lam_fig2", wae_lam_fig2, "g")
 # ```
 
 # %%
-# Check: the VAE's draws have the covariance of its means plus the mean posterior variance on the diagonal
+# Check: the VAE's draws have the covariance of its means plus the mean
+# posterior variance on the diagonal (the law of total covariance)
 mu_v, logvar_v = posterior_stats(trio["VAE"], elbo_set)
-z_v = posterior_samples(trio["VAE"], elbo_set, 50,
-                        generator=torch.Generator(dev).manual_seed(seed)).reshape(-1, sweep_dim)
+gen = torch.Generator(dev).manual_seed(seed)
+z_v = posterior_samples(trio["VAE"], elbo_set, 50, generator=gen)
+z_v = z_v.reshape(-1, sweep_dim)
 cov_z = latent_cov_corr(z_v)[0].cpu().numpy()
-total = (latent_cov_corr(mu_v)[0] + torch.diag(logvar_v.exp().mean(0))).cpu().numpy()
-d = np.diag(cov_z)  # five standard errors of each covariance entry of len(z_v) draws
-assert (np.abs(cov_z - total) < 5 * np.sqrt(np.outer(d, d) + cov_z ** 2) / math.sqrt(len(z_v))).all()
+total = latent_cov_corr(mu_v)[0] + torch.diag(logvar_v.exp().mean(0))
+d = np.diag(cov_z)  # five standard errors of each entry, len(z_v) draws
+se = np.sqrt(np.outer(d, d) + cov_z ** 2) / math.sqrt(len(z_v))
+assert (np.abs(cov_z - total.cpu().numpy()) < 5 * se).all()
 show(pd.DataFrame([{"model": name, "mean |off-diagonal correlation|":
                     v["mean_abs_offdiag_corr"],
                     "mean |off-diagonal covariance|": v["mean_abs_offdiag_cov"],

@@ -92,7 +92,7 @@ judge("01_mic", f"{mic01['vae']:.2f} / {mic01['wae']:.2f}" if have01 else DASH,
 # chapter 02: HEBAE's study at the paper's settings (App. B.1), one verdict per claim
 rec02 = full_records("02b_hebae_study")
 study = hebae_study.load_study(rec02)
-chapter1 = hebae_study.chapter1_sweep(full_records("01b_collapse_study"))  # the VAE over lambda (Fig. 1a bottom)
+chapter1 = hebae_study.chapter1_sweep()  # the VAE over lambda (Fig. 1a bottom)
 claims = hebae_study.claims(study, chapter1)
 trio20 = hebae_study.models_at(study, 20, 1.0)
 trio10 = hebae_study.models_at(study, 10, 10.0)

@@ -40,8 +40,9 @@ def load_study(records: list[dict] | None = None, sweep_dir: str | Path | None =
     return out
 
 
-def chapter1_sweep(records: list[dict]) -> dict[float, dict]:
-    """Chapter 1's recorded VAE sweep at full scale, KL weight -> ``{"std_elbo": {"mean"}, "commit"}``.
+def chapter1_sweep(records: list[dict] | None = None) -> dict[float, dict]:
+    """Chapter 1's recorded VAE sweep at full scale, KL weight -> ``{"std_elbo": {"mean"}, "commit"}``, from
+    ``records`` (default: the committed full-scale records of ``01b_collapse_study``).
 
     Chapter 1 (``01b_collapse_study``) trains the same VAE as this study (App. B.1's network at k = 20,
     Adam 1e-3 decayed by 0.995 per epoch, batch 128, 100 epochs on all 60,000 images) at the same seven
@@ -50,6 +51,10 @@ def chapter1_sweep(records: list[dict]) -> dict[float, dict]:
     So it stands for the VAE's side of Fig. 1a, bottom, until the study's own VAE points are recorded
     (``lambda_curve``). It keeps no standard error and no IS log-likelihood. A record at another latent
     size or weight is refused, not skipped."""
+    if records is None:
+        from vaelab.lab.chapter import spec_of
+        from vaelab.lab.records import load_records
+        records = load_records("01b_collapse_study", where=spec_of("01b_collapse_study").full)
     out: dict[float, dict] = {}
     for rec in records:
         r = rec["results"]

@@ -174,6 +174,7 @@ def fig2(study: dict, plt):
             if codes is None:
                 ax.text(0.5, 0.5, "means not\nrecorded yet", ha="center", va="center", fontsize=8,
                         transform=ax.transAxes)
+                ax.set_box_aspect(1)  # the size of a matrix panel
                 continue
             im = ax.imshow(np.abs(np.asarray(codes[key])), cmap="viridis", vmin=0,
                            vmax=None if key == "cov" else 1)

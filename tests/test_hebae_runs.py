@@ -42,7 +42,7 @@ def test_a_draw_adds_the_posterior_variance_that_the_means_leave_out(runs):
     _, r = runs
     draw, mean = (np.diag(np.asarray(r["vae"][key]["cov"])) for key in ("codes", "codes_mean"))
     assert draw.shape == mean.shape == (3,)
-    assert mean.max() < 0.5 < draw.min()
+    assert mean.max() < 0.1 * draw.min()  # here about 0.002 against 0.5
 
 
 def test_the_result_file_holds_what_the_study_reads(runs):

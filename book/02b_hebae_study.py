@@ -193,7 +193,8 @@ if 1.0 in chapter1 and "vae_k20" in study:
     ch1_one, here = chapter1[1.0]["std_elbo"]["mean"], study["vae_k20"]["std_elbo"]
     spread = hs.lambda_spread({}, "vae", "std_elbo", chapter1)[0]
     texts = {"gap": f"{abs(ch1_one - here['mean']):.2f}", "elbo": f"{ch1_one:.2f}",
-             "here": f"{here['mean']:.2f} ± {here['se']:.2f}", "spread": f"{spread:.0f}"}
+             "here": f"{here['mean']:.2f} ± {here['se']:.2f}",
+             "spread": f"{spread:.0f}"}
 for key, text in texts.items():
     glue(f"ch02b_ch1_{key}", text)
 glue_figure("ch02b_fig1a_bottom", hs.fig1a_bottom(study, plt, chapter1))
@@ -264,7 +265,7 @@ def claims_with(verdict):
 
 
 def claim_text(start):
-    """The measured text and the verdict of the claim (made at every k) that starts with ``start``."""
+    """Measured text and verdict of the claim (at every k) that starts so."""
     row = table[table["claim"].str.startswith(start)].iloc[0]
     return f"{row['measured']} (the verdict over all four sizes: {row['verdict']})"
 

@@ -172,10 +172,10 @@ def test_fig2_reads_the_posterior_means_and_waits_for_runs_recorded_without_them
     assert hs.mean_codes(old["vae_k20"]) is None
     rows = {r["claim"]: r for r in hs.claims(old)}
     corr = rows["HEBAE's posterior means are the least correlated (mean |off-diagonal correlation|)"]
-    assert corr["verdict"] == "not run yet" and corr["measured"] == "posterior means of the VAE and HEBAE not recorded yet"
+    assert corr["verdict"] == "not run yet" and corr["measured"] == "posterior means not recorded yet: VAE and HEBAE"
     no_wae = {n: r for n, r in old.items() if n != "wae_k20"}
     assert {r["claim"]: r for r in hs.claims(no_wae)}[corr["claim"]]["measured"] == \
-        "WAE not run yet; posterior means of the VAE and HEBAE not recorded yet"
+        "WAE not run yet; posterior means not recorded yet: VAE and HEBAE"
     assert rows["MIC(index, z) orders VAE < HEBAE < WAE"]["verdict"] == "reproduced"
     for st in (s, old):
         plt.close(hs.fig2(st, plt))

@@ -287,7 +287,7 @@ def claims(study: dict, chapter1: dict | None = None) -> list[dict]:
         unrun = [m for m in MODELS if trio[m] is None]
         no_means = [m for m in MODELS if trio[m] is not None and not means[m]]
         said = ([f"{_listed(unrun)} not run yet"] if unrun else []) + (
-            [f"posterior means of the {_listed(no_means)} not recorded yet"] if no_means else [])
+            [f"posterior means not recorded yet: {_listed(no_means)}"] if no_means else [])
         for claim, where in ((corr_claim, "Fig. 2b (matrices)"), (var_claim, "Fig. 2a (diagonals)")):
             add(claim, where, "; ".join(said), "not run yet")
     if all(trio.values()):

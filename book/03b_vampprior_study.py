@@ -97,7 +97,7 @@ from vaelab.lab.prose import glue, glue_figure
 
 def show(df, caption, numbers=()):
     """A table as the reader sees it: its caption, no index, numbers right-aligned."""
-    right = list(dict.fromkeys([*df.select_dtypes("number").columns, *numbers]))  # once each
+    right = list(dict.fromkeys([*df.select_dtypes("number").columns, *numbers]))
     styled = df.style.hide(axis="index").format(precision=2, thousands=",", na_rep="—")
     display(styled.set_properties(subset=right, **{"text-align": "right"})
             .set_caption(caption))

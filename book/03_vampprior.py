@@ -1097,9 +1097,10 @@ ch.finish({
 #   {glue:text}`ch03_k1_finding`.
 # - **At full scale** (the study's records, the paper's schedule): {glue:text}`ch03_full_values`. Orderings:
 #   {glue:text}`ch03_full_orderings`. Not run yet: {glue:text}`ch03_not_run`.
-# - **Next.** The two-level pair is the next run of the study page (its command is there); with it, Table
-#   1's second pair and the active units of Fig. 3 at the paper's schedule. Then the MoG and "VampPrior data"
-#   rows, and the weighted VampPrior (Eq. 16), which `vaelab` has and no table here uses yet.
+# - **Next.** The models not run yet at full scale are the study page's next executions
+#   ({doc}`03b_vampprior_study` gives the command and shows each record's active units per layer, the
+#   paper's Fig. 3). Beyond the tables lies the weighted VampPrior (Eq. 16), which `vaelab` has and no
+#   table here uses yet.
 #
 # ## Exercises
 #

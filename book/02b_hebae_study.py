@@ -227,9 +227,10 @@ glue_figure("ch02b_fig2", hs.fig2(study, plt))
 # %% [markdown]
 # ```{glue:figure} ch02b_fig2
 # :name: fig-ch02b-2
-# Absolute covariance (top) and correlation (bottom) of the posterior means $\mu(x)$ of the 10,000 test
-# images (the WAE's codes), $k = 20$, $\lambda = 1$ (the WAE's MMD weight 1), and the MIC between a test
-# image's index and each latent coordinate (300 test images, 10 posterior draws each; HEBAE's Fig. 2a-c).
+# Absolute covariance (top row) and correlation (middle row) of the posterior means $\mu(x)$ of the 10,000
+# test images (the WAE's codes), $k = 20$, $\lambda = 1$ (the WAE's MMD weight 1); below, the MIC and TIC
+# between a test image's index and each latent coordinate (300 test images, 10 posterior draws each), one
+# marker per dimension and model (HEBAE's Fig. 2a-d).
 # ```
 #
 # ### Fig. 4: samples

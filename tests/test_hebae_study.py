@@ -26,7 +26,8 @@ def fake_result(kind, k, lam, form, *, elbo, ll, mic=0.3, corr=0.05, fd=20.0, se
          "codes": {"cov": np.eye(k).tolist(), "corr": np.eye(k).tolist(), "mean_abs_offdiag_corr": corr},
          "codes_mean": {"cov": np.diag(means_var).tolist(), "corr": np.eye(k).tolist(),
                         "mean_abs_offdiag_corr": corr},
-         "mic": {"mic": list(mic + 0.01 * np.arange(k) - 0.005 * k), "mean_mic": mic},
+         "mic": {"mic": list(mic + 0.01 * np.arange(k) - 0.005 * k), "mean_mic": mic,
+                 "tic": list(100 * mic + np.arange(k)), "mean_tic": 100 * mic + (k - 1) / 2},
          "fd_classifier": fd, "pictures": {"samples": encode_images(torch.rand(16, 1, 28, 28))}}
     if kind != "wae":
         r["per_epoch"]["test_std_elbo"] = curve
@@ -179,6 +180,13 @@ def test_fig2_reads_the_posterior_means_and_waits_for_runs_recorded_without_them
     assert rows["MIC(index, z) orders VAE < HEBAE < WAE"]["verdict"] == "reproduced"
     for st in (s, old):
         plt.close(hs.fig2(st, plt))
+    fig = hs.fig2(s, plt)  # Fig. 2c and 2d: one line per model, its values per dimension
+    panels = {ax.get_ylabel(): ax for ax in fig.axes if ax.get_ylabel().startswith(("MIC", "TIC"))}
+    assert sorted(panels) == ["MIC(index, $z_j$)", "TIC(index, $z_j$)"]
+    for key, ax in zip(("mic", "tic"), (panels["MIC(index, $z_j$)"], panels["TIC(index, $z_j$)"])):
+        assert [list(line.get_ydata()) for line in ax.lines] == [s[n]["mic"][key] for n in
+                                                                   ("vae_k20", "hebae_k20", "wae_k20")]
+    plt.close(fig)
 
 
 def test_speed_on_the_own_objective_is_judged_apart_from_the_standard_elbo():

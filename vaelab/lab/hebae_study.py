@@ -160,15 +160,19 @@ def mean_codes(result: dict) -> dict | None:
 
 
 def fig2(study: dict, plt):
-    """|covariance| and |correlation| of the posterior means, k = 20, and MIC per dimension (Fig. 2a-c)."""
+    """|covariance| and |correlation| of the posterior means, k = 20 (Fig. 2a, b), and MIC and TIC between
+    the data index and each latent dimension (Fig. 2c, d): one column of matrices per model, the two
+    information coefficients below them, one marker per dimension and model."""
     trio = {m: r for m, r in models_at(study, 20, 1.0).items() if r is not None}
     if not trio:
         return _not_run_yet(plt, "Fig. 2: no point of the study recorded yet")
-    fig, axes = plt.subplots(2, len(trio) + 1, figsize=(7.2, 4.2), squeeze=False, layout="constrained")
+    n = len(trio)
+    fig = plt.figure(figsize=(7.2, 6.6), layout="constrained")
+    grid = fig.add_gridspec(3, 2 * n, height_ratios=(1, 1, 0.9))
     for col, (name, r) in enumerate(trio.items()):
         codes = mean_codes(r)
         for row, key in enumerate(("cov", "corr")):
-            ax = axes[row, col]
+            ax = fig.add_subplot(grid[row, 2 * col:2 * col + 2])
             ax.set_title(f"{name}: |{'covariance' if key == 'cov' else 'correlation'}|", fontsize=8)
             ax.set_xticks([]), ax.set_yticks([])
             if codes is None:
@@ -179,12 +183,19 @@ def fig2(study: dict, plt):
             im = ax.imshow(np.abs(np.asarray(codes[key])), cmap="viridis", vmin=0,
                            vmax=None if key == "cov" else 1)
             fig.colorbar(im, ax=ax, fraction=0.046)
-    ax = axes[0, -1]
-    for i, (name, r) in enumerate(trio.items()):
-        ax.bar(np.arange(len(r["mic"]["mic"])) + 0.27 * (i - 1), r["mic"]["mic"], width=0.27, label=name)
-    ax.set(xlabel="latent dimension", ylabel="MIC(index, $z_j$)")
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=3)
-    axes[1, -1].axis("off")
+    half = n  # the bottom row: MIC on the left half, TIC on the right
+    mic_ax = fig.add_subplot(grid[2, :half])
+    tic_ax = fig.add_subplot(grid[2, half:])
+    for (name, r), marker in zip(trio.items(), "os^"):
+        dims = np.arange(1, len(r["mic"]["mic"]) + 1)
+        for ax, key in ((mic_ax, "mic"), (tic_ax, "tic")):
+            ax.plot(dims, r["mic"][key], marker, ms=4, ls="-", lw=0.6, label=name)
+    for ax, key in ((mic_ax, "MIC"), (tic_ax, "TIC")):
+        ax.set(xlabel="latent dimension $j$", ylabel=f"{key}(index, $z_j$)")
+        ax.set_xticks([1, 5, 10, 15, 20])
+        ax.grid(alpha=0.3)
+    mic_ax.set_ylim(bottom=0), tic_ax.set_ylim(bottom=0)
+    fig.legend(*mic_ax.get_legend_handles_labels(), loc="outside lower center", ncol=len(trio), fontsize=8)
     return fig
 
 

@@ -237,6 +237,9 @@ glue_figure("ch02b_fig2", hs.fig2(study, plt))
 
 # %%
 glue_figure("ch02b_fig4", hs.fig4(study, plt))
+glue("ch02b_fig4_scale", "; ".join(
+    f"{name} {lo:.2f} to {hi:.2f}"
+    for name, (lo, hi) in hs.aggregate_variances(study, 10, 10.0).items()) or "none recorded yet")
 
 # %% [markdown]
 # ```{glue:figure} ch02b_fig4
@@ -245,6 +248,13 @@ glue_figure("ch02b_fig4", hs.fig4(study, plt))
 # $\lambda = 1$, the WAE at MMD weight 10 (HEBAE's Fig. 4), with each model's Frechet distance to the test
 # images in the features of a small MNIST classifier (10,000 samples; lower is closer).
 # ```
+#
+# A model whose samples look worse need not have the wrong scale. The variances of each model's codes
+# (one posterior draw per test image, so those of its aggregate posterior; the WAE's codes) lie, per
+# latent dimension, at {glue:text}`ch02b_fig4_scale`: each matches the prior's unit variances about
+# equally. Two moments say nothing of how the codes fill the prior's mass: where they cluster and leave
+# holes between the clusters, samples of $\mathcal N(0, I)$ decode to no digit
+# ({doc}`chapter 2 <02_hebae>`, section 6.7, draws this at $k = 2$).
 #
 # ## The claims, one by one
 #

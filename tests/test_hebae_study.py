@@ -201,3 +201,13 @@ def test_speed_on_the_own_objective_is_judged_apart_from_the_standard_elbo():
     row = {r["claim"]: r for r in hs.claims(s)}[
         "HEBAE's own training objective falls to the VAE's final negative ELBO in fewer epochs"]
     assert row["measured"].startswith("k=2: at epoch 1 of 100")
+
+
+def test_aggregate_variances_are_the_diagonal_of_the_codes_covariance():
+    s = study()
+    s["hebae_k10"]["codes"]["cov"] = np.diag(np.linspace(0.5, 2.0, 10)).tolist()
+    got = hs.aggregate_variances(s, 10, 10.0)
+    assert list(got) == ["VAE", "HEBAE", "WAE"]
+    assert got["HEBAE"] == (pytest.approx(0.5), pytest.approx(2.0)) and got["VAE"] == (1.0, 1.0)
+    del s["wae_k10"]
+    assert list(hs.aggregate_variances(s, 10, 10.0)) == ["VAE", "HEBAE"]

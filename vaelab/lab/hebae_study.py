@@ -152,6 +152,18 @@ def models_at(study: dict, k: int, wae_lam: float) -> dict:
             "WAE": _point(study, "wae", k, wae_lam)}
 
 
+def aggregate_variances(study: dict, k: int, wae_lam: float) -> dict[str, tuple[float, float]]:
+    """The smallest and largest variance per latent dimension of each model's codes at latent size ``k``
+    (one posterior draw per test image, so the aggregate posterior's variances; the WAE's codes f(x)): how
+    well the aggregate matches the scale of the prior N(0, I) from which Fig. 4 samples (chapter 02, 6.7)."""
+    out = {}
+    for name, r in models_at(study, k, wae_lam).items():
+        if r is not None:
+            d = np.diag(np.asarray(r["codes"]["cov"], dtype=float))
+            out[name] = (float(d.min()), float(d.max()))
+    return out
+
+
 def mean_codes(result: dict) -> dict | None:
     """The covariance and correlation of a run's posterior means mu(x) over the test images (the paper's
     Fig. 2a, b); for the WAE its codes f(x), which are the means; None for a run recorded before the means

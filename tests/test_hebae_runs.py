@@ -8,6 +8,7 @@ import torch
 
 from vaelab.data.images import ImageData, Splits
 from vaelab.experiments import hebae_runs as hr
+from vaelab.training.runs import load_checkpoint
 
 TINY = hr.HebaeSettings(epochs=1, train_size=64, batch_size=32, track_images=16, track_samples=4, tau_images=8, is_images=8,
                         is_samples=4, elbo_images=40, mic_points=24, mic_samples=3, fd_samples=16,
@@ -52,3 +53,14 @@ def test_the_result_file_holds_what_the_study_reads(runs):
     for key in ("per_epoch", "std_elbo", "is_ll", "codes", "codes_mean", "mic", "fd_classifier", "pictures"):
         assert key in saved, key
     assert len(saved["per_epoch"]["test_std_elbo"]) == TINY.epochs
+
+
+def test_a_resumed_point_reports_the_training_time_of_every_attempt(runs):
+    """Called again, the point finds itself trained and evaluates anew: its training seconds are the earlier
+    attempt's (History.train_time_s from the checkpoint), not the instant this call spent."""
+    out, r = runs
+    again = hr.train_mnist_run("vae", 3, 1.0, toy_splits(), out, TINY, progress=False)
+    saved = load_checkpoint(out / hr.run_name("vae", 3, 1.0) / "checkpoint.pt")["history"]["train_time_s"]
+    assert again["train_s"] == saved > 0  # the time up to the last checkpoint, kept across attempts
+    assert saved <= r["vae"]["train_s"]  # the first attempt's count also holds that checkpoint's writing
+    assert again["std_elbo"] == r["vae"]["std_elbo"]

@@ -17,6 +17,7 @@ from vaelab.lab.chapter import spec_of
 from vaelab.models.hvae import HVAE
 from vaelab.models.priors import StandardNormal
 from vaelab.models.vamp import MixtureOfGaussians, VampPrior
+from vaelab.training.runs import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = vr.VampSettings(epochs=1, warmup_epochs=1, patience=0, n_pseudo=4, latent_dim=3, hidden=8, batch_size=20,
@@ -84,6 +85,11 @@ def test_a_point_trains_measures_and_writes_its_result(run, tmp_path):
     assert decode_images(result["pseudo_inputs"]).shape == (4, 1, 28, 28)  # all K = 4 of them
     saved = json.loads((tmp_path / vr.run_dir_name(run) / "result.json").read_text())
     assert saved["tables_1_2"] == [pytest.approx(row)] and saved["run"] == run
+    # called again, the point is trained already: its training time is still that of the epochs it ran
+    again = vr.train_vamp_run(run, toy_splits(), tmp_path, TINY, progress=False)["tables_1_2"][0]
+    checkpoint = load_checkpoint(tmp_path / vr.run_dir_name(run) / "checkpoint.pt")
+    assert again["train_seconds"] == checkpoint["history"]["train_time_s"] > 0
+    assert again["test_ll"] == row["test_ll"]
 
 
 def test_table1_and_orderings_judge_the_records():

@@ -358,8 +358,8 @@ save_figure(fig, ch.out_dir, "fid_vs_lambda")
 plt.show()
 
 # %% [markdown]
-# *The figure of the cell above:* the FID of `fid_samples` decoded samples of $\mathcal N(0, I)$ (10,000 at
-# full scale) for each model and weight $\lambda$ after this execution's epochs, beside the paper's best
+# **Figure: FID against $\lambda$.** The FID of `fid_samples` decoded samples of $\mathcal N(0, I)$ (10,000
+# at full scale) for each model and weight $\lambda$ after this execution's epochs, beside the paper's best
 # HEBAE value (dashed). HEBAE's Fig. 1b draws the same three curves; the paper reads from them that HEBAE is
 # the least sensitive to $\lambda$ and reaches the lowest FID.
 #
@@ -438,10 +438,10 @@ save_figure(fig, ch.out_dir, "reconstructions_interpolations_samples")
 plt.show()
 
 # %% [markdown]
-# *The figure of the cell above:* one block per model at its lowest-FID $\lambda$. Row 1: eight test images;
-# row 2: their reconstructions; row 3: the decoded straight line from the first test image's code to the
-# second's; row 4: eight decoded samples of $\mathcal N(0, I)$ (the same draws for every model). The paper's
-# Fig. 3 shows the same four kinds of row for HEBAE, the VAE and the WAE.
+# **Figure: reconstructions, interpolations and samples.** One block per model at its lowest-FID $\lambda$.
+# Row 1: eight test images; row 2: their reconstructions; row 3: the decoded straight line from the first
+# test image's code to the second's; row 4: eight decoded samples of $\mathcal N(0, I)$ (the same draws for
+# every model). The paper's Fig. 3 shows the same four kinds of row for HEBAE, the VAE and the WAE.
 
 # %% [markdown]
 # ## 6. Speed: how close to the hardware

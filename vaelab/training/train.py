@@ -691,7 +691,8 @@ def _train(model, train, valid, schedule, settings: RunSettings, run_dir: RunDir
         if stopping.stopped:
             break
     bar.close()
-    history.train_time_s = seconds_before + (time.perf_counter() - attempt_start)
+    # train_time_s stays as the last save set it (the last epoch is always saved): the history returned is
+    # the checkpoint's, so a resumed run counts exactly the seconds its earlier attempts saved
     stopping.restore_best(model)
     return history
 

@@ -273,3 +273,36 @@ def test_a_study_reads_the_points_its_former_page_recorded(tmp_path, monkeypatch
     again = {"point": "run=a", "values": {"run": "a"}}
     assert records.recorded_elsewhere(tmp_path / "toy_chapter", again, any_name=True).name == "run=a.json"
     assert records.recorded_elsewhere(tmp_path / "toy_chapter", again) is None
+
+
+def test_an_older_run_does_not_overwrite_the_record_of_a_later_one(repo, tmp_path, monkeypatch):
+    """Before: recording an old sweep folder again put its point's older run back over the committed
+    record of a rerun (what the rerun added was lost without a word)."""
+    monkeypatch.chdir(repo)
+    head = git(repo, "rev-parse", "HEAD")
+    attempt = {"sweep_id": "A", "attempt": 1, "git": {"commit": head, "dirty": [], "untracked": []},
+               "environment": {"python": "3.11.0", "versions": {"torch": "2.1"}, "cpus": 1}}
+
+    def point(folder, finished, x):
+        run_dir = tmp_path / folder / "seed=0"
+        _finished_point(run_dir, [attempt], {"sweep_id": "A", "attempts": 1, "finished": finished, "wall_s": 1.0,
+                                             "parameters": {"seed": 0, "out_dir": str(run_dir)}})
+        sweep.write_json_atomic(run_dir / "results.json", {"x": x})
+        return tmp_path / folder
+
+    old = point("old", "2026-12-06T14:00:00+00:00", 1.0)
+    new = point("new", "2026-12-06T16:00:00+02:00", 2.0)  # 14:00 UTC and a minute later: still the later run
+    new_path = tmp_path / "new" / "seed=0" / "done.json"
+    sweep.write_json_atomic(new_path, {**json.loads(new_path.read_text()), "finished": "2026-12-06T16:01:00+02:00"})
+    ref = tmp_path / "ref"
+    [path] = make_records(new, ref)
+    assert json.loads(path.read_text())["results"] == {"x": 2.0}
+    assert make_records(new, ref) == [path]  # the same run again: written, nothing changes
+    with pytest.raises(RecordError, match=r"(?s)--replace-newer.*seed=0: toy_chapter/seed=0\.json holds a run "
+                                          r"finished 2026-12-06T16:01:00\+02:00"):
+        make_records(old, ref)
+    assert json.loads(path.read_text())["results"] == {"x": 2.0}  # untouched
+    make_records(old, ref, replace_newer=True)
+    assert json.loads(path.read_text())["results"] == {"x": 1.0}
+    make_records(new, ref)  # a later run replaces an older record without being asked
+    assert json.loads(path.read_text())["results"] == {"x": 2.0}

@@ -19,7 +19,8 @@ a commit that is not in this repository's history, across several commits (resum
 change), or has not finished: the error says which point and which files. ``--allow-dirty``
 writes them anyway and flags them in the record (``git.dirty``, ``git.in_history``,
 ``git.commits``); ``--partial`` skips unfinished points. A point already recorded under another
-name (the same grid values, the grid written in another order) is refused too.
+name (the same grid values, the grid written in another order) is refused too, and so is a point
+whose committed record holds a run that finished later (``--replace-newer`` writes it anyway).
 
 In a chapter::
 
@@ -38,6 +39,7 @@ import os
 import shlex
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -245,10 +247,12 @@ def _problems(record: dict) -> list[str]:
 
 
 def make_records(runs_dir: str | os.PathLike, to: str | os.PathLike | None = None, *, allow_dirty: bool = False,
-                 partial: bool = False, stream=None) -> list[Path]:
+                 partial: bool = False, replace_newer: bool = False, stream=None) -> list[Path]:
     """Write one record per finished point of the sweep in ``runs_dir``; returns the files written.
 
-    Checks every point first and writes nothing when one is refused (see the module doc).
+    Checks every point first and writes nothing when one is refused (see the module doc), also when a
+    point's record in the target holds a run that finished later than the sweep's (an older sweep folder
+    recorded again would silently undo a rerun); ``replace_newer`` writes it all the same.
     """
     stream = stream or sys.stdout
     runs_dir = Path(runs_dir)
@@ -291,6 +295,14 @@ def make_records(runs_dir: str | os.PathLike, to: str | os.PathLike | None = Non
     if twins:
         raise RecordError("the same grid values under another name (the grid was written in another order): "
                           "remove the old record or sweep with the grid in its order:\n  " + "\n  ".join(twins))
+    newer = [f"{rec['point']}: {target.name}/{rec['point']}.json holds a run finished {old['finished']} "
+             f"(commit {str(old['git']['commit'])[:12]}), this one finished {rec['finished']} "
+             f"(commit {str(rec['git']['commit'])[:12]})"
+             for rec in records if (old := read_json(target / f"{rec['point']}.json", None))
+             and _finished_later(old, rec)]
+    if newer and not replace_newer:
+        raise RecordError("the committed record is of a later run: move this sweep's older point out of "
+                          f"{runs_dir}, or pass --replace-newer to put the older run back:\n  " + "\n  ".join(newer))
     written = []
     for rec in records:
         path = target / f"{rec['point']}.json"
@@ -300,6 +312,14 @@ def make_records(runs_dir: str | os.PathLike, to: str | os.PathLike | None = Non
     for text in unfinished:
         print(f"skipped {text}", file=stream)
     return written
+
+
+def _finished_later(a: dict, b: dict) -> bool:
+    """Whether record ``a``'s run finished after record ``b``'s (False where either lacks the date)."""
+    try:
+        return datetime.fromisoformat(a["finished"]) > datetime.fromisoformat(b["finished"])
+    except (KeyError, TypeError, ValueError):
+        return False
 
 
 def recorded_elsewhere(target: Path, rec: dict, any_name: bool = False) -> Path | None:
@@ -412,9 +432,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--allow-dirty", action="store_true",
                    help="record points that ran with uncommitted changes or at an unknown commit, flagged")
     p.add_argument("--partial", action="store_true", help="record the finished points, skip the others")
+    p.add_argument("--replace-newer", action="store_true",
+                   help="write a point even where its record holds a run that finished later")
     args = p.parse_args(argv)
     try:
-        make_records(args.runs_dir, args.to, allow_dirty=args.allow_dirty, partial=args.partial)
+        make_records(args.runs_dir, args.to, allow_dirty=args.allow_dirty, partial=args.partial,
+                     replace_newer=args.replace_newer)
     except RecordError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -195,9 +195,7 @@ def fig2(study: dict, plt):
             im = ax.imshow(np.abs(np.asarray(codes[key])), cmap="viridis", vmin=0,
                            vmax=None if key == "cov" else 1)
             fig.colorbar(im, ax=ax, fraction=0.046)
-    half = n  # the bottom row: MIC on the left half, TIC on the right
-    mic_ax = fig.add_subplot(grid[2, :half])
-    tic_ax = fig.add_subplot(grid[2, half:])
+    mic_ax, tic_ax = fig.add_subplot(grid[2, :n]), fig.add_subplot(grid[2, n:])  # the bottom row, halved
     for (name, r), marker in zip(trio.items(), "os^"):
         dims = np.arange(1, len(r["mic"]["mic"]) + 1)
         for ax, key in ((mic_ax, "mic"), (tic_ax, "tic")):

@@ -76,6 +76,35 @@ def test_hebae_exact_and_code_forms_share_the_marginals():
     torch.testing.assert_close(lve, lvc, rtol=1e-5, atol=1e-5)
 
 
+def test_hebae_marginals_stay_finite_when_sigma_squared_underflows():
+    """A trained HEBAE drives sigma towards 0: at log sigma = -60 the float32 variance
+    sigma^2 Sigma_pop,jj underflows to 0, while scale_tril = diag(sigma) L_pop still holds it. The
+    marginals' log variance is then still 2 log sigma + log Sigma_pop,jj (the code form's, computed
+    without squaring), and the per-dimension KL finite; where nothing underflows it is log q.variance
+    bit for bit."""
+    from vaelab.evaluation.diagnostics import kl_per_dim
+
+    data = ImageData.from_float(images(40, seed=1))
+    exact, code = tiny(mlp_hebae, form="exact"), tiny(mlp_hebae, form="code")
+    exact.population_stats(data)
+    x = images()
+    before = exact.posterior(x)
+    assert torch.equal(marginals(before)[1], torch.log(before.variance))
+    with torch.no_grad():
+        exact.encoder[-1].bias[3:] -= 60.0  # the log sigma half of the last layer
+    code.load_state_dict(exact.state_dict())
+    code.population_stats(data)
+    qe = exact.posterior(x)
+    assert (qe.variance == 0).any() and (torch.diagonal(qe.scale_tril, dim1=-2, dim2=-1) > 0).all()
+    mu, logvar = marginals(qe)
+    _, log_sigma = exact.encode(x)
+    expected = 2 * log_sigma.double() + torch.log(torch.diagonal(exact.pop_sigma)).double()
+    torch.testing.assert_close(logvar.double(), expected, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(logvar, marginals(code.posterior(x))[1], rtol=1e-5, atol=1e-4)
+    kl = kl_per_dim(mu, logvar)
+    assert torch.isfinite(kl).all() and (kl > 50).all()  # -logvar / 2 is about 60 nats per dimension
+
+
 def test_wae_posterior_is_a_point_mass_without_density():
     model, x = tiny(mlp_wae), images()
     q = model.posterior(x)

@@ -181,12 +181,21 @@ def marginals(q: Distribution) -> tuple[torch.Tensor, torch.Tensor | None]:
 
     The log variance is None where the marginals are not Gaussians with a variance: a point mass
     (mean = the code) and the HVAE's joint (plug-in mean). A full-covariance Gaussian gives the
-    diagonal of its covariance (its correlations are not in it).
+    diagonal of its covariance (its correlations are not in it), also where that variance is too small
+    for the tensor's float type (then from a float64 sum of squares of ``scale_tril``).
     """
     if isinstance(q, DiagonalNormal):
         return q.loc, q.logvar
     if isinstance(q, (MultivariateNormal, Independent)):
-        return q.mean, torch.log(q.variance)
+        var = q.variance
+        logvar = torch.log(var)
+        if isinstance(q, MultivariateNormal) and bool((var == 0).any()):
+            # a variance below the float range: HEBAE's sigma falls towards 0 in training (chapter 02,
+            # section 6), and sigma = e^-60 squares to 0 in float32 although scale_tril holds it. The
+            # log of the rows' sum of squares taken in float64 is the same number, computed exactly.
+            exact = torch.log(q.scale_tril.double().pow(2).sum(-1)).to(logvar.dtype)
+            logvar = torch.where(var == 0, exact, logvar)
+        return q.mean, logvar
     return q.mean, None
 
 

@@ -4,8 +4,9 @@ Every model answers ``posterior(x)`` with a distribution of batch shape (B,) and
 
 * ``DiagonalNormal(loc, logvar)``: N(loc, diag exp(logvar)), the VAE's posterior (Kingma & Welling
   2014, Sec. 3 / App. C.2; chapter 00) and HEBAE's in its code form (chapter 02);
-* ``torch.distributions.MultivariateNormal(loc, scale_tril=L)``: HEBAE's exact posterior
-  N(mu, diag(sigma) Sigma diag(sigma)) (HEBAE Eq. 8; chapter 02);
+* ``ScaledNormal(loc, log_scale, L)``: a ``torch.distributions.MultivariateNormal`` with scale_tril
+  diag(exp(log_scale)) L, HEBAE's exact posterior N(mu, diag(sigma) Sigma diag(sigma)) (HEBAE Eq. 8;
+  chapter 02), which keeps log sigma so that its KL and variances stay right where sigma underflows;
 * ``PointMass(loc)``: the WAE's deterministic encoder (Tolstikhin et al. 2018; chapter 01);
 * ``TwoLevel(top, conditional)``: q(z1, z2 | x) = q(z1 | x, z2) q(z2 | x) of the two-level VAE
   (Tomczak & Welling 2018, Eq. 11; chapter 03) over z = [z1, z2].
@@ -26,11 +27,12 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-from torch.distributions import Distribution, Independent, MultivariateNormal, Normal, constraints, register_kl
+from torch.distributions import (Distribution, Independent, MultivariateNormal, Normal, constraints, kl_divergence,
+                                 register_kl)
 
 from vaelab.core.densities import LOG_2PI, kl_normal_diag, kl_normal_full
 
-__all__ = ["DiagonalNormal", "PointMass", "TwoLevel", "draw", "normal", "reparameterise", "over_draws", "marginals",
+__all__ = ["DiagonalNormal", "ScaledNormal", "PointMass", "TwoLevel", "draw", "normal", "reparameterise", "over_draws", "marginals",
            "check_posterior", "standard_normal_like"]
 
 
@@ -66,6 +68,27 @@ class DiagonalNormal(Independent):
     @property
     def scale(self) -> torch.Tensor:
         return self.base_dist.scale
+
+
+class ScaledNormal(MultivariateNormal):
+    """N(loc, diag(s) L L^T diag(s)) with s = exp(log_scale): HEBAE's exact posterior (Eq. 8, chapter 02,
+    with L the population's Cholesky factor), a ``MultivariateNormal`` with scale_tril = diag(s) L.
+
+    Training drives HEBAE's sigma towards 0: log sigma of -60 to -90 is common (chapter 02's study), and
+    s^2 (below e^-103) or even s (below e^-103 as well) underflow float32 to 0 although log_scale holds
+    them. ``in_float64()`` is the same distribution in float64, where they do not; ``marginals`` and the
+    KL against a ``MultivariateNormal`` use it for the entries that came out infinite in the tensor's own
+    float type, and are bit for bit torch's own everywhere else.
+    """
+
+    def __init__(self, loc: torch.Tensor, log_scale: torch.Tensor, tril: torch.Tensor):
+        self.log_scale, self.tril = log_scale, tril
+        super().__init__(loc, scale_tril=torch.exp(log_scale).unsqueeze(-1) * tril, validate_args=False)
+
+    def in_float64(self) -> MultivariateNormal:
+        """This distribution in float64 (a plain ``MultivariateNormal``)."""
+        tril = torch.exp(self.log_scale.double()).unsqueeze(-1) * self.tril.double()
+        return MultivariateNormal(self.loc.double(), scale_tril=tril, validate_args=False)
 
 
 class PointMass(Distribution):
@@ -181,19 +204,18 @@ def marginals(q: Distribution) -> tuple[torch.Tensor, torch.Tensor | None]:
 
     The log variance is None where the marginals are not Gaussians with a variance: a point mass
     (mean = the code) and the HVAE's joint (plug-in mean). A full-covariance Gaussian gives the
-    diagonal of its covariance (its correlations are not in it), also where that variance is too small
-    for the tensor's float type (then from a float64 sum of squares of ``scale_tril``).
+    diagonal of its covariance (its correlations are not in it); a ``ScaledNormal`` also where that
+    variance underflows the tensor's float type (then from ``in_float64``).
     """
     if isinstance(q, DiagonalNormal):
         return q.loc, q.logvar
     if isinstance(q, (MultivariateNormal, Independent)):
         var = q.variance
         logvar = torch.log(var)
-        if isinstance(q, MultivariateNormal) and bool((var == 0).any()):
-            # a variance below the float range: HEBAE's sigma falls towards 0 in training (chapter 02,
-            # section 6), and sigma = e^-60 squares to 0 in float32 although scale_tril holds it. The
-            # log of the rows' sum of squares taken in float64 is the same number, computed exactly.
-            exact = torch.log(q.scale_tril.double().pow(2).sum(-1)).to(logvar.dtype)
+        if isinstance(q, ScaledNormal) and bool((var == 0).any()):
+            # a variance below the float range (HEBAE's sigma of e^-60 squares to 0 in float32): the
+            # same number from the same distribution in float64
+            exact = torch.log(q.in_float64().variance).to(logvar.dtype)
             logvar = torch.where(var == 0, exact, logvar)
         return q.mean, logvar
     return q.mean, None
@@ -218,6 +240,18 @@ def _kl_diagonal_diagonal(q: DiagonalNormal, p: DiagonalNormal) -> torch.Tensor:
 @register_kl(DiagonalNormal, MultivariateNormal)
 def _kl_diagonal_full(q: DiagonalNormal, p: MultivariateNormal) -> torch.Tensor:
     return kl_normal_full(q.loc, torch.diag_embed(q.scale), p.loc, p.scale_tril)
+
+
+@register_kl(ScaledNormal, MultivariateNormal)
+def _kl_scaled_full(q: ScaledNormal, p: MultivariateNormal) -> torch.Tensor:
+    """torch's closed form for two ``MultivariateNormal``; entries that underflow to inf (log det of a
+    scale_tril whose diagonal fell to 0) again in float64 (``ScaledNormal``)."""
+    kl = kl_divergence(MultivariateNormal(q.loc, scale_tril=q.scale_tril, validate_args=False), p)
+    bad = ~torch.isfinite(kl)
+    if bool(bad.any()):
+        p64 = MultivariateNormal(p.loc.double(), scale_tril=p.scale_tril.double(), validate_args=False)
+        kl = torch.where(bad, kl_divergence(q.in_float64(), p64).to(kl.dtype), kl)
+    return kl
 
 
 def standard_normal_like(q: Distribution) -> MultivariateNormal:

@@ -37,7 +37,7 @@ fallback; if the Cholesky factorisation still fails a ``RuntimeError`` says so.
 
 ``encode(x)`` returns ``HebaeCode(mu, log_sigma)`` (a named pair; log_sigma is log sigma, not a log
 variance). ``posterior(x)`` (after ``population_stats``) is q(z | x) with the population's Sigma:
-N(mu, diag(sigma) Sigma_pop diag(sigma)) as a ``MultivariateNormal`` in the exact form, its diagonal
+N(mu, diag(sigma) Sigma_pop diag(sigma)) as a ``ScaledNormal`` in the exact form, its diagonal
 N(mu, diag(sigma^2 diag Sigma_pop)) as a ``vaelab.core.posteriors.DiagonalNormal`` in the code form.
 """
 from __future__ import annotations
@@ -54,7 +54,7 @@ from vaelab.data.images import ImageData, batch_indices
 from vaelab.core.densities import kl_normal_full
 from vaelab.core.modes import eval_mode
 from vaelab.core.nets import mlp
-from vaelab.core.posteriors import DiagonalNormal, draw, standard_normal_like
+from vaelab.core.posteriors import DiagonalNormal, ScaledNormal, draw, standard_normal_like
 from vaelab.models.vae import VAE
 
 __all__ = ["HEBAE", "HebaeCode", "mlp_hebae", "population_proposal", "batch_moments", "hebae_elbo_std_prior",
@@ -209,11 +209,11 @@ class HEBAE(VAE):
             raise RuntimeError("the population estimates of beta and Sigma are not set: call "
                                "model.population_stats(train_data) after training (they are saved with the model)")
 
-    def posterior(self, x: torch.Tensor) -> MultivariateNormal | DiagonalNormal:
+    def posterior(self, x: torch.Tensor) -> ScaledNormal | DiagonalNormal:
         """q(z | x) with the population's Sigma (``population_stats``), batch shape (batch,).
 
-        Exact form: N(mu(x), diag(sigma) Sigma_pop diag(sigma)) (HEBAE Eq. 8), a ``MultivariateNormal``
-        with scale_tril = diag(sigma_i) L_pop (for ``sigma="scalar"`` sigma_i L_pop, the paper's
+        Exact form: N(mu(x), diag(sigma) Sigma_pop diag(sigma)) (HEBAE Eq. 8), a ``ScaledNormal`` (a
+        ``MultivariateNormal`` that keeps log sigma) with scale_tril = diag(sigma_i) L_pop (for ``sigma="scalar"`` sigma_i L_pop, the paper's
         N(mu, sigma_i^2 Sigma)). Code form: its diagonal, the posterior the official code samples,
         N(mu, diag(sigma^2 diag Sigma_pop)).
         """
@@ -222,8 +222,7 @@ class HEBAE(VAE):
         mu, log_sigma = self.encode(x)
         if self.form == "code":
             return DiagonalNormal(mu, (2.0 * log_sigma + torch.log(torch.diagonal(self.pop_sigma))).expand_as(mu))
-        return MultivariateNormal(mu, scale_tril=torch.exp(log_sigma).unsqueeze(-1) * self.pop_scale_tril,
-                                  validate_args=False)
+        return ScaledNormal(mu, log_sigma, self.pop_scale_tril)
 
 
 def population_proposal(tau: float):

@@ -1,5 +1,7 @@
 """posterior(x) of every model: the distributions against the encoders, the KLs against the book's closed
 forms, and draw() against the distributions' own densities."""
+import math
+
 import pytest
 import torch
 from torch.distributions import Independent, MultivariateNormal, Normal, kl_divergence
@@ -121,6 +123,11 @@ def test_hebae_posterior_stays_exact_when_sigma_underflows(shift):
     with torch.no_grad():
         elbo = hebae_elbo_std_prior(exact, x, 1, generator=torch.Generator().manual_seed(0))
     assert torch.isfinite(elbo).all()
+    _, log_q = draw(qe, 3, torch.Generator().manual_seed(0))  # log q(z), read off the eps behind z
+    eps = torch.randn((3, *mu.shape), generator=torch.Generator().manual_seed(0)).double()
+    expected = (-0.5 * eps.pow(2).sum(-1) - 0.5 * k * math.log(2 * math.pi)
+                - (log_sigma.sum(-1) + 0.5 * torch.logdet(pop)))
+    torch.testing.assert_close(log_q.double(), expected, rtol=1e-5, atol=1e-3)
 
 
 def test_wae_posterior_is_a_point_mass_without_density():

@@ -76,9 +76,9 @@ class ScaledNormal(MultivariateNormal):
 
     Training drives HEBAE's sigma towards 0: log sigma of -60 to -90 is common (chapter 02's study), and
     s^2 (below e^-103) or even s (below e^-103 as well) underflow float32 to 0 although log_scale holds
-    them. ``in_float64()`` is the same distribution in float64, where they do not; ``marginals`` and the
-    KL against a ``MultivariateNormal`` use it for the entries that came out infinite in the tensor's own
-    float type, and are bit for bit torch's own everywhere else.
+    them. ``in_float64()`` is the same distribution in float64, where they do not; ``marginals``, the KL
+    against a ``MultivariateNormal`` and the log q(z) of ``draw`` use it for the entries that came out
+    infinite in the tensor's own float type, and are bit for bit torch's own everywhere else.
     """
 
     def __init__(self, loc: torch.Tensor, log_scale: torch.Tensor, tril: torch.Tensor):
@@ -185,6 +185,9 @@ def draw(q: Distribution, n: int, generator: torch.Generator | None = None,
         eps = normal(shape, loc, generator)
         z = loc + (tril @ eps.unsqueeze(-1)).squeeze(-1)
         log_det = torch.log(torch.diagonal(tril, dim1=-2, dim2=-1)).sum(-1) if log_prob else None
+        if log_prob and isinstance(q, ScaledNormal) and not bool(torch.isfinite(log_det).all()):
+            exact = torch.log(torch.diagonal(q.in_float64().scale_tril, dim1=-2, dim2=-1)).sum(-1)
+            log_det = torch.where(torch.isfinite(log_det), log_det, exact.to(log_det.dtype))
     else:
         if generator is None:
             z = q.sample((n,))

@@ -84,6 +84,7 @@ from vaelab.lab import vamp_study as vs
 from vaelab.lab.compare import paired_difference
 from vaelab.lab.plots import integer_ticks, save_figure, show_images
 from vaelab.lab.prose import glue, glue_figure
+from vaelab.lab.tables import numbers_table
 from vaelab.models.hvae import hvae
 from vaelab.models.priors import StandardNormal
 from vaelab.models.vamp import (MixtureOfGaussians, ScaledMixtureOfGaussians, VampPrior,
@@ -94,13 +95,9 @@ dev = ch.device
 
 
 def show(df, caption, precision=2, numbers=()):
-    """A table as the reader sees it: its caption, no index, numbers rounded and
-    right-aligned (``numbers``: text columns of numbers, such as "-84.39 ± 0.22")."""
-    right = [*df.select_dtypes("number").columns, *numbers]
-    styled = df.style.hide(axis="index").format(precision=precision, thousands=",",
-                                                na_rep="—")
-    display(styled.set_properties(subset=right, **{"text-align": "right"})
-            .set_caption(caption))
+    """A table as the reader sees it (``numbers``: text columns of numbers, such as
+    "-84.39 ± 0.22", aligned right with the numeric ones)."""
+    display(numbers_table(df, caption, precision, numbers))
 
 # %% [markdown]
 # ## 1. Two regularisers, and the prior that minimises them

@@ -93,14 +93,12 @@ from vaelab.experiments import vamp_runs as vr
 from vaelab.lab import vamp_study as vs
 from vaelab.lab.plots import show_images
 from vaelab.lab.prose import glue, glue_figure
+from vaelab.lab.tables import numbers_table
 
 
 def show(df, caption, numbers=()):
     """A table as the reader sees it: its caption, no index, numbers right-aligned."""
-    right = list(dict.fromkeys([*df.select_dtypes("number").columns, *numbers]))
-    styled = df.style.hide(axis="index").format(precision=2, thousands=",", na_rep="—")
-    display(styled.set_properties(subset=right, **{"text-align": "right"})
-            .set_caption(caption))
+    display(numbers_table(df, caption, numbers=numbers))
 
 # %% [markdown]
 # ## The model of this execution

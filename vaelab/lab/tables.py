@@ -2,7 +2,7 @@
 an empty cell for a missing value (chapter 04 first)."""
 from __future__ import annotations
 
-__all__ = ["table"]
+__all__ = ["table", "numbers_table"]
 
 
 def table(frame, caption: str, formats=None, *, left=(), precision: int | None = None, na_rep: str = ""):
@@ -14,3 +14,13 @@ def table(frame, caption: str, formats=None, *, left=(), precision: int | None =
             .set_properties(subset=right, **{"text-align": "right"})
             .set_caption(caption)
             .hide(axis="index"))
+
+
+def numbers_table(frame, caption: str, precision: int = 2, numbers=()):
+    """``frame`` as a Styler for ``display`` (chapter 03 and its study): its caption, no index, numbers
+    rounded with thousands separators, a dash for a missing value, and right-aligned: every numeric
+    column and the text columns of numbers named in ``numbers`` (such as "-84.39 ± 0.22"). A column may
+    be both: a column of counts that reads "not run yet" in one row is text until every row is recorded."""
+    right = list(dict.fromkeys([*frame.select_dtypes("number").columns, *numbers]))
+    return (frame.style.hide(axis="index").format(precision=precision, thousands=",", na_rep="—")
+            .set_properties(subset=right, **{"text-align": "right"}).set_caption(caption))

@@ -32,8 +32,8 @@ from torch.distributions import (Distribution, Independent, MultivariateNormal, 
 
 from vaelab.core.densities import LOG_2PI, kl_normal_diag, kl_normal_full
 
-__all__ = ["DiagonalNormal", "ScaledNormal", "PointMass", "TwoLevel", "draw", "normal", "reparameterise", "over_draws", "marginals",
-           "check_posterior", "standard_normal_like"]
+__all__ = ["DiagonalNormal", "ScaledNormal", "PointMass", "TwoLevel", "draw", "normal", "reparameterise", "over_draws",
+           "marginals", "check_posterior", "standard_normal_like"]
 
 
 def normal(shape, like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -74,11 +74,12 @@ class ScaledNormal(MultivariateNormal):
     """N(loc, diag(s) L L^T diag(s)) with s = exp(log_scale): HEBAE's exact posterior (Eq. 8, chapter 02,
     with L the population's Cholesky factor), a ``MultivariateNormal`` with scale_tril = diag(s) L.
 
-    Training drives HEBAE's sigma towards 0: log sigma of -60 to -90 is common (chapter 02's study), and
-    s^2 (below e^-103) or even s (below e^-103 as well) underflow float32 to 0 although log_scale holds
-    them. ``in_float64()`` is the same distribution in float64, where they do not; ``marginals``, the KL
-    against a ``MultivariateNormal`` and the log q(z) of ``draw`` use it for the entries that came out
-    infinite in the tensor's own float type, and are bit for bit torch's own everywhere else.
+    Training drives HEBAE's sigma towards 0 (log sigma down to -92 at k = 5 in chapter 02's study), and
+    float32 holds nothing below about e^-103: the variance s^2 underflows to 0 once s < e^-52, the scale s
+    itself once s < e^-103, although log_scale holds them. ``in_float64()`` is the same distribution in
+    float64, where they do not underflow; ``marginals``, the KL against a ``MultivariateNormal`` and the
+    log q(z) of ``draw`` use it for the entries that came out infinite in the tensor's own float type, and
+    are bit for bit torch's own everywhere else.
     """
 
     def __init__(self, loc: torch.Tensor, log_scale: torch.Tensor, tril: torch.Tensor):

@@ -167,3 +167,40 @@ def test_normal_draws_on_the_generators_device_in_the_dtype_of_like():
     a = normal((3, 2), like, torch.Generator().manual_seed(1))
     assert a.dtype == torch.float64 and torch.equal(a, torch.randn(3, 2, generator=torch.Generator().manual_seed(1),
                                                                    dtype=torch.float64))
+
+
+@pytest.mark.parametrize("shift", [60.0, 120.0])
+def test_hebae_code_form_posterior_stays_exact_when_its_scale_underflows(shift):
+    """The code form's posterior is the diagonal N(mu, diag(sigma^2 Sigma_pop,jj)), a ``DiagonalNormal``
+    that holds log variances, so its marginals never underflow; its scale exp(logvar / 2) does once
+    log sigma < -103 (float32). At log sigma = -120 the KL to N(0, I) is still its closed form
+    1/2 sum_j (exp(logvar_j) + mu_j^2 - 1 - logvar_j) and log q(z) still -1/2 |eps|^2 - 1/2 sum logvar -
+    k/2 log 2 pi; at -60 (nothing underflows) both are the numbers of torch's plain formulas bit for bit."""
+    from vaelab.models.hebae import hebae_elbo_std_prior
+
+    data = ImageData.from_float(images(40, seed=1))
+    code = tiny(mlp_hebae, form="code")
+    with torch.no_grad():
+        code.encoder[-1].bias[3:] -= shift  # the log sigma half of the last layer
+    code.population_stats(data)
+    x = images()
+    q = code.posterior(x)
+    assert (q.scale == 0).all() if shift == 120 else (q.scale > 0).all()
+    mu, logvar = marginals(q)
+    k = mu.shape[1]
+    kl = 0.5 * (logvar.double().exp() + mu.double().pow(2) - 1 - logvar.double()).sum(-1)
+    got = kl_divergence(q, standard_normal_like(q))
+    torch.testing.assert_close(got.double(), kl, rtol=1e-5, atol=1e-3)
+    if shift == 60:  # torch's plain formulas: -sum log diag(scale) in the full-covariance closed form
+        assert torch.equal(got, kl_normal_full(q.loc, torch.diag_embed(q.scale),
+                                               torch.zeros_like(mu), torch.eye(k).expand(len(x), k, k)))
+    with torch.no_grad():
+        elbo = hebae_elbo_std_prior(code, x, 1, generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(elbo).all()
+    _, log_q = draw(q, 3, torch.Generator().manual_seed(0))
+    eps = torch.randn((3, *mu.shape), generator=torch.Generator().manual_seed(0)).double()
+    expected = -0.5 * eps.pow(2).sum(-1) - 0.5 * k * math.log(2 * math.pi) - 0.5 * logvar.double().sum(-1)
+    torch.testing.assert_close(log_q.double(), expected, rtol=1e-5, atol=1e-3)
+    if shift == 60:
+        assert torch.equal(log_q, -0.5 * (eps.float() ** 2).sum(-1) - torch.log(q.scale).sum(-1)
+                           - 0.5 * k * math.log(2 * math.pi))

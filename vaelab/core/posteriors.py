@@ -55,7 +55,12 @@ def over_draws(x: torch.Tensor, s: int) -> torch.Tensor:
 
 
 class DiagonalNormal(Independent):
-    """N(loc, diag exp(logvar)) over the last axis, kept with its ``logvar`` (batch shape loc.shape[:-1])."""
+    """N(loc, diag exp(logvar)) over the last axis, kept with its ``logvar`` (batch shape loc.shape[:-1]).
+
+    Its scale exp(logvar / 2) underflows float32 for logvar < -206 (HEBAE's code form drives sigma towards
+    0, chapter 02); the KL against a ``MultivariateNormal`` and the log q(z) of ``draw`` then take those
+    entries from ``logvar``, and are torch's formulas bit for bit everywhere else.
+    """
 
     def __init__(self, loc: torch.Tensor, logvar: torch.Tensor):
         super().__init__(Normal(loc, torch.exp(0.5 * logvar), validate_args=False), 1, validate_args=False)
@@ -181,6 +186,8 @@ def draw(q: Distribution, n: int, generator: torch.Generator | None = None,
         eps = normal(shape, loc, generator)
         z = loc + scale * eps
         log_det = torch.log(scale).sum(-1) if log_prob else None
+        if log_prob and isinstance(q, DiagonalNormal) and not bool(torch.isfinite(log_det).all()):
+            log_det = torch.where(torch.isfinite(log_det), log_det, 0.5 * q.logvar.sum(-1))  # scale fell to 0
     elif isinstance(q, MultivariateNormal):
         loc, tril = q.loc, q.scale_tril
         eps = normal(shape, loc, generator)
@@ -243,7 +250,15 @@ def _kl_diagonal_diagonal(q: DiagonalNormal, p: DiagonalNormal) -> torch.Tensor:
 
 @register_kl(DiagonalNormal, MultivariateNormal)
 def _kl_diagonal_full(q: DiagonalNormal, p: MultivariateNormal) -> torch.Tensor:
-    return kl_normal_full(q.loc, torch.diag_embed(q.scale), p.loc, p.scale_tril)
+    """The closed form (chapter 02) with L_q = diag(scale); entries whose scale underflowed to 0 (the
+    code form of HEBAE at log sigma < -103 in float32) again in float64 from ``logvar``."""
+    kl = kl_normal_full(q.loc, torch.diag_embed(q.scale), p.loc, p.scale_tril)
+    bad = ~torch.isfinite(kl)
+    if bool(bad.any()):
+        scale64 = torch.exp(0.5 * q.logvar.double())
+        kl64 = kl_normal_full(q.loc.double(), torch.diag_embed(scale64), p.loc.double(), p.scale_tril.double())
+        kl = torch.where(bad, kl64.to(kl.dtype), kl)
+    return kl
 
 
 @register_kl(ScaledNormal, MultivariateNormal)

@@ -49,6 +49,12 @@ def reparameterise(loc: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor) -
     return loc + torch.exp(0.5 * logvar) * eps
 
 
+def subnormal(t: torch.Tensor) -> torch.Tensor:
+    """Where ``t`` (non-negative: a scale or a variance) is 0 or subnormal in its float type, so that its log is
+    -inf or has lost digits (float32 keeps full precision only above about 1.2e-38 = e^-87.3)."""
+    return t < torch.finfo(t.dtype).tiny
+
+
 def over_draws(x: torch.Tensor, s: int) -> torch.Tensor:
     """``x`` (B, ...) seen as (s, B, ...) without a copy, to pair a batch with s draws of its codes."""
     return x.unsqueeze(0).expand(s, *x.shape)
@@ -57,9 +63,10 @@ def over_draws(x: torch.Tensor, s: int) -> torch.Tensor:
 class DiagonalNormal(Independent):
     """N(loc, diag exp(logvar)) over the last axis, kept with its ``logvar`` (batch shape loc.shape[:-1]).
 
-    Its scale exp(logvar / 2) underflows float32 for logvar < -206 (HEBAE's code form drives sigma towards
-    0, chapter 02); the KL against a ``MultivariateNormal`` and the log q(z) of ``draw`` then take those
-    entries from ``logvar``, and are torch's formulas bit for bit everywhere else.
+    Its scale exp(logvar / 2) is subnormal in float32 for logvar < -174.7 and 0 below -206 (HEBAE's code
+    form drives sigma towards 0, chapter 02), so its log loses digits or is -inf; the KL against a
+    ``MultivariateNormal`` and the log q(z) of ``draw`` then take those entries from ``logvar`` (the KL in
+    float64), and are torch's formulas bit for bit everywhere else.
     """
 
     def __init__(self, loc: torch.Tensor, logvar: torch.Tensor):
@@ -80,11 +87,12 @@ class ScaledNormal(MultivariateNormal):
     with L the population's Cholesky factor), a ``MultivariateNormal`` with scale_tril = diag(s) L.
 
     Training drives HEBAE's sigma towards 0 (log sigma down to -92 at k = 5 in chapter 02's study), and
-    float32 holds nothing below about e^-103: the variance s^2 underflows to 0 once s < e^-52, the scale s
-    itself once s < e^-103, although log_scale holds them. ``in_float64()`` is the same distribution in
-    float64, where they do not underflow; ``marginals``, the KL against a ``MultivariateNormal`` and the
-    log q(z) of ``draw`` use it for the entries that came out infinite in the tensor's own float type, and
-    are bit for bit torch's own everywhere else.
+    float32 holds full precision only above e^-87.3 and nothing below about e^-103: the variance s^2 turns
+    subnormal once s < e^-43.6 and 0 once s < e^-52, the scale s (times L_jj) likewise below e^-87.3 and
+    e^-103, although log_scale holds them. ``in_float64()`` is the same distribution in float64, where they
+    do not underflow; ``marginals``, the KL against a ``MultivariateNormal`` and the log q(z) of ``draw``
+    use it for the entries whose variance or scale came out subnormal or 0 in the tensor's own float type,
+    and are bit for bit torch's own everywhere else.
     """
 
     def __init__(self, loc: torch.Tensor, log_scale: torch.Tensor, tril: torch.Tensor):
@@ -186,16 +194,20 @@ def draw(q: Distribution, n: int, generator: torch.Generator | None = None,
         eps = normal(shape, loc, generator)
         z = loc + scale * eps
         log_det = torch.log(scale).sum(-1) if log_prob else None
-        if log_prob and isinstance(q, DiagonalNormal) and not bool(torch.isfinite(log_det).all()):
-            log_det = torch.where(torch.isfinite(log_det), log_det, 0.5 * q.logvar.sum(-1))  # scale fell to 0
+        if log_prob and isinstance(q, DiagonalNormal):
+            bad = subnormal(scale).any(-1)  # the scale fell below the float range: read it off logvar
+            if bool(bad.any()):
+                log_det = torch.where(bad, 0.5 * q.logvar.sum(-1), log_det)
     elif isinstance(q, MultivariateNormal):
         loc, tril = q.loc, q.scale_tril
         eps = normal(shape, loc, generator)
         z = loc + (tril @ eps.unsqueeze(-1)).squeeze(-1)
         log_det = torch.log(torch.diagonal(tril, dim1=-2, dim2=-1)).sum(-1) if log_prob else None
-        if log_prob and isinstance(q, ScaledNormal) and not bool(torch.isfinite(log_det).all()):
-            exact = torch.log(torch.diagonal(q.in_float64().scale_tril, dim1=-2, dim2=-1)).sum(-1)
-            log_det = torch.where(torch.isfinite(log_det), log_det, exact.to(log_det.dtype))
+        if log_prob and isinstance(q, ScaledNormal):
+            bad = subnormal(torch.diagonal(tril, dim1=-2, dim2=-1)).any(-1)
+            if bool(bad.any()):
+                exact = torch.log(torch.diagonal(q.in_float64().scale_tril, dim1=-2, dim2=-1)).sum(-1)
+                log_det = torch.where(bad, exact.to(log_det.dtype), log_det)
     else:
         if generator is None:
             z = q.sample((n,))
@@ -223,11 +235,11 @@ def marginals(q: Distribution) -> tuple[torch.Tensor, torch.Tensor | None]:
     if isinstance(q, (MultivariateNormal, Independent)):
         var = q.variance
         logvar = torch.log(var)
-        if isinstance(q, ScaledNormal) and bool((var == 0).any()):
-            # a variance below the float range (HEBAE's sigma of e^-60 squares to 0 in float32): the
-            # same number from the same distribution in float64
+        if isinstance(q, ScaledNormal) and bool(subnormal(var).any()):
+            # a variance below the float range (HEBAE's sigma of e^-60 squares to 0 in float32, one of
+            # e^-48 to a subnormal): the same number from the same distribution in float64
             exact = torch.log(q.in_float64().variance).to(logvar.dtype)
-            logvar = torch.where(var == 0, exact, logvar)
+            logvar = torch.where(subnormal(var), exact, logvar)
         return q.mean, logvar
     return q.mean, None
 
@@ -250,10 +262,10 @@ def _kl_diagonal_diagonal(q: DiagonalNormal, p: DiagonalNormal) -> torch.Tensor:
 
 @register_kl(DiagonalNormal, MultivariateNormal)
 def _kl_diagonal_full(q: DiagonalNormal, p: MultivariateNormal) -> torch.Tensor:
-    """The closed form (chapter 02) with L_q = diag(scale); entries whose scale underflowed to 0 (the
-    code form of HEBAE at log sigma < -103 in float32) again in float64 from ``logvar``."""
+    """The closed form (chapter 02) with L_q = diag(scale); entries whose scale is subnormal or 0 (the code
+    form of HEBAE at log sigma < -87 in float32) again in float64 from ``logvar``."""
     kl = kl_normal_full(q.loc, torch.diag_embed(q.scale), p.loc, p.scale_tril)
-    bad = ~torch.isfinite(kl)
+    bad = ~torch.isfinite(kl) | subnormal(q.scale).any(-1)
     if bool(bad.any()):
         scale64 = torch.exp(0.5 * q.logvar.double())
         kl64 = kl_normal_full(q.loc.double(), torch.diag_embed(scale64), p.loc.double(), p.scale_tril.double())
@@ -263,10 +275,10 @@ def _kl_diagonal_full(q: DiagonalNormal, p: MultivariateNormal) -> torch.Tensor:
 
 @register_kl(ScaledNormal, MultivariateNormal)
 def _kl_scaled_full(q: ScaledNormal, p: MultivariateNormal) -> torch.Tensor:
-    """torch's closed form for two ``MultivariateNormal``; entries that underflow to inf (log det of a
-    scale_tril whose diagonal fell to 0) again in float64 (``ScaledNormal``)."""
+    """torch's closed form for two ``MultivariateNormal``; entries whose scale_tril has a subnormal or 0 on
+    its diagonal (log det imprecise or -inf) again in float64 (``ScaledNormal``)."""
     kl = kl_divergence(MultivariateNormal(q.loc, scale_tril=q.scale_tril, validate_args=False), p)
-    bad = ~torch.isfinite(kl)
+    bad = ~torch.isfinite(kl) | subnormal(torch.diagonal(q.scale_tril, dim1=-2, dim2=-1)).any(-1)
     if bool(bad.any()):
         p64 = MultivariateNormal(p.loc.double(), scale_tril=p.scale_tril.double(), validate_args=False)
         kl = torch.where(bad, kl_divergence(q.in_float64(), p64).to(kl.dtype), kl)

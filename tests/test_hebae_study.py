@@ -211,3 +211,16 @@ def test_aggregate_variances_are_the_diagonal_of_the_codes_covariance():
     assert got["HEBAE"] == (pytest.approx(0.5), pytest.approx(2.0)) and got["VAE"] == (1.0, 1.0)
     del s["wae_k10"]
     assert list(hs.aggregate_variances(s, 10, 10.0)) == ["VAE", "HEBAE"]
+
+
+def test_form_control_sets_the_code_form_beside_the_exact_one():
+    s = study()
+    assert hs.form_control({n: r for n, r in s.items() if n != "hebae_code_k20"}) == []
+    s["hebae_code_k20"]["is_ll"] = {"mean": s["hebae_k20"]["is_ll"]["mean"] - 0.5, "se": 0.3}
+    s["hebae_code_k20"]["active_units"], s["hebae_k20"]["active_units"] = 18, 20
+    rows = {r["yardstick"]: r for r in hs.form_control(s)}
+    ll = rows["IS log-likelihood"]
+    assert (ll["code"], ll["exact"]) == (s["hebae_code_k20"]["is_ll"]["mean"], s["hebae_k20"]["is_ll"]["mean"])
+    assert ll["code − exact"] == f"-0.50 ± {math.hypot(0.3, 0.2):.2f}"  # the two standard errors combined
+    assert rows["active units"]["code − exact"] == "-2"
+    assert rows["own objective (test)"]["code − exact"] == "+0.00"  # the fake study's two forms tie

@@ -19,7 +19,7 @@ from vaelab.lab.compare import ordering_verdict
 from vaelab.lab.plots import legend_above
 
 __all__ = ["load_study", "chapter1_sweep", "unpaired", "epochs_to_reach", "fig1a_top", "fig1a_bottom", "fig2", "fig4",
-           "claims", "models_at", "mean_codes", "lambda_curve", "lambda_spread"]
+           "claims", "form_control", "models_at", "mean_codes", "lambda_curve", "lambda_spread"]
 
 KS = (2, 5, 10, 20)
 MODELS = ("VAE", "HEBAE", "WAE")
@@ -234,6 +234,30 @@ def _not_run_yet(plt, text: str):
 def _mean_se(values) -> tuple[float, float]:
     v = np.asarray(values, dtype=float)
     return float(v.mean()), float(v.std(ddof=1) / math.sqrt(len(v)))
+
+
+def form_control(study: dict) -> list[dict]:
+    """The study's control: the official code's form of HEBAE beside the exact form (Eq. 8), k = 20,
+    lambda = 1 (chapter 02, section 6.4, at full scale). One row per yardstick with both values and the
+    difference code minus exact, with its standard error (``unpaired``) where the yardstick is a mean
+    over the test images. Each form's standard ELBO uses its own posterior (the code form's is the
+    diagonal of the exact one's covariance); the IS log-likelihood, with the same kind of proposal for
+    both, compares the two generative models. Empty until both points are recorded."""
+    exact, code = _point(study, "hebae", 20), _point(study, "hebae", 20, form="code")
+    if exact is None or code is None:
+        return []
+    rows = [{"yardstick": "own objective (test)", "exact": exact["test_objective"],
+             "code": code["test_objective"], "code − exact": f"{code['test_objective'] - exact['test_objective']:+.2f}"}]
+    for key, name in (("std_elbo", "standard ELBO"), ("is_ll", "IS log-likelihood")):
+        d, se = unpaired(code[key], exact[key])
+        rows.append({"yardstick": name, "exact": exact[key]["mean"], "code": code[key]["mean"],
+                     "code − exact": f"{d:+.2f} ± {se:.2f}"})
+    for name, get, fmt in (("active units", lambda r: r["active_units"], "+d"),
+                           ("mean MIC", lambda r: r["mic"]["mean_mic"], "+.3f"),
+                           ("Frechet distance (classifier)", lambda r: r["fd_classifier"], "+.1f")):
+        rows.append({"yardstick": name, "exact": get(exact), "code": get(code),
+                     "code − exact": format(get(code) - get(exact), fmt)})
+    return rows
 
 
 def claims(study: dict, chapter1: dict | None = None) -> list[dict]:

@@ -270,7 +270,13 @@ control = pd.DataFrame(hs.form_control(study))
 if control.empty:
     glue("ch02b_control", "The control waits for its two runs")
 else:
-    display(control.style.format(precision=2).hide(axis="index"))
+    def number(v):
+        """Counts as counts, fractions to three places, nats to two."""
+        if float(v).is_integer():
+            return f"{v:.0f}"
+        return f"{v:.3f}" if abs(v) < 1 else f"{v:.2f}"
+
+    display(control.style.format(number, subset=["exact", "code"]).hide(axis="index"))
     ll = control.set_index("yardstick").loc["IS log-likelihood", "code − exact"]
     d, se = (float(v) for v in ll.split(" ± "))
     glue("ch02b_control",

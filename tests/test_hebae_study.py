@@ -104,6 +104,21 @@ def test_spread_and_epochs_to_reach():
     assert hs.unpaired({"mean": 3.0, "se": 0.3}, {"mean": 1.0, "se": 0.4}) == (2.0, pytest.approx(0.5))
 
 
+def test_the_spread_over_lambda_carries_its_standard_error():
+    # every point has s.e. 0.2: a spread (highest minus lowest point) has s.e. sqrt(2) * 0.2
+    s = study(vae_spread=50.0, hebae_spread=5.0)
+    assert hs.lambda_spread_se(s, "vae", "is_ll") == pytest.approx(0.2 * math.sqrt(2))
+    s["vae_lam1"]["is_ll"]["se"] = 0.5  # lambda = 0.01 is the VAE's lowest point (a spread of 50 below)
+    assert hs.lambda_spread_se(s, "vae", "is_ll") == pytest.approx(math.hypot(0.5, 0.2))
+    assert hs.lambda_spread_se({}, "hebae", "is_ll") == 0.0
+    # spreads 0.3 apart with a combined s.e. of 0.4 are level; 1 nat apart, ordered
+    claim = "HEBAE's IS log-likelihood varies less over λ = 0.01..100 than the VAE's (k = 20)"
+    level = {r["claim"]: r for r in hs.claims(study(vae_spread=5.3, hebae_spread=5.0))}[claim]
+    assert level["verdict"] == "within noise" and "HEBAE 5.0 ± 0.3, VAE 5.3 ± 0.3" in level["measured"]
+    assert by_claim(hs.claims(study(vae_spread=6.0, hebae_spread=5.0)))[claim] == "reproduced"
+    assert by_claim(hs.claims(study(vae_spread=4.0, hebae_spread=5.0)))[claim] == "not reproduced"
+
+
 def test_pictures_round_trip_through_the_record():
     x = torch.rand(4, 1, 28, 28)
     back = decode_images(encode_images(x))
@@ -151,7 +166,9 @@ def test_the_vae_side_of_fig1a_bottom_comes_from_chapter1_until_the_study_has_it
     assert hs.lambda_spread(full, "vae", "std_elbo", ch1) == (pytest.approx(50.0), 7)
     rows = {r["claim"]: r for r in hs.claims(no_vae, ch1)}
     elbo = rows["HEBAE's standard ELBO varies less over λ = 0.01..100 than the VAE's (k = 20)"]
-    assert elbo["verdict"] == "reproduced" and "VAE (chapter 1's sweep) 107.0" in elbo["measured"]
+    assert elbo["verdict"] == "reproduced"
+    assert "VAE (chapter 1's sweep) 107.0 (no s.e. recorded)" in elbo["measured"]
+    assert hs.lambda_spread_se(no_vae, "vae", "std_elbo", ch1) == 0.0
     ll = rows["HEBAE's IS log-likelihood varies less over λ = 0.01..100 than the VAE's (k = 20)"]
     assert ll["verdict"] == "not run yet"
     assert by_claim(hs.claims(no_vae))[elbo["claim"]] == "not run yet"  # without chapter 1's records

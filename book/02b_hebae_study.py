@@ -208,6 +208,13 @@ glue_figure("ch02b_fig1a_bottom", hs.fig1a_bottom(study, plt, chapter1))
 # ELBO from chapter 1's sweep while this study's own VAE points are not all recorded.
 # ```
 #
+# The same points as numbers, each a mean over the 10,000 test images with its standard error ("ch. 1":
+# chapter 1's record, which keeps none; "–": not run yet):
+
+# %%
+display(pd.DataFrame(hs.lambda_table(study, chapter1)).style.hide(axis="index"))
+
+# %% [markdown]
 # ### Fig. 2: the codes' covariance, correlation and MIC
 #
 # The paper reads posterior collapse off the diagonal of its covariance matrices: in the VAE "the

@@ -33,6 +33,7 @@ def fake_result(kind, k, lam, form, *, elbo, ll, mic=0.3, corr=0.05, fd=20.0, se
         r["per_epoch"]["test_std_elbo"] = curve
         r["std_elbo"] = {"mean": elbo, "se": se}
         r["is_ll"] = {"mean": ll, "se": se}
+        r["active_units"] = k - collapsed
     return r
 
 
@@ -241,3 +242,19 @@ def test_form_control_sets_the_code_form_beside_the_exact_one():
     assert ll["code − exact"] == f"-0.50 ± {math.hypot(0.3, 0.2):.2f}"  # the two standard errors combined
     assert rows["active units"]["code − exact"] == "-2"
     assert rows["own objective (test)"]["code − exact"] == "+0.00"  # the fake study's two forms tie
+
+
+def test_the_lambda_table_sets_both_models_side_by_side_and_marks_what_is_missing():
+    ch1 = hs.chapter1_sweep(chapter1_records([-140.0, -120.0, -105.0, -98.0, -115.0, -190.0, -205.0]))
+    full = study(vae_spread=50.0, hebae_spread=5.0)
+    rows = hs.lambda_table(full, ch1)
+    assert [r["λ"] for r in rows] == ["0.01", "0.0464", "0.215", "1", "4.64", "21.5", "100"]
+    # lambda = 0.01 is three steps from lambda = 1: -100 - spread, HEBAE 2 above it, IS log-lik. 5 above
+    assert rows[0]["VAE standard ELBO"] == "-150.00 ± 0.20" and rows[0]["HEBAE IS log-lik."] == "-98.00 ± 0.20"
+    assert rows[3]["HEBAE standard ELBO"] == "-98.00 ± 0.20" and rows[3]["HEBAE active units"] == "20"
+    # without the study's VAE points: chapter 1's standard ELBO, and no IS log-likelihood yet
+    part = {n: r for n, r in full.items() if not n.startswith(("vae_lam", "hebae_lam"))}
+    rows = hs.lambda_table(part, ch1)
+    assert rows[0] == {"λ": "0.01", "VAE standard ELBO": "-140.00 (ch. 1)", "HEBAE standard ELBO": "–",
+                       "VAE IS log-lik.": "–", "HEBAE IS log-lik.": "–", "HEBAE active units": "–"}
+    assert rows[3]["VAE standard ELBO"] == "-98.00 (ch. 1)" and rows[3]["VAE IS log-lik."] == "-95.00 ± 0.20"

@@ -20,7 +20,7 @@ from vaelab.lab.plots import legend_above
 
 __all__ = ["load_study", "chapter1_sweep", "unpaired", "epochs_to_reach", "fig1a_top", "fig1a_bottom", "fig2", "fig4",
            "claims", "form_control", "models_at", "mean_codes", "lambda_curve", "lambda_spread",
-           "lambda_spread_se"]
+           "lambda_spread_se", "lambda_table"]
 
 KS = (2, 5, 10, 20)
 MODELS = ("VAE", "HEBAE", "WAE")
@@ -139,6 +139,29 @@ def lambda_spread_se(study: dict, kind: str, key: str, chapter1: dict | None = N
     vals = {lam: v for lam, v in pts}
     hi, lo = max(vals, key=vals.get), min(vals, key=vals.get)
     return math.hypot(_point(study, kind, 20, hi)[key]["se"], _point(study, kind, 20, lo)[key]["se"])
+
+
+def lambda_table(study: dict, chapter1: dict | None = None) -> list[dict]:
+    """Fig. 1a, bottom, as numbers: one row per KL weight (k = 20) with both models' final standard ELBO
+    and IS log-likelihood, each "mean ± s.e." over the test images, and HEBAE's active units. The VAE's
+    standard ELBO comes from chapter 1's sweep (marked "ch. 1", no s.e.) where ``lambda_curve`` takes it
+    from there; a point not recorded yet is "–"."""
+    sources = {key: lambda_curve(study, "vae", key, chapter1) for key in ("std_elbo", "is_ll")}
+    rows = []
+    for lam in LAMBDAS:
+        row = {"λ": f"{lam:.3g}"}
+        for key, name in (("std_elbo", "standard ELBO"), ("is_ll", "IS log-lik.")):
+            pts, source = sources[key]
+            v, h = _point(study, "vae", 20, lam), _point(study, "hebae", 20, lam)
+            if source == "chapter 1":
+                row[f"VAE {name}"] = f"{dict(pts)[lam]:.2f} (ch. 1)"
+            else:
+                row[f"VAE {name}"] = f"{v[key]['mean']:.2f} ± {v[key]['se']:.2f}" if v else "–"
+            row[f"HEBAE {name}"] = f"{h[key]['mean']:.2f} ± {h[key]['se']:.2f}" if h else "–"
+        h = _point(study, "hebae", 20, lam)
+        row["HEBAE active units"] = f"{h['active_units']}" if h else "–"
+        rows.append(row)
+    return rows
 
 
 def fig1a_bottom(study: dict, plt, chapter1: dict | None = None):

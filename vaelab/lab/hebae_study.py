@@ -150,15 +150,14 @@ def lambda_table(study: dict, chapter1: dict | None = None) -> list[dict]:
     rows = []
     for lam in LAMBDAS:
         row = {"λ": f"{lam:.3g}"}
+        v, h = _point(study, "vae", 20, lam), _point(study, "hebae", 20, lam)
         for key, name in (("std_elbo", "standard ELBO"), ("is_ll", "IS log-lik.")):
             pts, source = sources[key]
-            v, h = _point(study, "vae", 20, lam), _point(study, "hebae", 20, lam)
             if source == "chapter 1":
                 row[f"VAE {name}"] = f"{dict(pts)[lam]:.2f} (ch. 1)"
             else:
                 row[f"VAE {name}"] = f"{v[key]['mean']:.2f} ± {v[key]['se']:.2f}" if v else "–"
             row[f"HEBAE {name}"] = f"{h[key]['mean']:.2f} ± {h[key]['se']:.2f}" if h else "–"
-        h = _point(study, "hebae", 20, lam)
         row["HEBAE active units"] = f"{h['active_units']}" if h else "–"
         rows.append(row)
     return rows

@@ -252,9 +252,23 @@ def test_the_lambda_table_sets_both_models_side_by_side_and_marks_what_is_missin
     # lambda = 0.01 is three steps from lambda = 1: -100 - spread, HEBAE 2 above it, IS log-lik. 5 above
     assert rows[0]["VAE standard ELBO"] == "-150.00 ± 0.20" and rows[0]["HEBAE IS log-lik."] == "-98.00 ± 0.20"
     assert rows[3]["HEBAE standard ELBO"] == "-98.00 ± 0.20" and rows[3]["HEBAE active units"] == "20"
+    assert (rows[6]["VAE FD"], rows[6]["HEBAE FD"]) == ("30.0", "20.0")
     # without the study's VAE points: chapter 1's standard ELBO, and no IS log-likelihood yet
     part = {n: r for n, r in full.items() if not n.startswith(("vae_lam", "hebae_lam"))}
     rows = hs.lambda_table(part, ch1)
     assert rows[0] == {"λ": "0.01", "VAE standard ELBO": "-140.00 (ch. 1)", "HEBAE standard ELBO": "–",
-                       "VAE IS log-lik.": "–", "HEBAE IS log-lik.": "–", "HEBAE active units": "–"}
+                       "VAE IS log-lik.": "–", "HEBAE IS log-lik.": "–", "HEBAE active units": "–",
+                       "VAE FD": "–", "HEBAE FD": "–"}
     assert rows[3]["VAE standard ELBO"] == "-98.00 (ch. 1)" and rows[3]["VAE IS log-lik."] == "-95.00 ± 0.20"
+
+
+def test_chapter1_gaps_compare_the_study_vae_with_chapter1_where_both_exist():
+    ch1 = hs.chapter1_sweep(chapter1_records([-140.0, -120.0, -105.0, -98.0, -115.0, -190.0, -205.0]))
+    full = study(vae_spread=30.0)  # the study's VAE: -100 - 10 per step from lambda = 1
+    gaps = hs.chapter1_gaps(full, ch1)
+    assert list(gaps) == list(LAMBDAS)
+    assert gaps[1.0] == pytest.approx(-2.0) and gaps[0.01] == pytest.approx(-130.0 + 140.0)
+    assert gaps[100.0] == pytest.approx(-130.0 + 205.0)
+    only_one = {n: r for n, r in full.items() if not n.startswith("vae_lam")}
+    assert hs.chapter1_gaps(only_one, ch1) == {1.0: pytest.approx(-2.0)}  # vae_k20 is the lambda = 1 point
+    assert hs.chapter1_gaps(only_one, {}) == {}

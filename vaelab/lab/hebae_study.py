@@ -20,7 +20,7 @@ from vaelab.lab.plots import legend_above
 
 __all__ = ["load_study", "chapter1_sweep", "unpaired", "epochs_to_reach", "fig1a_top", "fig1a_bottom", "fig2", "fig4",
            "claims", "form_control", "models_at", "mean_codes", "lambda_curve", "lambda_spread",
-           "lambda_spread_se", "lambda_table"]
+           "lambda_spread_se", "lambda_table", "chapter1_gaps", "point"]
 
 KS = (2, 5, 10, 20)
 MODELS = ("VAE", "HEBAE", "WAE")
@@ -83,7 +83,9 @@ def epochs_to_reach(curve, target: float) -> int | None:
     return None
 
 
-def _point(study, kind, k, lam=1.0, form="exact"):
+def point(study: dict, kind: str, k: int, lam: float = 1.0, form: str = "exact") -> dict | None:
+    """The study's recorded result for one model (``kind``, latent size ``k``, KL weight ``lam``, HEBAE's
+    ``form``), or None while it is not recorded (``STUDY_POINTS`` names each)."""
     for name, (kd, kk, ll, ff) in STUDY_POINTS.items():
         if (kd, kk, ll, ff) == (kind, k, lam, form) and name in study:
             return study[name]
@@ -95,7 +97,7 @@ def fig1a_top(study: dict, plt):
     fig, axes = plt.subplots(1, 4, figsize=(7.2, 2.3), sharex=True, layout="constrained")
     for ax, k in zip(axes, KS):
         for kind, style in (("vae", "-"), ("hebae", "--")):
-            r = _point(study, kind, k)
+            r = point(study, kind, k)
             if r is not None:
                 y = r["per_epoch"]["test_std_elbo"]
                 ax.plot(range(1, len(y) + 1), y, style, label=kind.upper())
@@ -115,11 +117,19 @@ def lambda_curve(study: dict, kind: str, key: str, chapter1: dict | None = None)
     """``[(lam, final value)]`` of a final metric (``std_elbo`` or ``is_ll``) over the KL weights at k = 20,
     and where it comes from: ``"study"``, or ``"chapter 1"`` for the VAE's standard ELBO while the study's
     own VAE points are not all recorded and ``chapter1`` (``chapter1_sweep``) has every weight."""
-    pts = [(lam, r[key]["mean"]) for lam in LAMBDAS if (r := _point(study, kind, 20, lam)) is not None]
+    pts = [(lam, r[key]["mean"]) for lam in LAMBDAS if (r := point(study, kind, 20, lam)) is not None]
     if (kind == "vae" and key == "std_elbo" and chapter1 and len(pts) < len(LAMBDAS)
             and set(chapter1) == set(LAMBDAS)):
         return [(lam, chapter1[lam]["std_elbo"]["mean"]) for lam in LAMBDAS], "chapter 1"
     return pts, "study"
+
+
+def chapter1_gaps(study: dict, chapter1: dict) -> dict[float, float]:
+    """The study's VAE minus chapter 1's (``chapter1_sweep``) in final standard ELBO, at every KL weight
+    (k = 20) where both are recorded: how closely chapter 1's sweep stands for the study's own VAE points
+    (the two differ only in the last, incomplete batch of each epoch; chapter 2b's page, Fig. 1a bottom)."""
+    return {lam: r["std_elbo"]["mean"] - chapter1[lam]["std_elbo"]["mean"]
+            for lam in LAMBDAS if lam in chapter1 and (r := point(study, "vae", 20, lam)) is not None}
 
 
 def lambda_spread(study: dict, kind: str, key: str, chapter1: dict | None = None) -> tuple[float | None, int]:
@@ -138,19 +148,20 @@ def lambda_spread_se(study: dict, kind: str, key: str, chapter1: dict | None = N
         return 0.0
     vals = {lam: v for lam, v in pts}
     hi, lo = max(vals, key=vals.get), min(vals, key=vals.get)
-    return math.hypot(_point(study, kind, 20, hi)[key]["se"], _point(study, kind, 20, lo)[key]["se"])
+    return math.hypot(point(study, kind, 20, hi)[key]["se"], point(study, kind, 20, lo)[key]["se"])
 
 
 def lambda_table(study: dict, chapter1: dict | None = None) -> list[dict]:
     """Fig. 1a, bottom, as numbers: one row per KL weight (k = 20) with both models' final standard ELBO
-    and IS log-likelihood, each "mean ± s.e." over the test images, and HEBAE's active units. The VAE's
+    and IS log-likelihood, each "mean ± s.e." over the test images, HEBAE's active units and both models'
+    Frechet distance of samples (classifier features, 10,000 samples of N(0, I); lower is closer). The VAE's
     standard ELBO comes from chapter 1's sweep (marked "ch. 1", no s.e.) where ``lambda_curve`` takes it
     from there; a point not recorded yet is "–"."""
     sources = {key: lambda_curve(study, "vae", key, chapter1) for key in ("std_elbo", "is_ll")}
     rows = []
     for lam in LAMBDAS:
         row = {"λ": f"{lam:.3g}"}
-        v, h = _point(study, "vae", 20, lam), _point(study, "hebae", 20, lam)
+        v, h = point(study, "vae", 20, lam), point(study, "hebae", 20, lam)
         for key, name in (("std_elbo", "standard ELBO"), ("is_ll", "IS log-lik.")):
             pts, source = sources[key]
             if source == "chapter 1":
@@ -159,6 +170,8 @@ def lambda_table(study: dict, chapter1: dict | None = None) -> list[dict]:
                 row[f"VAE {name}"] = f"{v[key]['mean']:.2f} ± {v[key]['se']:.2f}" if v else "–"
             row[f"HEBAE {name}"] = f"{h[key]['mean']:.2f} ± {h[key]['se']:.2f}" if h else "–"
         row["HEBAE active units"] = f"{h['active_units']}" if h else "–"
+        for kind, r in (("VAE", v), ("HEBAE", h)):
+            row[f"{kind} FD"] = f"{r['fd_classifier']:.1f}" if r else "–"
         rows.append(row)
     return rows
 
@@ -183,8 +196,8 @@ def fig1a_bottom(study: dict, plt, chapter1: dict | None = None):
 def models_at(study: dict, k: int, wae_lam: float) -> dict:
     """The VAE's, HEBAE's (lambda = 1) and the WAE's (MMD weight ``wae_lam``) results at latent size ``k``,
     by model name; None where the study has no record."""
-    return {"VAE": _point(study, "vae", k), "HEBAE": _point(study, "hebae", k),
-            "WAE": _point(study, "wae", k, wae_lam)}
+    return {"VAE": point(study, "vae", k), "HEBAE": point(study, "hebae", k),
+            "WAE": point(study, "wae", k, wae_lam)}
 
 
 def aggregate_variances(study: dict, k: int, wae_lam: float) -> dict[str, tuple[float, float]]:
@@ -278,7 +291,7 @@ def form_control(study: dict) -> list[dict]:
     over the test images. Each form's standard ELBO uses its own posterior (the code form's is the
     diagonal of the exact one's covariance); the IS log-likelihood, with the same kind of proposal for
     both, compares the two generative models. Empty until both points are recorded."""
-    exact, code = _point(study, "hebae", 20), _point(study, "hebae", 20, form="code")
+    exact, code = point(study, "hebae", 20), point(study, "hebae", 20, form="code")
     if exact is None or code is None:
         return []
     rows = [{"yardstick": "own objective (test)", "exact": exact["test_objective"],
@@ -401,7 +414,7 @@ def _at_every_k(study: dict, measure) -> tuple[str, str]:
     run yet" (``_combine`` makes the one verdict)."""
     parts, verdicts = [], []
     for k in KS:
-        v, h = _point(study, "vae", k), _point(study, "hebae", k)
+        v, h = point(study, "vae", k), point(study, "hebae", k)
         if v is None or h is None:
             verdicts.append("not run yet")
             continue

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import display
 
-from vaelab.experiments.hebae_runs import PAPER_BEST_FID
+from vaelab.experiments.hebae_runs import LAMBDAS, PAPER_BEST_FID
 from vaelab.experiments.pendulum_runs import PAPER_TABLE1, PAPER_TABLE2
 from vaelab.experiments.vamp_runs import PAPER_LL
 from vaelab.lab import hebae_study, vamp_study
@@ -114,6 +114,12 @@ judge("02_elbo", per_model(trio20, lambda r: r["std_elbo"]["mean"], models=PAIR)
       claim_verdict("HEBAE reaches a higher standard ELBO"))
 judge("02_ll", per_model(trio20, lambda r: r["is_ll"]["mean"], models=PAIR),
       claim_verdict("HEBAE reaches a higher IS log-likelihood"))
+for key, what in (("std_elbo", "standard ELBO"), ("is_ll", "IS log-likelihood")):
+    spreads = [hebae_study.lambda_spread(study, kind, key, chapter1)
+               for kind in ("vae", "hebae")]  # (max - min over the weights, how many)
+    judge(f"02_lam_{key}",
+          " / ".join(fmt(s, ".1f") if n == len(LAMBDAS) else DASH for s, n in spreads),
+          claim_verdict(f"HEBAE's {what} varies less"))
 judge("02_mic", per_model(trio20, lambda r: r["mic"]["mean_mic"], ".2f"),
       claim_verdict("MIC(index, z) orders"))
 judge("02_fd", per_model(trio10, lambda r: r["fd_classifier"]),
@@ -168,6 +174,8 @@ glue("res_records", len(rec00 + list(rec01.values()) + rec02 + rec03 + study04))
 # | [2](02b_hebae_study.ipynb) | VAE / HEBAE, $k = 20$ | own objective, test (nats) | HEBAE lower (Fig. 1a) | {glue:text}`res_full_02_objective` | — | {glue:text}`res_v_02_objective` |
 # | [2](02b_hebae_study.ipynb) | VAE / HEBAE, $k = 20$ | standard ELBO, test (nats) | HEBAE higher (Fig. 1a) | {glue:text}`res_full_02_elbo` | — | {glue:text}`res_v_02_elbo` |
 # | [2](02b_hebae_study.ipynb) | VAE / HEBAE, $k = 20$ | IS log-likelihood, test (nats) | HEBAE higher (Fig. 1a) | {glue:text}`res_full_02_ll` | — | {glue:text}`res_v_02_ll` |
+# | [2](02b_hebae_study.ipynb) | VAE / HEBAE, $k = 20$, $\lambda = 0.01$ to $100$ | spread of the standard ELBO over $\lambda$ (nats) | HEBAE smaller (Fig. 1a, bottom) | {glue:text}`res_full_02_lam_std_elbo` | — | {glue:text}`res_v_02_lam_std_elbo` |
+# | [2](02b_hebae_study.ipynb) | VAE / HEBAE, $k = 20$, $\lambda = 0.01$ to $100$ | spread of the IS log-likelihood over $\lambda$ (nats) | HEBAE smaller (Fig. 1a, bottom) | {glue:text}`res_full_02_lam_is_ll` | — | {glue:text}`res_v_02_lam_is_ll` |
 # | [2](02b_hebae_study.ipynb) | VAE / HEBAE / WAE, $k = 20$ | mean MIC(index, $z_j$) | VAE < HEBAE < WAE (Fig. 2c) | {glue:text}`res_full_02_mic` | {glue:text}`02_hebae.ipynb::ch02_mic_vae:s` / {glue:text}`02_hebae.ipynb::ch02_mic_hebae:s` / {glue:text}`02_hebae.ipynb::ch02_mic_wae:s` | {glue:text}`res_v_02_mic` |
 # | [2](02b_hebae_study.ipynb) | VAE / HEBAE / WAE, $k = 10$ | Fréchet distance of samples, classifier features | HEBAE lowest (Fig. 4, pictures) | {glue:text}`res_full_02_fd` | {glue:text}`02_hebae.ipynb::ch02_fd_vae:s` / {glue:text}`02_hebae.ipynb::ch02_fd_hebae:s` / {glue:text}`02_hebae.ipynb::ch02_fd_wae:s` | {glue:text}`res_v_02_fd` |
 # | [3](03b_vampprior_study.ipynb) | VAE, standard prior | test log-likelihood (nats) | {glue:text}`res_p_03_vae_std` (Table 1) | {glue:text}`res_full_03_vae_std` | {glue:text}`03_vampprior.ipynb::ch03_ll_vae_std:s` | {glue:text}`res_v_03_vae_std` |

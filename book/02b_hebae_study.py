@@ -191,7 +191,7 @@ gaps = hs.chapter1_gaps(study, chapter1)  # the study's VAE minus chapter 1's
 texts = dict.fromkeys(["where", "gap", "spread"], "(not run yet)")
 if gaps:
     spread = hs.lambda_spread({}, "vae", "std_elbo", chapter1)[0]
-    texts = {"where": ", ".join(f"{lam:g}" for lam in gaps),
+    texts = {"where": ", ".join(f"{lam:.3g}" for lam in gaps),
              "gap": f"{max(abs(g) for g in gaps.values()):.2f}",
              "spread": f"{spread:.0f}"}
 n_vae = len(hs.lambda_curve(study, "vae", "is_ll")[0])  # the study's own VAE points
